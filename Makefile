@@ -1,0 +1,39 @@
+# The targets CI runs are exactly these: `make test` (.ci/run) and `make demo` (README).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck layers unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## make demo: set up .venv and analyse the shipped sample (data/sample) into out/demo
+demo: $(STAMP)
+	$(BIN)/carenet demo --out out/demo
+
+## make test: set up .venv, then lint, type-check, check import layers and run every test
+test: $(STAMP) lint typecheck layers unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check carenet tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile
+
+## make bench: run the benchmarks (slow; they print a table and write JSON under benchmarks/results)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,344 @@
+"""The ``carenet`` command line: generate data, analyse logs, inspect files, run the demo.
+
+Every command calls the same library functions a notebook would (:func:`carenet.analyze`,
+:func:`carenet.community.generator.generate`); this module only parses flags, shows progress
+and prints results. Errors the user can fix (a missing file, a bad row format, an unknown
+column) are printed as one line naming the file, line and column, with exit code 2, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from carenet.config import AnalysisConfig
+from carenet.errors import CarenetError, EmptyGraphError, InvalidInputError
+
+app = typer.Typer(
+    name="carenet",
+    help=(
+        "Find and care for the customers who carry a community.\n\n"
+        "carenet turns interaction logs (calls, messages, referrals, ...) into a customer "
+        "graph and measures each customer's position, influence and exposure.\n\n"
+        "Start with `carenet demo` (analyses the shipped sample) or "
+        "`carenet analyze LOG.csv --out runs/first`; `carenet inspect LOG.csv` shows how a "
+        "file will be read."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+INPUT = "Input columns (found by name or position when not given)"
+GRAPH = "Graph"
+TABLES = "Side tables and config"
+OUTPUT = "Output"
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn carenet errors into one red line and an exit code (2: bad input, 1: other)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InvalidInputError, EmptyGraphError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except CarenetError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """A rich progress display fed by the pipeline's ``(step, done, total)`` callback."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda step, done=None, total=None: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+        last: list[str] = []
+
+        def report(step: str, done: float | None = None, total: float | None = None) -> None:
+            if step not in tasks:
+                if last:
+                    prev = tasks[last[-1]]
+                    bar.update(prev, total=1, completed=1)
+                tasks[step] = bar.add_task(step, total=None, detail="")
+                last.append(step)
+            detail = ""
+            if done is not None and step == "load":
+                detail = f"{int(done):,} rows"
+            elif done is not None and total:
+                detail = f"{done:,.0f}/{total:,.0f}"
+            bar.update(tasks[step], total=total, completed=done or 0, detail=detail)
+
+        yield report
+        if last:
+            bar.update(tasks[last[-1]], total=1, completed=1)
+
+
+# ---------------------------------------------------------------------------- generate
+@app.command()
+@friendly_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the data set to.")],
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 3000,
+    interactions: Annotated[int, typer.Option(help="Number of interactions (log rows).")] = 60_000,
+    mean_degree: Annotated[float, typer.Option(help="Average ties per customer.")] = 8.0,
+    community_size: Annotated[float, typer.Option(help="Average community size.")] = 120.0,
+    mixing: Annotated[float, typer.Option(help="Share of ties leaving their community (0-1).")] = 0.15,
+    period_days: Annotated[float, typer.Option(help="Length of the observed period in days.")] = 180.0,
+    transmission: Annotated[float, typer.Option(help="Churn contagion along a tie of mean strength.")] = 0.08,
+    timestamps: Annotated[str, typer.Option(help="iso (text) or epoch (seconds).")] = "iso",
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
+) -> None:
+    """Generate a synthetic customer community with a known churn cascade.
+
+    Writes interactions, customers, events and truth tables (the truth holds each customer's
+    planted community, churn time and who passed the churn on), plus generator.json.
+    """
+    from carenet.community.generator import GeneratorConfig, truth_summary
+    from carenet.community.generator import generate as make
+
+    cfg = GeneratorConfig(
+        customers=customers, interactions=interactions, mean_degree=mean_degree,
+        community_size=community_size, mixing=mixing, period_days=period_days,
+        transmission=transmission, timestamps=timestamps, seed=seed,
+    )
+    t0 = time.perf_counter()
+    with err_console.status("generating"):
+        data = make(cfg)
+        paths = data.write(out, fmt=fmt)
+    summary = truth_summary(data)
+    table = Table(title=f"generated in {time.perf_counter() - t0:.1f} s", show_header=False)
+    for k, v in summary.items():
+        table.add_row(k.replace("_", " "), f"{v:,}")
+    for k, p in paths.items():
+        table.add_row(f"{k} file", str(p))
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- analyze
+def _config(
+    config: Path | None, overrides: dict[str, Any]
+) -> AnalysisConfig:
+    base = AnalysisConfig.from_toml(config) if config is not None else AnalysisConfig()
+    return base.with_overrides(overrides)
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _channel_weights(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    out: dict[str, float] = {}
+    for part in _split_list(text) or []:
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--channel-weights wants name=weight pairs, not {part!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidInputError(f"--channel-weights: {value!r} is not a number") from None
+    return out
+
+
+@app.command()
+@friendly_errors
+def analyze(
+    logs: Annotated[list[Path], typer.Argument(help="Interaction log file(s): CSV (also .gz, any delimiter, SNAP-style whitespace), Parquet or JSON Lines.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.", rich_help_panel=OUTPUT)] = Path("carenet-run"),
+    customers: Annotated[Path | None, typer.Option("--customers", help="Customers table: customer_id, value, segment, churn_score, ...", rich_help_panel=TABLES)] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="Events table: customer_id, event (churn, complaint, ...), timestamp.", rich_help_panel=TABLES)] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="analysis.toml with input, graph, ... sections; flags override it.", rich_help_panel=TABLES)] = None,
+    source_col: Annotated[str | None, typer.Option(help="Column of the customer who initiated (e.g. caller, from).", rich_help_panel=INPUT)] = None,
+    target_col: Annotated[str | None, typer.Option(help="Column of the customer contacted (e.g. callee, to).", rich_help_panel=INPUT)] = None,
+    time_col: Annotated[str | None, typer.Option(help="Timestamp column; '' for none.", rich_help_panel=INPUT)] = None,
+    weight_col: Annotated[str | None, typer.Option(help="Weight column (count, minutes, duration, ...); '' for none.", rich_help_panel=INPUT)] = None,
+    channel_col: Annotated[str | None, typer.Option(help="Channel column (call, sms, chat, ...); '' for none.", rich_help_panel=INPUT)] = None,
+    columns: Annotated[str | None, typer.Option(help="Names for the fields of a headerless file, e.g. source,target,timestamp.", rich_help_panel=INPUT)] = None,
+    header: Annotated[bool | None, typer.Option("--header/--no-header", help="Whether the first line names the columns (default: detected).", rich_help_panel=INPUT, show_default=False)] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected; 'whitespace' for runs of blanks).", rich_help_panel=INPUT)] = None,
+    time_unit: Annotated[str | None, typer.Option(help="auto, s, ms, us, ns or iso.", rich_help_panel=INPUT)] = None,
+    time_format: Annotated[str | None, typer.Option(help="strptime format of text timestamps, e.g. '%d/%m/%Y %H:%M'.", rich_help_panel=INPUT)] = None,
+    channel: Annotated[str | None, typer.Option(help="Channel of every row of a log without a channel column (e.g. sms).", rich_help_panel=INPUT)] = None,
+    half_life: Annotated[str | None, typer.Option(help="Decay half-life of interaction weight, e.g. 30d, 12h, none (default 30d).", rich_help_panel=GRAPH, show_default=False)] = None,
+    reference_time: Annotated[str | None, typer.Option(help="'Now' for ages (ISO 8601 or epoch); default: newest interaction.", rich_help_panel=GRAPH)] = None,
+    channels: Annotated[str | None, typer.Option(help="Comma list of accepted channels; others are rejected.", rich_help_panel=GRAPH)] = None,
+    channel_weights: Annotated[str | None, typer.Option(help="Per-channel weight, e.g. call=2,sms=1.", rich_help_panel=GRAPH)] = None,
+    symmetrize: Annotated[bool | None, typer.Option("--symmetrize/--directed", help="Merge u->v and v->u into undirected ties (default: directed).", rich_help_panel=GRAPH, show_default=False)] = None,
+    min_weight: Annotated[float | None, typer.Option(help="Drop ties lighter than this.", rich_help_panel=GRAPH)] = None,
+    pseudonymize: Annotated[bool | None, typer.Option("--pseudonymize/--raw-ids", help="Replace customer ids by a salted hash (salt from $CARENET_SALT).", rich_help_panel=GRAPH, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for every stochastic step (default 42).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Analyse interaction logs and write a run directory.
+
+    Writes customers.parquet and customers.csv (one row per customer: customer_id and one
+    column per measure), rejects.csv (every rejected row with file, line and reason),
+    run.json (parameters, timings, counts, library versions) and graph/ (the tie arrays).
+
+    Example: carenet analyze CollegeMsg.txt --columns source,target,timestamp --out runs/college
+    """
+    cfg = _config(config, {
+        "seed": seed,
+        "input.source_col": source_col, "input.target_col": target_col,
+        "input.time_col": time_col, "input.weight_col": weight_col,
+        "input.channel_col": channel_col, "input.columns": _split_list(columns),
+        "input.header": header, "input.delimiter": delimiter, "input.time_unit": time_unit,
+        "input.time_format": time_format, "input.channel": channel,
+        "graph.half_life": half_life, "graph.reference_time": reference_time,
+        "graph.channels": _split_list(channels),
+        "graph.channel_weights": _channel_weights(channel_weights),
+        "graph.symmetrize": symmetrize, "graph.min_weight": min_weight,
+        "graph.pseudonymize": pseudonymize,
+    })
+    run_and_report(logs, cfg, out, customers=customers, events=events, quiet=quiet)
+
+
+def run_and_report(
+    logs: list[Path], cfg: AnalysisConfig, out: Path, *, customers: Path | None = None,
+    events: Path | None = None, quiet: bool = False,
+) -> Any:
+    """Analyse, save the run and print its summary (shared by ``analyze`` and ``demo``)."""
+    from carenet.pipeline import analyze as run_analysis
+
+    with progress_bar(not quiet) as report:
+        run = run_analysis(logs, customers=customers, events=events, config=cfg,
+                           progress=report)
+        report("save", None, None)
+        path = run.save(out)
+    print_run(run, path)
+    return run
+
+
+def print_run(run: Any, path: Path) -> None:
+    """A short human summary of a run."""
+    c = run.counts
+    s = run.summary
+    table = Table(title=f"carenet run {run.run_id}", show_header=False, title_justify="left")
+    table.add_row("interactions read", f"{c['rows_read']:,}")
+    table.add_row("loaded", f"{c['rows_loaded']:,}")
+    rejected = ", ".join(f"{k} {v:,}" for k, v in c["rejected"].items())
+    table.add_row("rejected", f"{c['rows_rejected']:,}" + (f"  ({rejected})" if rejected else ""))
+    table.add_row("customers", f"{c['customers']:,}")
+    kind = "directed" if s["directed"] else "undirected"
+    table.add_row("ties", f"{c['ties']:,} {kind}")
+    table.add_row("components", f"{s['components']:,} (largest {s['largest_component']:,})")
+    if s.get("reciprocity") is not None:
+        table.add_row("reciprocity", f"{s['reciprocity']:.3f}")
+    if c.get("events"):
+        table.add_row("events", f"{c['events']:,}")
+    table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
+    table.add_row("written to", str(path))
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- inspect
+@app.command()
+@friendly_errors
+def inspect(
+    log: Annotated[Path, typer.Argument(help="A log file to look at.", show_default=False)],
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
+    header: Annotated[bool | None, typer.Option("--header/--no-header", show_default=False, help="Whether the first line names the columns.")] = None,
+    columns: Annotated[str | None, typer.Option(help="Names for the fields of a headerless file.")] = None,
+) -> None:
+    """Show how carenet reads a log: format, delimiter, header, which column plays which role.
+
+    Reads only the first rows; run it before a long analysis to check the column mapping.
+    """
+    from carenet.graphs.logs import LogOptions, LogReader
+    from carenet.graphs.tables import ReadOptions
+
+    reader = LogReader(log, LogOptions(read=ReadOptions(
+        delimiter=delimiter, header=header,
+        columns=tuple(_split_list(columns) or ()) or None)))
+    sn = reader.table.sniffed
+    info = {
+        "file": str(log),
+        "format": sn.format + (f" ({sn.compression})" if sn.compression else ""),
+        "delimiter": repr(sn.delimiter) if sn.format == "csv" else "-",
+        "header": sn.header,
+        "comment lines": sn.skip_rows,
+        "columns": ", ".join(reader.table.names),
+    }
+    table = Table(title="how carenet reads this file", show_header=False, title_justify="left")
+    for k, v in info.items():
+        table.add_row(k, str(v))
+    for role, col in reader.columns.items():
+        table.add_row(f"  {role}", col)
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- demo
+def sample_dir() -> Path:
+    """The shipped sample: ./data/sample, or the one next to the package source."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        d = base / "data" / "sample"
+        if (d / "interactions.csv").exists():
+            return d
+    raise InvalidInputError(
+        "the sample data (data/sample/interactions.csv) was not found; run from the "
+        "repository root or regenerate it with: carenet generate --out data/sample"
+    )
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path("out/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Analyse the shipped sample (3,000 customers, 60,000 interactions, their values and
+    churn/complaint events) end to end and write the run to OUT.
+    """
+    d = sample_dir()
+    run_and_report([d / "interactions.csv"], AnalysisConfig(), out,
+                   customers=d / "customers.csv", events=d / "events.csv", quiet=quiet)
+
+
+@app.command()
+def version() -> None:
+    """Print carenet's version and the versions of the libraries it computes with."""
+    from carenet.pipeline import library_versions
+
+    console.print_json(json.dumps(library_versions()))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,285 @@
+"""Analysis configuration: a TOML file and command-line flags -> one frozen ``AnalysisConfig``.
+
+Each section of the TOML file is one dataclass here, so the file, the flags, ``run.json`` and
+the API's run requests all speak the same names::
+
+    seed = 42
+
+    [input]                 # how to read the logs (all optional: sniffed by default)
+    source_col = "caller"
+    time_unit = "auto"
+
+    [graph]                 # how interactions become ties
+    half_life = "30d"
+    symmetrize = false
+    channel_weights = { call = 2.0, sms = 1.0 }
+
+Unknown keys and wrong types are errors naming the key (a typo must not silently fall back to
+a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+import numpy as np
+import pandas as pd
+
+from carenet.errors import InvalidInputError
+from carenet.graphs.build import parse_duration
+from carenet.graphs.logs import LogOptions, TableOptions
+from carenet.graphs.tables import ReadOptions
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How to read interaction logs (``None`` = sniffed). See :class:`LogOptions`."""
+
+    source_col: str | None = None
+    target_col: str | None = None
+    time_col: str | None = None
+    channel_col: str | None = None
+    weight_col: str | None = None
+    delimiter: str | None = None
+    header: bool | None = None
+    columns: tuple[str, ...] | None = None
+    time_unit: str = "auto"
+    time_format: str | None = None
+    channel: str | None = None
+    format: str = "auto"
+
+    def log_options(self) -> LogOptions:
+        """The loader options these settings stand for."""
+        return LogOptions(
+            source_col=self.source_col, target_col=self.target_col, time_col=self.time_col,
+            channel_col=self.channel_col, weight_col=self.weight_col,
+            time_unit=self.time_unit, time_format=self.time_format, channel=self.channel,
+            read=ReadOptions(format=self.format, delimiter=self.delimiter, header=self.header,
+                             columns=self.columns),
+        )
+
+
+@dataclass(frozen=True)
+class TablesConfig:
+    """Column names of the customers and events tables (``None`` = found by name)."""
+
+    customer_id_col: str | None = None
+    value_col: str | None = None
+    segment_col: str | None = None
+    churn_col: str | None = None
+    event_col: str | None = None
+    event_time_col: str | None = None
+
+    def customer_options(self) -> TableOptions:
+        """Reader options for the customers table."""
+        return TableOptions(id_col=self.customer_id_col, value_col=self.value_col,
+                            segment_col=self.segment_col, churn_col=self.churn_col)
+
+    def event_options(self) -> TableOptions:
+        """Reader options for the events table."""
+        return TableOptions(id_col=self.customer_id_col, event_col=self.event_col,
+                            time_col=self.event_time_col)
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """How interactions become weighted ties.
+
+    ``half_life``: interactions lose half their weight per half-life of age (``"30d"``,
+    ``"12h"``; ``"none"`` for no decay; ignored without timestamps). ``reference_time``: the
+    "now" ages are measured from (ISO 8601 or epoch seconds; default: the newest interaction);
+    later interactions are rejected. ``channels``: if given, the only channels accepted.
+    ``min_weight``: ties lighter than this are dropped.
+    """
+
+    half_life: str | None = "30d"
+    reference_time: str | None = None
+    channels: tuple[str, ...] | None = None
+    channel_weights: dict[str, float] = field(default_factory=dict)
+    symmetrize: bool = False
+    min_weight: float = 0.0
+    pseudonymize: bool = False
+
+    def __post_init__(self) -> None:
+        parse_duration(self.half_life)
+        if self.reference_time is not None:
+            parse_time(self.reference_time)
+        if self.min_weight < 0:
+            raise InvalidInputError(f"graph.min_weight must be >= 0, not {self.min_weight}")
+
+    @property
+    def half_life_seconds(self) -> float | None:
+        """The half-life in seconds (None: no decay)."""
+        return parse_duration(self.half_life)
+
+    @property
+    def reference_seconds(self) -> float | None:
+        """The reference time as epoch seconds (None: newest interaction)."""
+        return None if self.reference_time is None else parse_time(self.reference_time)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Every setting of one analysis run; ``to_dict()`` goes into ``run.json``."""
+
+    seed: int = 42
+    input: InputConfig = field(default_factory=InputConfig)
+    tables: TablesConfig = field(default_factory=TablesConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> AnalysisConfig:
+        """Read a TOML config file; errors name the file and the key."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInputError("no such config file", file=p) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"not valid TOML: {exc}", file=p) from exc
+        try:
+            return cls.from_mapping(data)
+        except InvalidInputError as exc:
+            raise InvalidInputError(exc.reason, file=p) from exc
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> AnalysisConfig:
+        """Build from nested dicts (TOML, JSON, an API request); unknown keys are errors."""
+        return from_mapping(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (tuples as lists), the inverse of :meth:`from_mapping`."""
+        return _plain(dataclasses.asdict(self))  # type: ignore[no-any-return]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> AnalysisConfig:
+        """A copy with dotted keys replaced, e.g. ``{"graph.half_life": "7d"}``; ``None``
+        values are skipped (a flag that was not given).
+        """
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = list(value) if isinstance(value, tuple) else value
+        return from_mapping(type(self), data)
+
+
+def parse_time(value: str | float | int) -> float:
+    """Epoch seconds from ISO 8601 text or a number of seconds.
+
+    >>> parse_time("2026-01-01T00:00:00Z"), parse_time("1767225600")
+    (1767225600.0, 1767225600.0)
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    stamp = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    if pd.isna(stamp):
+        raise InvalidInputError(f"cannot read time {value!r}; use ISO 8601 or epoch seconds")
+    return float(stamp.value) / 1e9
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def from_mapping(cls: type[C], data: dict[str, Any], where: str = "") -> C:
+    """Instantiate dataclass ``cls`` from a mapping, checking keys and coercing types."""
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"setting {where or 'config'} must be a table, not {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{where}.{key}" if where else key
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise InvalidInputError(f"unknown setting {name!r}; known here: {known}")
+        kwargs[key] = _coerce(hints[key], value, name)
+    try:
+        return cls(**kwargs)
+    except InvalidInputError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"invalid setting in {where or 'config'}: {exc}") from exc
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, name)
+            except InvalidInputError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return from_mapping(tp, value, name)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInputError(f"setting {name!r} must be a list, not {value!r}")
+        return tuple(_coerce(args[0], v, name) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InvalidInputError(f"setting {name!r} must be a table, not {value!r}")
+        return {str(k): _coerce(args[1], v, f"{name}.{k}") for k, v in value.items()}
+    if origin is typing.Literal:
+        if value not in args:
+            raise InvalidInputError(f"setting {name!r} must be one of {list(args)}, not {value!r}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise InvalidInputError(f"setting {name!r} must be true or false, not {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise InvalidInputError(f"setting {name!r} must be an integer, not {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidInputError(f"setting {name!r} must be an integer, not {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise InvalidInputError(f"setting {name!r} must be a number, not {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"setting {name!r} must be a number, not {value!r}") from None
+    if tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise InvalidInputError(f"setting {name!r} must be text, not {value!r}")
+        return value
+    return value

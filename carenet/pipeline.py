@@ -1,0 +1,307 @@
+"""One analysis run: config -> load -> graph -> every analysis step -> :class:`AnalysisRun`.
+
+:func:`analyze` is the single entry point behind the CLI, the API's job runner and notebooks.
+Steps are plain functions registered in :data:`STEPS`; each reads the :class:`RunContext`
+(graph, side tables, config, seed) and adds per-customer columns and tables to it. Adding a
+capability means adding a step, not a new code path.
+
+A run directory holds ``customers.parquet`` and ``customers.csv`` (one row per customer:
+``customer_id`` plus one column per measure), ``rejects.csv`` (every rejected input row),
+``run.json`` (parameters, timings, counts, versions), any extra tables (``communities.parquet``
+...), and ``graph/`` (the CSR arrays, for neighbour queries and views). It is written to a
+temporary directory and renamed into place, so a reader never sees half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carenet.config import AnalysisConfig
+from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.graphs.build import GraphBuilder, LoadedNetwork, LoadReport
+from carenet.graphs.logs import LogSource
+from carenet.graphs.model import CustomerGraph
+from carenet.steps import import_steps
+from carenet.steps.base import STEPS, Progress, RunContext, no_progress
+
+RUN_FORMAT = 1
+_VERSIONED = ("carenet", "numpy", "scipy", "pandas", "pyarrow", "numba", "igraph", "networkx")
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisRun:
+    """A finished analysis: parameters, timings, versions, the per-customer table, extra
+    tables, the graph and the load's rejects. ``to_dict()`` is what ``run.json`` holds.
+    """
+
+    run_id: str
+    created: str
+    finished: str
+    parameters: dict[str, Any]
+    inputs: dict[str, Any]
+    timings: dict[str, float]
+    counts: dict[str, Any]
+    versions: dict[str, str]
+    summary: dict[str, Any]
+    loading: dict[str, Any]
+    customers: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    graph: CustomerGraph
+    events: pd.DataFrame
+    rejects: pd.DataFrame
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description of the run (no per-customer data)."""
+        return {
+            "format": RUN_FORMAT,
+            "run_id": self.run_id,
+            "created": self.created,
+            "finished": self.finished,
+            "parameters": self.parameters,
+            "inputs": self.inputs,
+            "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
+            "counts": self.counts,
+            "versions": self.versions,
+            "summary": self.summary,
+            "load": self.loading,
+            "tables": sorted(self.tables),
+            "results": _jsonable(self.results),
+        }
+
+    def top(self, column: str, k: int = 10, *, ascending: bool = False) -> pd.DataFrame:
+        """The k customers with the highest (or lowest) ``column``, with their ids."""
+        if column not in self.customers:
+            raise InvalidInputError(
+                f"no column {column!r}; the run has {', '.join(self.customers.columns)}"
+            )
+        return self.customers.sort_values(column, ascending=ascending, kind="stable").head(k)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the run directory atomically (temporary sibling, then rename); returns it."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            _write_table(self.customers, tmp / "customers")
+            for name, table in self.tables.items():
+                _write_table(table, tmp / name)
+            self.rejects.to_csv(tmp / "rejects.csv", index=False)
+            self.events.to_parquet(tmp / "events.parquet", index=False)
+            self.graph.save(tmp / "graph")
+            (tmp / "run.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            if target.exists():
+                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AnalysisRun:
+        """Read a run directory written by :meth:`save`."""
+        d = Path(directory)
+        meta_path = d / "run.json"
+        if not meta_path.exists():
+            raise RunNotFoundError(f"{d}: not a carenet run directory (no run.json)")
+        meta = json.loads(meta_path.read_text())
+        tables = {
+            name: pd.read_parquet(d / f"{name}.parquet") for name in meta.get("tables", [])
+        }
+        rejects = pd.read_csv(d / "rejects.csv", dtype=str, keep_default_na=False)
+        return cls(
+            run_id=meta["run_id"], created=meta["created"], finished=meta["finished"],
+            parameters=meta["parameters"], inputs=meta["inputs"], timings=meta["timings"],
+            counts=meta["counts"], versions=meta["versions"], summary=meta["summary"],
+            loading=meta["load"], customers=pd.read_parquet(d / "customers.parquet"),
+            tables=tables, graph=CustomerGraph.load(d / "graph"),
+            events=pd.read_parquet(d / "events.parquet"), rejects=rejects,
+            results=meta.get("results", {}),
+        )
+
+
+def _write_table(frame: pd.DataFrame, stem: Path) -> None:
+    frame.to_parquet(stem.with_suffix(".parquet"), index=False)
+    frame.to_csv(stem.with_suffix(".csv"), index=False)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if hasattr(x, "to_dict"):
+        return _jsonable(x.to_dict())
+    return x
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def load_inputs(
+    logs: LogSource | Sequence[LogSource],
+    *,
+    customers: LogSource | None = None,
+    events: LogSource | None = None,
+    config: AnalysisConfig = AnalysisConfig(),
+    progress: Progress = no_progress,
+) -> LoadedNetwork:
+    """Load logs and side tables as the config says (the first step of :func:`analyze`)."""
+    g = config.graph
+    builder = GraphBuilder(
+        half_life=g.half_life_seconds, reference_time=g.reference_seconds, channels=g.channels,
+        channel_weights=g.channel_weights, pseudonymize=g.pseudonymize,
+        progress=lambda step, done: progress("load", done, None),
+    )
+    many = list(logs) if isinstance(logs, (list, tuple)) else [logs]
+    if not many:
+        raise InvalidInputError("no interaction log given")
+    options = config.input.log_options()
+    for log in many:
+        progress("load", 0, None)
+        builder.add_log(log, options)
+    if customers is not None:
+        builder.add_customers(customers, config.tables.customer_options())
+    if events is not None:
+        builder.add_events(events, config.tables.event_options())
+    progress("build graph", None, None)
+    return builder.build(symmetrize=g.symmetrize, min_weight=g.min_weight)
+
+
+def _describe(source: LogSource | None) -> str | None:
+    if source is None:
+        return None
+    if isinstance(source, (str, Path)):
+        return str(Path(source))
+    return f"<{type(source).__name__} with {len(source)} rows>"
+
+
+def analyze(
+    logs: LogSource | Sequence[LogSource],
+    *,
+    customers: LogSource | None = None,
+    events: LogSource | None = None,
+    config: AnalysisConfig = AnalysisConfig(),
+    previous: AnalysisRun | None = None,
+    progress: Progress = no_progress,
+    steps: Sequence[str] | None = None,
+) -> AnalysisRun:
+    """Run a full analysis and return the :class:`AnalysisRun` (``save()`` it to a directory).
+
+    ``steps`` limits the analysis steps run (default: all registered in :data:`STEPS`);
+    ``previous`` is the last run, for run-to-run comparisons.
+
+    >>> import pandas as pd
+    >>> run = analyze(pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"]}))
+    >>> run.counts["customers"], run.counts["ties"], list(run.customers.columns)[:1]
+    (3, 2, ['customer_id'])
+    """
+    import_steps()
+    created = _now()
+    t0 = time.perf_counter()
+    network = load_inputs(logs, customers=customers, events=events, config=config,
+                          progress=progress)
+    timings = {"load": time.perf_counter() - t0}
+    timings.update({f"load.{k}": v for k, v in network.report.timings.items()})
+    graph = network.graph
+    table = network.customers.copy()
+    table.insert(1, "degree_in", graph.in_degree())
+    table.insert(2, "degree_out", graph.out_degree())
+    table.insert(3, "strength_in", graph.in_strength())
+    table.insert(4, "strength_out", graph.out_strength())
+    if graph.activity is not None:
+        table["interactions_sent"] = graph.activity.sent
+        table["interactions_received"] = graph.activity.received
+        table["first_seen"] = _as_time(graph.activity.first_seen)
+        table["last_seen"] = _as_time(graph.activity.last_seen)
+    ctx = RunContext(config=config, network=network, previous=previous, progress=progress,
+                     customers=table)
+    wanted = None if steps is None else set(steps)
+    unknown = (wanted or set()) - {n for n, _ in STEPS}
+    if unknown:
+        raise InvalidInputError(
+            f"unknown step(s) {', '.join(sorted(unknown))}; steps: "
+            f"{', '.join(n for n, _ in STEPS) or 'none registered'}"
+        )
+    for name, fn in STEPS:
+        if wanted is not None and name not in wanted:
+            continue
+        progress(name, None, None)
+        t1 = time.perf_counter()
+        fn(ctx)
+        ctx.timings[name] = time.perf_counter() - t1
+    timings.update(ctx.timings)
+    timings["total"] = time.perf_counter() - t0
+    report: LoadReport = network.report
+    summary = graph.summary().to_dict()
+    counts = {
+        "rows_read": report.rows_read,
+        "rows_loaded": report.rows_loaded,
+        "rows_rejected": report.rows_rejected,
+        "rejected": dict(report.rejected),
+        "customers": graph.n_customers,
+        "ties": graph.n_ties,
+        "events": len(network.events),
+        "graph_bytes": graph.nbytes,
+    }
+    return AnalysisRun(
+        run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        created=created,
+        finished=_now(),
+        parameters=config.to_dict(),
+        inputs={"logs": [_describe(x) for x in (logs if isinstance(logs, (list, tuple))
+                                                 else [logs])],
+                "customers": _describe(customers), "events": _describe(events)},
+        timings=timings,
+        counts=counts,
+        versions=library_versions(),
+        summary=summary,
+        loading=report.to_dict(),
+        customers=ctx.customers,
+        tables=ctx.tables,
+        graph=graph,
+        events=network.events,
+        rejects=network.rejects.to_frame(),
+        results=ctx.results,
+    )
+
+
+def _as_time(seconds: np.ndarray) -> pd.Series:
+    return pd.to_datetime(pd.Series(seconds), unit="s", utc=True)
+

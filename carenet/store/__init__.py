@@ -1,0 +1,1 @@
+"""Persistence of analysis runs (SQLite embedded default, PostgreSQL by URL)."""

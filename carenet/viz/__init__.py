@@ -1,0 +1,1 @@
+"""Interactive views (pyvis), static plots and the HTML report."""
