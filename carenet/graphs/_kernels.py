@@ -8,8 +8,14 @@ They work on plain numpy arrays; the Python wrappers in :mod:`carenet.graphs.ids
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
+
+# numba's default "workqueue" threading layer aborts the process when two threads enter a
+# parallel kernel at once (the API calls graph code from worker threads): serialise them.
+_PARALLEL_LOCK = threading.Lock()
 
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
@@ -167,7 +173,7 @@ def _sort_row(key: np.ndarray, a: int, b: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def reduce_edges(
+def _reduce_edges(
     n: int,
     src: np.ndarray,
     dst: np.ndarray,
@@ -229,6 +235,28 @@ def reduce_edges(
                 out_ch[o] = channels[q]
                 prev = t
     return indptr, out_idx, out_w, out_c, out_ch
+
+
+def reduce_edges(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    count: np.ndarray,
+    channels: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Thread-safe entry to :func:`_reduce_edges` (see there); inputs of any int dtype."""
+    if len(src) >= 2**32:
+        raise ValueError("reduce_edges takes fewer than 2**32 entries per call")
+    with _PARALLEL_LOCK:
+        return _reduce_edges(
+            int(n),
+            np.ascontiguousarray(src, dtype=np.int32),
+            np.ascontiguousarray(dst, dtype=np.int32),
+            np.ascontiguousarray(weight, dtype=np.float64),
+            np.ascontiguousarray(count, dtype=np.uint32),
+            np.ascontiguousarray(channels, dtype=np.uint16),
+        )
 
 
 @nb.njit(cache=True, nogil=True)
