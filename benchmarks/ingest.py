@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median_of, print_table, run_child, write_json  # noqa: E402
+from _common import machine, median_of, print_table, run_child, write_json
 
 DATA = Path(__file__).resolve().parent / "data"
 SIZES = {"1M": (100_000, 1_000_000), "10M": (1_000_000, 10_000_000)}
@@ -82,9 +82,9 @@ t0 = time.perf_counter()
 path = {path!r}
 src = f"read_parquet('{{path}}')" if path.endswith(".parquet") else f"read_csv('{{path}}')"
 con = duckdb.connect()
-ref = con.execute(f"select max(timestamp) from {{src}}").fetchone()[0]
+ref = con.execute(f"select max(timestamp) from {{src}}").fetchall()[0][0]
 agg = con.sql(f"select source, target, sum(weight * pow(2, (timestamp - {{ref}}) / {hl})) w "
-              f"from {{src}} group by all").arrow()
+              f"from {{src}} group by all").to_arrow_table()
 import pyarrow.compute as pc
 print(json.dumps({{"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "ties": agg.num_rows,
                   "total_weight": pc.sum(agg["w"]).as_py()}}))
