@@ -19,13 +19,15 @@ role              rule (defaults)                  Guimerà-Amaral classes
 community hub     z >= 2.5 and P < 0.30            R5 provincial hub
 connector hub     z >= 2.5 and P >= 0.30           R6 connector hub, R7 kinless hub
 bridge            z < 2.5 and P > 0.62             R3 non-hub connector, R4 non-hub kinless
-peripheral        otherwise, z < -1.0 or no ties   part of R1 / R2, weakly tied inside
+peripheral        otherwise, <= 1 tie inside       part of R1 / R2: hangs on by one tie
 member            otherwise                        the rest of R1 ultra-peripheral / R2
 ================  ===============================  ==========================================
 
 Guimerà and Amaral split non-hub non-connectors by P alone (R1: P <= 0.05, R2: otherwise);
-to a care strategist both are ordinary members, so carenet splits them instead by how weakly
-the customer is tied into its own community (``peripheral_z``), which is who may drift away.
+to a care strategist both are ordinary members, so carenet splits them instead by how many
+ties hold the customer in its own community (at most ``peripheral_ties``, default 1: one tie
+or none), which is who may drift away. (A z-score cut would not do: within-community degrees
+are heavy-tailed, so hubs inflate the spread and hardly anybody falls below ``z = -1``.)
 ``ga_class`` keeps the original R1-R7 class.
 
 >>> import numpy as np
@@ -57,27 +59,27 @@ ROLES: tuple[str, ...] = ("community hub", "connector hub", "bridge", "member", 
 
 @dataclass(frozen=True)
 class RoleThresholds:
-    """Where the roles split (defaults: Guimerà and Amaral 2005, plus ``peripheral_z``).
+    """Where the roles split (defaults: Guimerà and Amaral 2005, plus ``peripheral_ties``).
 
     ``hub_z``: within-community z-score from which a customer is a hub. ``connector_p``:
     participation from which a hub is a connector hub. ``bridge_p``: participation above
-    which a non-hub is a bridge. ``peripheral_z``: z-score below which a remaining customer
-    is peripheral.
+    which a non-hub is a bridge. ``peripheral_ties``: a remaining customer with at most this
+    many ties inside its community is peripheral.
     """
 
     hub_z: float = 2.5
     connector_p: float = 0.30
     bridge_p: float = 0.62
-    peripheral_z: float = -1.0
+    peripheral_ties: int = 1
 
     def __post_init__(self) -> None:
         for name in ("connector_p", "bridge_p"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidInputError(f"{name} must be in [0, 1], not {value}")
-        if not self.peripheral_z < self.hub_z:
+        if self.peripheral_ties < 0:
             raise InvalidInputError(
-                f"peripheral_z ({self.peripheral_z}) must be below hub_z ({self.hub_z})"
+                f"peripheral_ties must be >= 0, not {self.peripheral_ties}"
             )
 
 
@@ -108,7 +110,8 @@ class Roles:
     def to_dict(self, *, values: bool = True) -> dict[str, Any]:
         """JSON-ready (native Python numbers only)."""
         out: dict[str, Any] = {
-            "thresholds": {k: float(v) for k, v in vars(self.thresholds).items()},
+            "thresholds": {k: (int(v) if isinstance(v, int) else float(v))
+                           for k, v in vars(self.thresholds).items()},
             "weighted": bool(self.weighted),
             "seconds": float(self.seconds),
             "counts": self.counts(),
@@ -124,9 +127,9 @@ class Roles:
 @nb.njit(cache=True, nogil=True)
 def _inside_and_spread(
     indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, labels: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per node: weight to its own community, total weight, sum over communities of the
-    squared weight to that community.
+    squared weight to that community, number of ties inside its own community.
     """
     n = labels.size
     k = 0
@@ -139,6 +142,7 @@ def _inside_and_spread(
     inside = np.zeros(n)
     total = np.zeros(n)
     squares = np.zeros(n)
+    inside_n = np.zeros(n, np.int64)
     for v in range(n):
         nt = 0
         for e in range(indptr[v], indptr[v + 1]):
@@ -152,6 +156,8 @@ def _inside_and_spread(
                 nt += 1
             acc[c] += weights[e]
             total[v] += weights[e]
+            if c == labels[v]:
+                inside_n[v] += 1
         inside[v] = acc[labels[v]] if seen[labels[v]] else 0.0
         s = 0.0
         for j in range(nt):
@@ -160,7 +166,7 @@ def _inside_and_spread(
             acc[c] = 0.0
             seen[c] = False
         squares[v] = s
-    return inside, total, squares
+    return inside, total, squares, inside_n
 
 
 def roles(
@@ -185,7 +191,7 @@ def roles(
     dense = np.unique(labels, return_inverse=True)[1].astype(np.int64) if n else labels
     view = undirected_view(graph)
     w = view.weights if weighted else np.ones(view.n_entries)
-    inside, total, squares = _inside_and_spread(view.indptr.astype(np.int64), view.indices,
+    inside, total, squares, inside_n = _inside_and_spread(view.indptr.astype(np.int64), view.indices,
                                                 w, dense)
     with np.errstate(divide="ignore", invalid="ignore"):
         participation = np.where(total > 0, 1.0 - squares / np.where(total > 0, total, 1.0)
@@ -203,7 +209,7 @@ def roles(
     th = thresholds
     hub = within_z >= th.hub_z
     role = np.full(n, "member", dtype=object)
-    role[(~hub) & ((within_z < th.peripheral_z) | (total <= 0))] = "peripheral"
+    role[(~hub) & (inside_n <= th.peripheral_ties)] = "peripheral"
     role[(~hub) & (participation > th.bridge_p)] = "bridge"
     role[hub & (participation < th.connector_p)] = "community hub"
     role[hub & (participation >= th.connector_p)] = "connector hub"
