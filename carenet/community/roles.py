@@ -191,8 +191,9 @@ def roles(
     dense = np.unique(labels, return_inverse=True)[1].astype(np.int64) if n else labels
     view = undirected_view(graph)
     w = view.weights if weighted else np.ones(view.n_entries)
-    inside, total, squares, inside_n = _inside_and_spread(view.indptr.astype(np.int64), view.indices,
-                                                w, dense)
+    inside, total, squares, inside_n = _inside_and_spread(
+        view.indptr.astype(np.int64), view.indices, w, dense,
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         participation = np.where(total > 0, 1.0 - squares / np.where(total > 0, total, 1.0)
                                  ** 2, 0.0)
