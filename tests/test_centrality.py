@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from carenet.errors import BackendUnavailableError, ConvergenceError, InvalidInputError
-from carenet.graphs import centrality as C
+from carenet.graphs import centrality as cen
 from carenet.graphs.build import load_network
 from carenet.graphs.model import CustomerGraph
 
@@ -54,13 +54,13 @@ KARATES = [(d, w) for d in (False, True) for w in (False, True)]
 @pytest.mark.parametrize(("directed", "weighted"), KARATES)
 def test_pagerank_matches_networkx_and_igraph(directed: bool, weighted: bool) -> None:
     g = karate(directed=directed, weighted=weighted)
-    ours = C.pagerank(g, weighted=weighted)
+    ours = cen.pagerank(g, weighted=weighted)
     ref = nx.pagerank(g.to_networkx(), weight="weight" if weighted else None, tol=1e-14,
                       max_iter=10_000)
     assert np.abs(ours.values - nx_values(ref, g.n_customers)).max() < TOL
-    assert np.abs(ours.values - C.pagerank(g, weighted=weighted, backend="igraph").values
+    assert np.abs(ours.values - cen.pagerank(g, weighted=weighted, backend="igraph").values
                   ).max() < TOL
-    assert np.abs(ours.values - C.pagerank(g, weighted=weighted, backend="networkx").values
+    assert np.abs(ours.values - cen.pagerank(g, weighted=weighted, backend="networkx").values
                   ).max() < TOL
 
 
@@ -72,34 +72,34 @@ def test_personalised_pagerank_and_dangling_nodes_as_networkx() -> None:
     pers = {"a": 2.0, "d": 1.0}
     ref = nx.pagerank(gx, personalization={0: 2.0, 3: 1.0}, tol=1e-14, max_iter=10_000)
     for be in ("native", "igraph", "networkx"):
-        ours = C.pagerank(g, personalization=pers, backend=be)
+        ours = cen.pagerank(g, personalization=pers, backend=be)
         assert np.abs(ours.values - nx_values(ref, 5)).max() < TOL, be
     # a set of customers means a uniform jump among them; a vector is aligned to positions
-    by_set = C.pagerank(g, personalization={"a", "d"}).values
-    by_vec = C.pagerank(g, personalization=np.array([1.0, 0, 0, 1.0, 0])).values
+    by_set = cen.pagerank(g, personalization={"a", "d"}).values
+    by_vec = cen.pagerank(g, personalization=np.array([1.0, 0, 0, 1.0, 0])).values
     ref = nx.pagerank(gx, personalization={0: 1, 3: 1}, tol=1e-14, max_iter=10_000)
     assert np.abs(by_set - nx_values(ref, 5)).max() < TOL
     assert np.abs(by_set - by_vec).max() < 1e-12
 
 
 def test_pagerank_tolerance_is_an_l1_guarantee(email: CustomerGraph) -> None:
-    exact = C.pagerank(email, backend="igraph").values  # PRPACK solves the linear system
+    exact = cen.pagerank(email, backend="igraph").values  # PRPACK solves the linear system
     for tol in (1e-3, 1e-6, 1e-9):
-        approx = C.pagerank(email, tol=tol)
+        approx = cen.pagerank(email, tol=tol)
         assert np.abs(approx.values - exact).sum() <= tol
-    assert C.pagerank(email, tol=1e-3).iterations < C.pagerank(email, tol=1e-9).iterations
+    assert cen.pagerank(email, tol=1e-3).iterations < cen.pagerank(email, tol=1e-9).iterations
 
 
 @pytest.mark.parametrize(("directed", "weighted"), KARATES)
 def test_eigenvector_matches_networkx_and_igraph(directed: bool, weighted: bool) -> None:
     g = karate(directed=directed, weighted=weighted)
-    view = C.undirected_view(g)
+    view = cen.undirected_view(g)
     ref = nx_values(nx.eigenvector_centrality(view.to_networkx(), tol=1e-14, max_iter=100_000,
                                               weight="weight" if weighted else None), 34)
-    ours = C.eigenvector(g, weighted=weighted)
+    ours = cen.eigenvector(g, weighted=weighted)
     assert ours.values.max() == pytest.approx(1.0)
     assert np.abs(ours.values - ref / ref.max()).max() < TOL
-    assert np.abs(ours.values - C.eigenvector(g, weighted=weighted, backend="igraph").values
+    assert np.abs(ours.values - cen.eigenvector(g, weighted=weighted, backend="igraph").values
                   ).max() < TOL
 
 
@@ -115,7 +115,7 @@ def test_eigenvector_in_direction_matches_networkx_on_a_strongly_connected_graph
                                  [e[1] for e in edges], [e[2] for e in edges])
     ref = nx_values(nx.eigenvector_centrality(h.to_networkx(), tol=1e-14, max_iter=100_000,
                                               weight="weight"), h.n_customers)
-    ours = C.eigenvector(h, direction="in").values
+    ours = cen.eigenvector(h, direction="in").values
     assert np.abs(ours - ref / ref.max()).max() < TOL
 
 
@@ -133,7 +133,7 @@ def test_paths_match_networkx_and_igraph_exactly(directed: bool, weighted: bool)
     ref_bc = nx_values(nx.betweenness_centrality(gx, weight=dist, normalized=True), n)
     ref_h = nx_values(nx.harmonic_centrality(gx, distance=dist), n) / (n - 1)
     for be in ("native", "igraph", "networkx"):
-        res = C.shortest_path_measures(g, weighted=weighted, backend=be)
+        res = cen.shortest_path_measures(g, weighted=weighted, backend=be)
         assert res["betweenness"].exact and res["harmonic"].exact
         assert res["betweenness"].error_bound is None
         if not weighted or be != "networkx":
@@ -152,15 +152,15 @@ def test_weighted_betweenness_matches_networkx_when_sums_are_exact() -> None:
         d["distance"] = 1.0 / d["weight"]
     ref = nx_values(nx.betweenness_centrality(gx, weight="distance"), g.n_customers)
     for be in ("native", "igraph", "networkx"):
-        assert np.abs(C.betweenness(g, backend=be).values - ref).max() < TOL, be
+        assert np.abs(cen.betweenness(g, backend=be).values - ref).max() < TOL, be
 
 
 @pytest.mark.parametrize("directed", [False, True])
 def test_core_matches_networkx(directed: bool) -> None:
     g = karate(directed=directed, weighted=True)
-    ref = nx_values(nx.core_number(C.undirected_view(g).to_networkx()), 34)
+    ref = nx_values(nx.core_number(cen.undirected_view(g).to_networkx()), 34)
     for be in ("native", "igraph", "networkx"):
-        assert (C.core(g, backend=be).values == ref).all(), be
+        assert (cen.core(g, backend=be).values == ref).all(), be
 
 
 @pytest.mark.slow
@@ -169,19 +169,19 @@ def test_email_eu_core_parity_with_networkx(email: CustomerGraph) -> None:
     gx = email.to_networkx()
     n = email.n_customers
     ref_pr = nx_values(nx.pagerank(gx, tol=1e-14, max_iter=10_000), n)
-    assert np.abs(C.pagerank(email).values - ref_pr).max() < TOL
-    view = C.undirected_view(email).to_networkx()
+    assert np.abs(cen.pagerank(email).values - ref_pr).max() < TOL
+    view = cen.undirected_view(email).to_networkx()
     ref_ev = nx_values(nx.eigenvector_centrality(view, tol=1e-14, max_iter=100_000,
                                                  weight="weight"), n)
-    assert np.abs(C.eigenvector(email).values - ref_ev / ref_ev.max()).max() < TOL
+    assert np.abs(cen.eigenvector(email).values - ref_ev / ref_ev.max()).max() < TOL
     ref_core = nx_values(nx.core_number(view), n)
-    assert (C.core(email).values == ref_core).all()
-    paths = C.shortest_path_measures(email)
+    assert (cen.core(email).values == ref_core).all()
+    paths = cen.shortest_path_measures(email)
     ref_bc = nx_values(nx.betweenness_centrality(gx), n)
     ref_h = nx_values(nx.harmonic_centrality(gx), n) / (n - 1)
     assert np.abs(paths["betweenness"].values - ref_bc).max() < TOL
     assert np.abs(paths["harmonic"].values - ref_h).max() < TOL
-    igraph_paths = C.shortest_path_measures(email, backend="igraph")
+    igraph_paths = cen.shortest_path_measures(email, backend="igraph")
     for m in ("betweenness", "harmonic"):
         assert np.abs(paths[m].values - igraph_paths[m].values).max() < TOL
 
@@ -189,9 +189,9 @@ def test_email_eu_core_parity_with_networkx(email: CustomerGraph) -> None:
 # ---------------------------------------------------------------------------- sampled
 @pytest.mark.slow
 def test_sampled_estimates_within_their_stated_error(email: CustomerGraph) -> None:
-    exact = C.shortest_path_measures(email)
+    exact = cen.shortest_path_measures(email)
     for seed in (0, 1, 2):
-        est = C.shortest_path_measures(email, exact_max=100, samples=150, seed=seed)
+        est = cen.shortest_path_measures(email, exact_max=100, samples=150, seed=seed)
         for m in ("betweenness", "harmonic"):
             e = est[m]
             assert not e.exact and e.samples == 150 and e.seed == seed
@@ -209,25 +209,25 @@ def test_sampled_estimates_within_their_stated_error(email: CustomerGraph) -> No
 
 def test_sampled_estimates_agree_across_backends(email: CustomerGraph) -> None:
     kw = {"exact_max": 100, "samples": 20, "seed": 7}
-    native = C.shortest_path_measures(email, **kw)
-    assert np.abs(C.betweenness(email, backend="igraph", **kw).values
+    native = cen.shortest_path_measures(email, **kw)
+    assert np.abs(cen.betweenness(email, backend="igraph", **kw).values
                   - native["betweenness"].values).max() < 1e-9
-    ref = C.shortest_path_measures(email, backend="networkx", **kw)
+    ref = cen.shortest_path_measures(email, backend="networkx", **kw)
     for m in ("betweenness", "harmonic"):
         assert np.abs(ref[m].values - native[m].values).max() < 1e-9
     # the same seed draws the same sources; another seed draws others
-    again = C.betweenness(email, **kw).values
+    again = cen.betweenness(email, **kw).values
     assert np.array_equal(again, native["betweenness"].values)
-    other = C.betweenness(email, exact_max=100, samples=20, seed=8).values
+    other = cen.betweenness(email, exact_max=100, samples=20, seed=8).values
     assert not np.array_equal(other, again)
 
 
 def test_error_bound_shrinks_with_samples() -> None:
     g = karate(directed=False, weighted=False)
-    small = C.betweenness(g, exact_max=0, samples=5)
-    big = C.betweenness(g, exact_max=0, samples=30)
+    small = cen.betweenness(g, exact_max=0, samples=5)
+    big = cen.betweenness(g, exact_max=0, samples=30)
     assert big.error_bound < small.error_bound
-    assert C.betweenness(g, exact_max=0, samples=34).exact  # every source: exact
+    assert cen.betweenness(g, exact_max=0, samples=34).exact  # every source: exact
 
 
 # ---------------------------------------------------------------------------- contract
@@ -238,7 +238,7 @@ ALL = ("degree", "strength", "pagerank", "eigenvector", "betweenness", "harmonic
 def test_result_contract(name: str) -> None:
     g = karate(directed=True, weighted=True)
     res = getattr(C, name)(g)
-    assert isinstance(res, C.CentralityScores)
+    assert isinstance(res, cen.CentralityScores)
     assert res.values.shape == (34,)
     assert np.isfinite(res.values).all() and (res.values >= 0).all()
     assert res.seconds >= 0 and res.backend in ("native", "igraph", "networkx")
@@ -258,52 +258,52 @@ def test_result_contract(name: str) -> None:
 
 def test_degree_and_strength_directions() -> None:
     g = CustomerGraph.from_edges(list("abc"), [0, 0, 1], [1, 2, 2], [1.0, 2.0, 4.0])
-    assert C.degree(g, direction="in").values.tolist() == [0, 1, 2]
-    assert C.degree(g, direction="out").values.tolist() == [2, 1, 0]
-    assert C.degree(g).values.tolist() == [2, 2, 2]
-    assert C.strength(g, direction="in").values.tolist() == [0.0, 1.0, 6.0]
-    assert C.strength(g).values.tolist() == [3.0, 5.0, 6.0]
+    assert cen.degree(g, direction="in").values.tolist() == [0, 1, 2]
+    assert cen.degree(g, direction="out").values.tolist() == [2, 1, 0]
+    assert cen.degree(g).values.tolist() == [2, 2, 2]
+    assert cen.strength(g, direction="in").values.tolist() == [0.0, 1.0, 6.0]
+    assert cen.strength(g).values.tolist() == [3.0, 5.0, 6.0]
     u = g.symmetrize()
-    assert C.degree(u, direction="in").values.tolist() == C.degree(u).values.tolist()
+    assert cen.degree(u, direction="in").values.tolist() == cen.degree(u).values.tolist()
 
 
 def test_empty_and_tieless_graphs() -> None:
     g = CustomerGraph.from_edges(list("ab"), [], [])
-    assert C.pagerank(g).values.tolist() == [0.5, 0.5]
-    assert C.eigenvector(g).values.tolist() == [0.0, 0.0]
-    assert C.betweenness(g).values.tolist() == [0.0, 0.0]
-    assert C.core(g).values.tolist() == [0, 0]
+    assert cen.pagerank(g).values.tolist() == [0.5, 0.5]
+    assert cen.eigenvector(g).values.tolist() == [0.0, 0.0]
+    assert cen.betweenness(g).values.tolist() == [0.0, 0.0]
+    assert cen.core(g).values.tolist() == [0, 0]
 
 
 # ---------------------------------------------------------------------------- errors
 def test_backend_errors() -> None:
     g = karate(directed=False, weighted=False)
     with pytest.raises(InvalidInputError, match="backend"):
-        C.pagerank(g, backend="graphtool")  # type: ignore[arg-type]
+        cen.pagerank(g, backend="graphtool")  # type: ignore[arg-type]
     with pytest.raises(BackendUnavailableError, match="igraph has no source-sampled"):
-        C.harmonic(g, exact_max=0, samples=5, backend="igraph")
+        cen.harmonic(g, exact_max=0, samples=5, backend="igraph")
 
 
 def test_missing_backend_raises_and_never_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     g = karate(directed=False, weighted=False)
     monkeypatch.setitem(sys.modules, "igraph", None)  # import igraph now fails
     with pytest.raises(BackendUnavailableError, match="igraph"):
-        C.pagerank(g, backend="igraph")
-    assert C.pagerank(g).backend == "native"  # auto needs no igraph
+        cen.pagerank(g, backend="igraph")
+    assert cen.pagerank(g).backend == "native"  # auto needs no igraph
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda g: C.pagerank(g, damping=1.0), "damping"),
-    (lambda g: C.pagerank(g, tol=0), "tol"),
-    (lambda g: C.pagerank(g, personalization={"nobody": 1.0}), "unknown customers"),
-    (lambda g: C.pagerank(g, personalization=np.zeros(34)), "not all zero"),
-    (lambda g: C.pagerank(g, personalization=np.ones(3)), "one value per customer"),
-    (lambda g: C.pagerank(g, personalization="m01"), "not one string"),
-    (lambda g: C.betweenness(g, samples=0), "samples"),
-    (lambda g: C.betweenness(g, confidence=1.5), "confidence"),
-    (lambda g: C.eigenvector(g, direction="out"), "direction"),  # type: ignore[arg-type]
-    (lambda g: C.degree(g, direction="sideways"), "direction"),  # type: ignore[arg-type]
-    (lambda g: C.shortest_path_measures(g, measures=("closeness",)), "measures"),
+    (lambda g: cen.pagerank(g, damping=1.0), "damping"),
+    (lambda g: cen.pagerank(g, tol=0), "tol"),
+    (lambda g: cen.pagerank(g, personalization={"nobody": 1.0}), "unknown customers"),
+    (lambda g: cen.pagerank(g, personalization=np.zeros(34)), "not all zero"),
+    (lambda g: cen.pagerank(g, personalization=np.ones(3)), "one value per customer"),
+    (lambda g: cen.pagerank(g, personalization="m01"), "not one string"),
+    (lambda g: cen.betweenness(g, samples=0), "samples"),
+    (lambda g: cen.betweenness(g, confidence=1.5), "confidence"),
+    (lambda g: cen.eigenvector(g, direction="out"), "direction"),  # type: ignore[arg-type]
+    (lambda g: cen.degree(g, direction="sideways"), "direction"),  # type: ignore[arg-type]
+    (lambda g: cen.shortest_path_measures(g, measures=("closeness",)), "measures"),
 ])
 def test_bad_parameters_are_named(call, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError, match=message):
@@ -313,11 +313,11 @@ def test_bad_parameters_are_named(call, message: str) -> None:  # type: ignore[n
 def test_path_lengths_need_positive_weights() -> None:
     g = CustomerGraph.from_edges(list("abc"), [0, 1], [1, 2], [1.0, 0.0])
     with pytest.raises(InvalidInputError, match="weights must be > 0"):
-        C.betweenness(g)
-    assert C.betweenness(g, weighted=False).values.tolist() == [0.0, 0.5, 0.0]
+        cen.betweenness(g)
+    assert cen.betweenness(g, weighted=False).values.tolist() == [0.0, 0.5, 0.0]
 
 
 def test_pagerank_reports_non_convergence() -> None:
     g = karate(directed=True, weighted=True)
     with pytest.raises(ConvergenceError, match="did not converge"):
-        C.pagerank(g, tol=1e-15, max_iter=3)
+        cen.pagerank(g, tol=1e-15, max_iter=3)

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carenet.graphs import centrality as C
+from carenet.graphs import centrality as cen
 from carenet.graphs.model import CustomerGraph
 
 SETTINGS = settings(max_examples=40, deadline=None,
@@ -36,7 +36,7 @@ def graphs(draw: st.DrawFn, *, min_n: int = 2, max_n: int = 25) -> tuple[Custome
 @given(graphs(), st.floats(0.0, 0.95), st.booleans())
 def test_pagerank_is_a_distribution(case: tuple, damping: float, weighted: bool) -> None:
     g, _ = case
-    pr = C.pagerank(g, damping=damping, weighted=weighted, tol=1e-10).values
+    pr = cen.pagerank(g, damping=damping, weighted=weighted, tol=1e-10).values
     assert (pr >= 0).all()
     assert abs(pr.sum() - 1.0) < 1e-9
 
@@ -46,7 +46,7 @@ def test_pagerank_is_a_distribution(case: tuple, damping: float, weighted: bool)
 def test_personalised_pagerank_is_a_distribution(case: tuple, data: st.DataObject) -> None:
     g, _ = case
     chosen = data.draw(st.sets(st.sampled_from(list(g.ids)), min_size=1))
-    pr = C.pagerank(g, personalization=chosen, tol=1e-10).values
+    pr = cen.pagerank(g, personalization=chosen, tol=1e-10).values
     assert (pr >= 0).all() and abs(pr.sum() - 1.0) < 1e-9
     # a customer outside the set only gets what walks bring to it
     assert pr[g.index_of(sorted(chosen))].sum() > 0
@@ -54,12 +54,12 @@ def test_personalised_pagerank_is_a_distribution(case: tuple, data: st.DataObjec
 
 def _all_measures(g: CustomerGraph) -> dict[str, np.ndarray]:
     out = {
-        "pagerank": C.pagerank(g, tol=1e-12).values,
-        "degree": C.degree(g).values.astype(float),
-        "strength": C.strength(g).values,
-        "core": C.core(g).values.astype(float),
+        "pagerank": cen.pagerank(g, tol=1e-12).values,
+        "degree": cen.degree(g).values.astype(float),
+        "strength": cen.strength(g).values,
+        "core": cen.core(g).values.astype(float),
     }
-    paths = C.shortest_path_measures(g)
+    paths = cen.shortest_path_measures(g)
     out |= {k: v.values for k, v in paths.items()}
     return out
 
@@ -94,15 +94,15 @@ def test_edge_order_changes_nothing(case: tuple, rnd) -> None:  # type: ignore[n
 @given(graphs(min_n=3))
 def test_eigenvector_relabelling_on_connected_graphs(case: tuple) -> None:
     g, _ = case
-    view = C.undirected_view(g)
+    view = cen.undirected_view(g)
     import scipy.sparse.csgraph as csg
 
     ncomp, _ = csg.connected_components(view.csr, directed=False)
     if ncomp != 1:
         return  # the leading eigenvector of a disconnected graph need not be unique
     order = np.arange(g.n_customers)[::-1].copy()
-    a = C.eigenvector(g).values
-    b = C.eigenvector(g.relabel(order)).values
+    a = cen.eigenvector(g).values
+    b = cen.eigenvector(g.relabel(order)).values
     assert np.allclose(b, a[order], atol=1e-8)
     assert a.max() == 1.0 or np.isclose(a.max(), 1.0)
 
@@ -112,8 +112,8 @@ def test_eigenvector_relabelling_on_connected_graphs(case: tuple) -> None:
 def test_sampled_paths_are_unbiased_in_total(case: tuple, seed: int) -> None:
     """Sampling every source gives the exact values; fewer sources stay within the bound."""
     g, _ = case
-    exact = C.shortest_path_measures(g)
-    est = C.shortest_path_measures(g, exact_max=0, samples=g.n_customers // 2, seed=seed,
+    exact = cen.shortest_path_measures(g)
+    est = cen.shortest_path_measures(g, exact_max=0, samples=g.n_customers // 2, seed=seed,
                                    confidence=0.999)
     for m in ("betweenness", "harmonic"):
         assert (np.abs(est[m].values - exact[m].values) <= est[m].error_bound + 1e-12).all()
