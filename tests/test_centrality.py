@@ -237,7 +237,7 @@ ALL = ("degree", "strength", "pagerank", "eigenvector", "betweenness", "harmonic
 @pytest.mark.parametrize("name", ALL)
 def test_result_contract(name: str) -> None:
     g = karate(directed=True, weighted=True)
-    res = getattr(C, name)(g)
+    res = getattr(cen, name)(g)
     assert isinstance(res, cen.CentralityScores)
     assert res.values.shape == (34,)
     assert np.isfinite(res.values).all() and (res.values >= 0).all()
