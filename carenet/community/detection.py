@@ -133,7 +133,7 @@ class Partition:
         if values:
             out["ids"] = [str(x) for x in self.ids.tolist()]
             out["labels"] = self.labels.tolist()
-            out["sizes"] = {int(c): int(sizes[c]) for c in used.tolist()}
+            out["sizes"] = {str(c): int(sizes[c]) for c in used.tolist()}
         return out
 
 
