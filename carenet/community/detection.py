@@ -161,6 +161,14 @@ class _Canonical:
         return len(self.rank)
 
 
+def _rank(graph: CustomerGraph) -> np.ndarray:
+    """The id-order rank of every customer, cached on the graph (sorting ids costs ~1 s at 1M)."""
+    key = "detection.rank"
+    if key not in graph._cache:
+        graph._cache[key] = _canonical_rank(graph.ids)
+    return graph._cache[key]  # type: ignore[no-any-return]
+
+
 def _canonical(graph: CustomerGraph) -> _Canonical:
     key = "detection.canonical"
     if key in graph._cache:
@@ -168,7 +176,7 @@ def _canonical(graph: CustomerGraph) -> _Canonical:
     from carenet.graphs import _kernels
 
     n = graph.n_customers
-    rank = _canonical_rank(graph.ids)
+    rank = _rank(graph)
     s = graph.sources()
     t = graph.indices
     keep = s != t
@@ -229,9 +237,8 @@ def igraph_seed(seed: int) -> Iterator[None]:
 def _ig_undirected(graph: CustomerGraph, weighted: bool) -> tuple[igraph.Graph, Any]:
     view = undirected_view(graph)
     g = view.to_igraph()
-    if g.ecount() and weighted:
-        return g, np.asarray(g.es["weight"], dtype=np.float64).tolist()
-    return g, None
+    # a named attribute is read by igraph in C, without converting a Python list per call
+    return g, ("weight" if g.ecount() and weighted else None)
 
 
 def _check_seed(seed: int | None) -> int:
@@ -248,19 +255,37 @@ def canonical_labels(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     >>> canonical_labels(np.array([5, 5, 2, 7, 7, 7]), np.array(list("abcdef"), dtype=object))
     array([1, 1, 2, 0, 0, 0])
     """
-    labels = np.asarray(labels, dtype=np.int64)
+    return _by_size(np.asarray(labels, dtype=np.int64), _canonical_rank(ids))
+
+
+def _by_size(labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
     if len(labels) == 0:
         return labels
     _, dense = np.unique(labels, return_inverse=True)
     k = int(dense.max()) + 1
     sizes = np.bincount(dense, minlength=k)
-    rank = _canonical_rank(ids)
     first = np.full(k, len(labels), np.int64)
     np.minimum.at(first, dense, rank)
     order = np.lexsort((first, -sizes))
     new = np.empty(k, np.int64)
     new[order] = np.arange(k)
     return new[dense]
+
+
+def _modularity_view(graph: CustomerGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                      np.ndarray | None]:
+    """A symmetric CSR without self-loops for quality sums: the id-ordered view when it
+    exists (native runs built it), else the position-ordered undirected view (igraph and
+    networkx runs need no second copy). Returns (indptr, indices, weights, rank or None).
+    """
+    canon = graph._cache.get("detection.canonical")
+    if canon is not None:
+        return canon.indptr, canon.indices, canon.weights, canon.rank
+    view = undirected_view(graph)
+    s = view.sources()
+    if (view.indices == s).any():  # drop self-loops, as the algorithms do
+        view = view.filter_ties(view.indices != s)
+    return view.indptr.astype(np.int64), view.indices.astype(np.int64), view.weights, None
 
 
 def modularity(
@@ -281,15 +306,17 @@ def modularity(
         raise InvalidInputError(
             f"labels must have one entry per customer ({graph.n_customers}), not {labels.shape}"
         )
-    canon = _canonical(graph)
-    if canon.indices.size == 0:
+    indptr, indices, weights, rank = _modularity_view(graph)
+    if indices.size == 0:
         return 0.0
-    w = canon.weights if weighted else np.ones(canon.indices.size)
-    lab = np.empty_like(labels)
-    lab[canon.rank] = labels
+    w = weights if weighted else np.ones(indices.size)
+    lab = labels
+    if rank is not None:
+        lab = np.empty_like(labels)
+        lab[rank] = labels
     dense = np.unique(lab, return_inverse=True)[1]
     k = int(dense.max()) + 1
-    strength, inside, _ = _leiden.community_stats(canon.indptr, canon.indices, w, dense, k)
+    strength, inside, _ = _leiden.community_stats(indptr, indices, w, dense, k)
     two_m = float(w.sum())
     return float((inside.sum() / two_m) - resolution * float(((strength / two_m) ** 2).sum()))
 
@@ -299,13 +326,15 @@ def _cpm_quality(graph: CustomerGraph, labels: np.ndarray, resolution: float,
     """CPM: sum_c [w_in(c) - resolution * n_c (n_c - 1) / 2], w_in counting each tie once."""
     from carenet.community import _leiden
 
-    canon = _canonical(graph)
-    w = canon.weights if weighted else np.ones(canon.indices.size)
-    lab = np.empty_like(labels)
-    lab[canon.rank] = labels
+    indptr, indices, weights, rank = _modularity_view(graph)
+    w = weights if weighted else np.ones(indices.size)
+    lab = labels
+    if rank is not None:
+        lab = np.empty_like(labels)
+        lab[rank] = labels
     dense = np.unique(lab, return_inverse=True)[1]
     k = int(dense.max()) + 1 if len(dense) else 0
-    _, inside, _ = _leiden.community_stats(canon.indptr, canon.indices, w, dense, k)
+    _, inside, _ = _leiden.community_stats(indptr, indices, w, dense, k)
     n_c = np.bincount(dense, minlength=k).astype(np.float64)
     return float(inside.sum() / 2 - resolution * (n_c * (n_c - 1) / 2).sum())
 
@@ -315,7 +344,7 @@ def _finish(
     params: dict[str, Any], seed: int | None, t0: float, *, objective: str = "modularity",
     resolution: float = 1.0, weighted: bool = True, levels: int | None = None,
 ) -> Partition:
-    labels = canonical_labels(raw, graph.ids)
+    labels = _by_size(np.asarray(raw, dtype=np.int64), _rank(graph))
     if graph.n_customers == 0:
         q_mod = 0.0
     else:

@@ -228,6 +228,27 @@ def path_sums(
 
 
 @nb.njit(cache=True, nogil=True)
+def pagerank_update(
+    y: np.ndarray, x: np.ndarray, reset: np.ndarray, inv_out: np.ndarray, damping: float,
+    scaled: np.ndarray,
+) -> float:
+    """One power-iteration step after the product ``y = A^T (x / out)``: in place,
+    ``x <- d y + (1 - d sum(y)) reset`` and ``scaled <- x / out``; returns ``||x_new - x||_1``.
+    """
+    total = 0.0
+    for i in range(y.size):
+        total += y[i]
+    lost = 1.0 - damping * total
+    err = 0.0
+    for i in range(y.size):
+        v = damping * y[i] + lost * reset[i]
+        err += abs(v - x[i])
+        x[i] = v
+        scaled[i] = v * inv_out[i]
+    return err
+
+
+@nb.njit(cache=True, nogil=True)
 def core_numbers(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """k-core number of every node of a symmetric simple graph (Batagelj and Zaversnik's
     O(m) bucket peeling). Self-loops are ignored.

@@ -235,9 +235,19 @@ def _nx_graph(graph: CustomerGraph, *, distance: bool = False) -> networkx.Graph
     return g
 
 
-def _ig_weights(g: igraph.Graph, *, lengths: bool = False) -> list[float]:
-    w = np.asarray(g.es["weight"], dtype=np.float64)
-    return (1.0 / w).tolist() if lengths else w.tolist()
+def _ig_weights(g: igraph.Graph, *, lengths: bool = False) -> str | None:
+    """Name of the igraph edge attribute holding weights (or lengths ``1 / weight``).
+
+    igraph reads a named attribute in C; passing a Python list would convert every weight on
+    each call. The length attribute is added once to the (cached) igraph view.
+    """
+    if g.ecount() == 0:
+        return None
+    if not lengths:
+        return "weight"
+    if "length" not in g.es.attributes():
+        g.es["length"] = (1.0 / np.asarray(g.es["weight"], dtype=np.float64)).tolist()
+    return "length"
 
 
 def _scores(
@@ -395,7 +405,7 @@ def pagerank(
         reset = None if p is None else p.tolist()
         values = np.asarray(g.personalized_pagerank(
             directed=graph.directed, damping=damping, reset=reset,
-            weights=_ig_weights(g) if weighted and g.ecount() else None,
+            weights=_ig_weights(g) if weighted else None,
             implementation="prpack",
         ))
         algorithm = "prpack"
@@ -421,28 +431,29 @@ def _pagerank_native(
     graph: CustomerGraph, damping: float, weighted: bool, p: np.ndarray | None, tol: float,
     max_iter: int,
 ) -> tuple[np.ndarray, int]:
+    from carenet.graphs import _centrality_kernels as kern
+
     n = graph.n_customers
     w = graph.weights if weighted else np.ones(graph.n_entries)
     out = np.bincount(graph.sources(), weights=w, minlength=n)
-    dangling = out <= 0
     inv = np.zeros(n)
-    np.divide(1.0, out, out=inv, where=~dangling)
-    # A^T as CSC shares the CSR arrays: y = A^T (x / out) is a scatter over out-ties, cheaper
-    # than building the transpose for the few dozen products power iteration needs.
-    at = sp.csr_array((w, graph.indices, graph.indptr), shape=(n, n), copy=False).T
+    np.divide(1.0, out, out=inv, where=out > 0)
+    # A^T as CSC shares the CSR arrays (int32 indices stay shared when indptr fits int32 too):
+    # y = A^T (x / out) is a scatter over out-ties, cheaper than building the transpose for
+    # the few dozen products power iteration needs.
+    indptr = graph.indptr
+    if graph.n_entries < 2**31 - 1 and graph.indices.dtype == np.int32:
+        indptr = indptr.astype(np.int32)
+    at = sp.csr_array((w, graph.indices, indptr), shape=(n, n), copy=False).T
     reset = np.full(n, 1.0 / n) if p is None else p
     x = reset.copy()
+    scaled = x * inv
     stop = tol * (1 - damping) / damping if damping > 0 else math.inf
-    scaled = np.empty(n)
     err = math.inf
     for it in range(1, max_iter + 1):
-        np.multiply(x, inv, out=scaled)
         y = at @ scaled
-        y *= damping
-        lost = 1.0 - float(y.sum())  # teleport + dangling mass, exactly what keeps sum = 1
-        y += lost * reset
-        err = float(np.abs(y - x).sum())
-        x = y
+        # x <- d y + (1 - d sum(y)) reset: teleport plus dangling mass, which keeps sum = 1
+        err = kern.pagerank_update(y, x, reset, inv, damping, scaled)
         if err <= stop:
             return x, it
     raise ConvergenceError(
@@ -635,29 +646,27 @@ def shortest_path_measures(
                 for m in wanted}
     # sums over sources s of X_s(v) and X_s(v)^2 (X = dependency or 1 / distance)
     if be == "native":
-        bc_sum, bc_sq, h_sum, h_sq = _path_sums_native(graph, src.nodes, weighted, wanted)
-        algorithm = {"betweenness": "brandes", "harmonic": "sssp"}
+        bc_sum, bc_var, h_sum, h_var = _path_sums_native(graph, src.nodes, weighted, wanted)
     else:
-        bc_sum, bc_sq, h_sum, h_sq = _path_sums_reference(graph, src, weighted, wanted, be)
-        algorithm = {"betweenness": "brandes", "harmonic": "sssp"}
+        bc_sum, bc_var, h_sum, h_var = _path_sums_reference(graph, src, weighted, wanted, be)
+    algorithm = {"betweenness": "brandes", "harmonic": "sssp"}
     out: dict[str, CentralityScores] = {}
     norm_pairs = (n - 1) * (n - 2) if n > 2 else 1
     for measure in wanted:
         if measure == "betweenness":
-            total, squares, denom, scale = bc_sum, bc_sq, norm_pairs, 1.0
+            total, var, denom, scale = bc_sum, bc_var, norm_pairs, 1.0
         else:
             lmax = float(graph.weights.max()) if weighted and graph.n_entries else 1.0
-            total, squares, denom, scale = h_sum, h_sq, n - 1, lmax
+            total, var, denom, scale = h_sum, h_var, n - 1, lmax
         extra: dict[str, Any] = {"exact": src.exact}
         if src.exact:
             values = total / denom
         else:
             factor = n / k
             values = factor * total / denom
-            # per-customer standard error of the scaled mean, with the finite-population
-            # correction for sampling without replacement
-            mean = total / k
-            var = np.maximum(squares / k - mean * mean, 0.0) * k / max(k - 1, 1)
+            # per-customer standard error of the scaled mean (var: the variance of one
+            # source's contribution), with the finite-population correction for sampling
+            # without replacement
             fpc = (n - k) / max(n - 1, 1)
             stderr = n * np.sqrt(var / k * fpc) / denom
             # X_s(v) / (n - 2) is in [0, 1] for betweenness; 1 / d is in [0, max weight]
@@ -669,9 +678,15 @@ def shortest_path_measures(
     return out
 
 
+def _sample_variance(total: np.ndarray, squares: np.ndarray, k: int) -> np.ndarray:
+    mean = total / k
+    return np.maximum(squares / k - mean * mean, 0.0) * k / max(k - 1, 1)
+
+
 def _path_sums_native(
     graph: CustomerGraph, sources: np.ndarray, weighted: bool, wanted: list[str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-customer sums over the sources, and the sample variance of one source's share."""
     import numba
 
     from carenet.graphs import _centrality_kernels as kern
@@ -685,21 +700,32 @@ def _path_sums_native(
             sources, bounds, graph.indptr.astype(np.int64), graph.indices, length, weighted,
             "betweenness" in wanted, "harmonic" in wanted,
         )
-    return bc.sum(axis=0), bc_sq.sum(axis=0), h.sum(axis=0), h_sq.sum(axis=0)
+    k = len(sources)
+    bc_sum, h_sum = bc.sum(axis=0), h.sum(axis=0)
+    return (bc_sum, _sample_variance(bc_sum, bc_sq.sum(axis=0), k), h_sum,
+            _sample_variance(h_sum, h_sq.sum(axis=0), k))
+
+
+BATCHES = 8
+"""Sampled sources go to igraph / networkx in this many batches: the spread of the batch
+means gives the standard error (one call per source would cost a Python list of n values
+per source)."""
 
 
 def _path_sums_reference(
     graph: CustomerGraph, src: _Sources, weighted: bool, wanted: list[str], backend: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sums over sources with igraph or networkx (one call per source when sampled)."""
+    """Sums over sources with igraph or networkx, and the variance of one source's share
+    estimated from batch means (sampled only).
+    """
     n = graph.n_customers
-    bc = np.zeros(n)
-    bc_sq = np.zeros(n)
-    h = np.zeros(n)
-    h_sq = np.zeros(n)
     # a directed graph's undirected twin counts each unordered pair once; we count ordered
     pair_factor = 1.0 if graph.directed else 2.0
-    groups = [src.nodes] if src.exact else [np.array([s]) for s in src.nodes]
+    k = len(src.nodes)
+    groups = ([src.nodes] if src.exact
+              else [b for b in np.array_split(src.nodes, min(BATCHES, k)) if len(b)])
+    bc_parts: list[np.ndarray] = []
+    h_parts: list[np.ndarray] = []
     if backend == "igraph":
         g = graph.to_igraph()
         lengths = _ig_weights(g, lengths=True) if weighted else None
@@ -710,37 +736,44 @@ def _path_sums_reference(
                 else:
                     x = np.asarray(g.betweenness(directed=graph.directed, weights=lengths,
                                                  sources=group.tolist(), targets=None))
-                x = x * pair_factor
-                bc += x
-                bc_sq += x * x
+                bc_parts.append(x * pair_factor)
             if "harmonic" in wanted:
-                # igraph's normalised harmonic centrality divides by n - 1; undo it
-                x = np.asarray(g.harmonic_centrality(mode="in", weights=lengths,
-                                                     normalized=False))
-                h += x
-                h_sq += x * x
-        return bc, bc_sq, h, h_sq
-    nx = _import_networkx()
-    g = _nx_graph(graph, distance=weighted)
-    dist = "distance" if weighted else None
-    nodes = list(range(n))
-    for group in groups:
-        if "betweenness" in wanted:
-            if src.exact:
-                res = nx.betweenness_centrality(g, normalized=False, weight=dist)
-            else:
-                res = nx.betweenness_centrality_subset(g, group.tolist(), nodes,
-                                                       normalized=False, weight=dist)
-            x = np.array([res[i] for i in nodes]) * pair_factor
-            bc += x
-            bc_sq += x * x
-        if "harmonic" in wanted:
-            res = nx.harmonic_centrality(g, distance=dist,
-                                         sources=None if src.exact else group.tolist())
-            x = np.array([res[i] for i in nodes], dtype=np.float64)
-            h += x
-            h_sq += x * x
-    return bc, bc_sq, h, h_sq
+                h_parts.append(np.asarray(g.harmonic_centrality(mode="in", weights=lengths,
+                                                                normalized=False)))
+    else:
+        nx = _import_networkx()
+        g = _nx_graph(graph, distance=weighted)
+        dist = "distance" if weighted else None
+        nodes = list(range(n))
+        for group in groups:
+            if "betweenness" in wanted:
+                if src.exact:
+                    res = nx.betweenness_centrality(g, normalized=False, weight=dist)
+                else:
+                    res = nx.betweenness_centrality_subset(g, group.tolist(), nodes,
+                                                           normalized=False, weight=dist)
+                bc_parts.append(np.array([res[i] for i in nodes]) * pair_factor)
+            if "harmonic" in wanted:
+                res = nx.harmonic_centrality(g, distance=dist,
+                                             sources=None if src.exact else group.tolist())
+                h_parts.append(np.array([res[i] for i in nodes], dtype=np.float64))
+    sizes = np.array([len(b) for b in groups], dtype=np.float64)
+
+    def combine(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if not parts:
+            return np.zeros(n), np.zeros(n)
+        stack = np.vstack(parts)
+        total = stack.sum(axis=0)
+        if len(parts) < 2:
+            return total, np.zeros(n)
+        means = stack / sizes[:, None]
+        # batch means vary with variance sigma^2 / m: sigma^2 ~ m * their sample variance
+        var = means.var(axis=0, ddof=1) * float(sizes.mean())
+        return total, var
+
+    bc_sum, bc_var = combine(bc_parts)
+    h_sum, h_var = combine(h_parts)
+    return bc_sum, bc_var, h_sum, h_var
 
 
 def betweenness(
