@@ -401,7 +401,7 @@ def seeds_from_events(
         if col not in events:
             raise InvalidInputError(f"events table has no {col!r} column")
     wanted = {k.strip().lower() for k in kinds}
-    keep = events["event"].astype(str).str.lower().isin(wanted).to_numpy()
+    keep = events["event"].astype(str).str.lower().isin(wanted).to_numpy().copy()
     if reference_time is not None:
         t = (pd.to_numeric(events["timestamp"], errors="coerce").to_numpy(np.float64)
              if "timestamp" in events else np.full(len(events), np.nan))
