@@ -208,9 +208,9 @@ def _ris_estimate(
     counts = np.zeros(n, np.int64)
     done = 0
     lb_seed = _derive(seed, 1)
-    for i in range(1, max(1, int(math.floor(log2n)))):
+    for i in range(1, max(1, math.floor(log2n))):
         x = total / 2**i
-        theta = min(int(math.ceil(lam / x)), max_rr_sets)
+        theta = min(math.ceil(lam / x), max_rr_sets)
         if theta > done:
             more, _ = rr_counts(dg, theta - done, model=model, seed=lb_seed, first=done,
                                 root_weights=root_weights)
@@ -226,7 +226,7 @@ def _ris_estimate(
         if progress is not None:
             progress(float(i), float(log2n))
     c_final = math.log(4 * n / delta) * total / lb
-    r_needed = int(math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2))
+    r_needed = math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2)
     r = max(1, min(r_needed, max_rr_sets))
     counts, size_total = rr_counts(dg, r, model=model, seed=_derive(seed, 2), first=0,
                                    root_weights=root_weights)
@@ -270,7 +270,8 @@ class InfluenceScores:
         out = {"influence": self.influence, "influence_low": self.influence_low,
                "influence_high": self.influence_high}
         if self.value_influence is not None:
-            assert self.value_low is not None and self.value_high is not None
+            assert self.value_low is not None
+            assert self.value_high is not None
             out |= {"value_influence": self.value_influence,
                     "value_influence_low": self.value_low,
                     "value_influence_high": self.value_high}
@@ -332,18 +333,16 @@ def influence_scores(
 ) -> InfluenceScores:
     """Influence of every customer by reverse influence sampling (see the module docstring).
 
-    Parameters
-    ----------
-    graph : the customer graph; ties point from the customer who influences.
-    model : ``"ic"`` (Independent Cascade) or ``"lt"`` (Linear Threshold).
-    edge_model, scale, probability : tie activation probabilities
-        (:func:`carenet.graphs.diffusion.edge_probabilities`).
-    epsilon, delta : with probability ``1 - delta``, every estimate is within
-        ``epsilon * max(influence, LB)`` where LB bounds the ``top``-th largest influence.
-    confidence : level of the per-customer intervals.
-    values : customer values (NaN -> ``missing_value``); adds value-weighted influence.
-    seed : random seed; the same seed gives the same scores with any number of threads.
-    max_rr_sets : cap on the sets per estimate (the reached epsilon is then reported).
+    ``graph``: the customer graph, ties pointing from the customer who influences.
+    ``model``: ``"ic"`` (Independent Cascade) or ``"lt"`` (Linear Threshold).
+    ``edge_model``, ``scale``, ``probability``: tie activation probabilities
+    (:func:`carenet.graphs.diffusion.edge_probabilities`). ``epsilon``, ``delta``: with
+    probability ``1 - delta`` every estimate is within ``epsilon * max(influence, LB)``, LB a
+    lower bound of the ``top``-th largest influence. ``confidence``: level of the
+    per-customer intervals. ``values``: customer values (NaN -> ``missing_value``); adds the
+    value-weighted influence. ``seed``: the same seed gives the same scores with any number of
+    threads. ``max_rr_sets``: cap on the sets per estimate (the epsilon reached is then
+    reported). ``progress``: called with (phase done, phases) during the search.
     """
     t0 = time.perf_counter()
     model = _ris_model(model)
@@ -732,8 +731,9 @@ def select_seeds(
                               dtype=np.float64)
         if cost_arr.shape != (n,) or not np.isfinite(cost_arr).all() or (cost_arr <= 0).any():
             raise InvalidInputError("cost must be one positive number per customer")
-        k_max = int(min(k, np.searchsorted(np.cumsum(np.sort(cost_arr)), budget * (1 + 1e-12),
-                                           side="right")))
+        fits = int(np.searchsorted(np.cumsum(np.sort(cost_arr)), budget * (1 + 1e-12),
+                                   side="right"))
+        k_max = min(k, fits)
         k_eff = max(1, k_max)
     elif budget is not None:
         raise InvalidInputError("budget: give a cost per customer with a budget")
@@ -752,9 +752,9 @@ def select_seeds(
     lb = total / n
     s_seed = _derive(seed, 21)
     sets: RRSets | None = None
-    for i in range(1, max(1, int(math.floor(log2n)))):
+    for i in range(1, max(1, math.floor(log2n))):
         x = total / 2**i
-        theta = min(int(math.ceil(lam_p / x)), max_rr_sets)
+        theta = min(math.ceil(lam_p / x), max_rr_sets)
         have = 0 if sets is None else sets.count
         if theta > have:
             more = sample_rr_sets(dg, theta - have, model=model, seed=s_seed, first=have,
@@ -774,7 +774,7 @@ def select_seeds(
     alpha = math.sqrt(a + math.log(2))
     beta = math.sqrt(e1 * (log_cnk + a + math.log(2)))
     lam_star = 2 * total * (e1 * alpha + beta) ** 2 / epsilon**2
-    r = max(1, min(int(math.ceil(lam_star / lb)), max_rr_sets))
+    r = max(1, min(math.ceil(lam_star / lb), max_rr_sets))
     final = sample_rr_sets(dg, r, model=model, seed=_derive(seed, 22), root_weights=vals)
     picks, gains = _pick(final, k, cost_arr, budget)
     covered = int(gains.sum())
@@ -851,7 +851,7 @@ def compare_seed_sets(
     rows = []
     for name, nodes in strategies.items():
         mc = monte_carlo(dg, nodes, model=selection.model, runs=runs, seed=_derive(seed, 31))
-        row: dict[str, Any] = {"strategy": name, "k": int(len(nodes)), "spread": mc.mean,
+        row: dict[str, Any] = {"strategy": name, "k": len(nodes), "spread": mc.mean,
                                "std_error": mc.std_error,
                                "low": mc.mean - z * mc.std_error,
                                "high": mc.mean + z * mc.std_error,

@@ -79,7 +79,7 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _stream(seed: np.uint64, index: np.int64) -> np.uint64:
+def _stream(seed: np.uint64, index: int | np.int64) -> np.uint64:
     """Initial state of the random stream of simulation (or RR set) ``index``."""
     return _mix(_mix(seed) + np.uint64(index) * _GOLDEN + _GOLDEN)
 

@@ -13,6 +13,8 @@ InfluenceConfig` (``[influence]`` in the config file).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -44,8 +46,8 @@ def influence_step(ctx: RunContext) -> None:
         return
     graph = ctx.graph
     n = graph.n_customers
-    edge = {"edge_model": cfg.edge_model, "scale": cfg.edge_scale,
-            "probability": cfg.edge_probability}
+    edge: dict[str, Any] = {"edge_model": cfg.edge_model, "scale": cfg.edge_scale,
+                            "probability": cfg.edge_probability}
     values = _values(ctx)
     ctx.progress("influence", 0, 3)
     scores = influence_scores(
