@@ -104,7 +104,10 @@ def wilson_interval(
     z2 = z * z / trials
     centre = (p + z2 / 2) / (1 + z2)
     half = z * np.sqrt(p * (1 - p) / trials + z2 / (4 * trials)) / (1 + z2)
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # at 0 or all successes the bound is exactly 0 (or 1); say so despite rounding
+    low = np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    high = np.where(k >= trials, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return low, high
 
 
 def _derive(seed: int, tag: int) -> int:
