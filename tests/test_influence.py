@@ -189,9 +189,10 @@ def test_compare_seed_sets(graph: CustomerGraph) -> None:
 
 
 def test_simulate_contract(graph: CustomerGraph, dg: DiffusionGraph) -> None:
-    r = simulate(graph, ["c0"], runs=50_000, seed=3)
+    r = simulate(graph, ["c0"], runs=50_000, seed=3, confidence=0.99999)
     truth, p = exact_spread(dg, [0], per_node=True)
     assert r.low <= truth <= r.high
+    assert ((r.activation_low <= p + 1e-12) & (p <= r.activation_high + 1e-12)).all()
     assert r.expected_reached == pytest.approx(r.expected_size - 1)
     assert r.activation_probability[0] == 1.0
     reached = r.most_likely_reached(3)
@@ -203,7 +204,8 @@ def test_simulate_contract(graph: CustomerGraph, dg: DiffusionGraph) -> None:
     for value in d.values():
         assert not isinstance(value, np.generic)
     # protection on the same random worlds never increases the cascade
-    protected = simulate(graph, ["c0"], protected=["c2"], runs=50_000, seed=3)
+    protected = simulate(graph, ["c0"], protected=["c2"], runs=50_000, seed=3,
+                         confidence=0.99999)
     _, pp = exact_spread(dg, [0], protected=[2], per_node=True)
     assert protected.expected_size < r.expected_size
     assert protected.activation_probability[2] == 0.0

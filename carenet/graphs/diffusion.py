@@ -104,14 +104,22 @@ def _draw_root(state: np.uint64, n: int, cum_values: np.ndarray) -> tuple[np.uin
 
 
 # ---------------------------------------------------------------------------- forward runs
+# Per-thread scratch: every parallel kernel allocates its work arrays once per thread (row
+# ``numba.get_thread_id()``) and hands out many small chunks of work dynamically (chunk size 1
+# at the call site), so a core slowed by another process does not hold the others back. A node
+# whose ``mark`` is negative is protected (never activates); any other value is the stamp of
+# the last run that activated it, so nothing is cleared between runs.
+
+
 @nb.njit(cache=True, nogil=True)
 def _ic_run(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, seeds: np.ndarray,
-    blocked: np.ndarray, state: np.uint64, mark: np.ndarray, stamp: np.int64,
-    queue: np.ndarray, when: np.ndarray, origin: np.ndarray, parent: np.ndarray,
+    state: np.uint64, mark: np.ndarray, stamp: np.int32, queue: np.ndarray,
+    newc: np.ndarray, max_steps: int, track: bool, origin: np.ndarray, parent: np.ndarray,
 ) -> tuple[int, np.uint64]:
-    """One IC cascade (breadth first, one level per step). Activated nodes are written to
-    ``queue[:size]`` in activation order with their step, seed of origin and activating
+    """One IC cascade, breadth first (one level per step). Activated nodes go to
+    ``queue[:size]`` in activation order; ``newc[t]`` counts activations at step t (the last
+    entry collects later steps); with ``track``, each node's seed of origin and activating
     in-neighbour. Cost is proportional to the ties leaving the cascade, never to n.
     """
     size = 0
@@ -119,36 +127,43 @@ def _ic_run(
         s = seeds[j]
         mark[s] = stamp
         queue[size] = s
-        when[s] = 0
-        origin[s] = j
-        parent[s] = -1
+        if track:
+            origin[s] = j
+            parent[s] = -1
         size += 1
+    newc[0] += size
     head = 0
+    level = 0
+    level_end = size
     while head < size:
+        if head == level_end:
+            level += 1
+            level_end = size
         u = queue[head]
         head += 1
-        t = when[u] + 1
-        o = origin[u]
+        slot = level + 1 if level + 1 < max_steps else max_steps
         for e in range(indptr[u], indptr[u + 1]):
             v = indices[e]
-            if mark[v] == stamp or blocked[v]:
+            m = mark[v]
+            if m == stamp or m < 0:
                 continue
             state, x = _uniform(state)
             if x < prob[e]:
                 mark[v] = stamp
                 queue[size] = v
-                when[v] = t
-                origin[v] = o
-                parent[v] = u
                 size += 1
+                newc[slot] += 1
+                if track:
+                    origin[v] = origin[u]
+                    parent[v] = u
     return size, state
 
 
 @nb.njit(cache=True, nogil=True)
 def _lt_run(
     indptr: np.ndarray, indices: np.ndarray, weight: np.ndarray, seeds: np.ndarray,
-    blocked: np.ndarray, state: np.uint64, mark: np.ndarray, stamp: np.int64,
-    queue: np.ndarray, when: np.ndarray, origin: np.ndarray, parent: np.ndarray,
+    state: np.uint64, mark: np.ndarray, stamp: np.int32, queue: np.ndarray,
+    newc: np.ndarray, max_steps: int, track: bool, origin: np.ndarray, parent: np.ndarray,
     touched: np.ndarray, acc: np.ndarray, thr: np.ndarray,
 ) -> tuple[int, np.uint64]:
     """One LT cascade. Thresholds are drawn lazily, when a node first receives weight, so the
@@ -160,18 +175,25 @@ def _lt_run(
         s = seeds[j]
         mark[s] = stamp
         queue[size] = s
-        when[s] = 0
-        origin[s] = j
-        parent[s] = -1
+        if track:
+            origin[s] = j
+            parent[s] = -1
         size += 1
+    newc[0] += size
     head = 0
+    level = 0
+    level_end = size
     while head < size:
+        if head == level_end:
+            level += 1
+            level_end = size
         u = queue[head]
         head += 1
-        t = when[u] + 1
+        slot = level + 1 if level + 1 < max_steps else max_steps
         for e in range(indptr[u], indptr[u + 1]):
             v = indices[e]
-            if mark[v] == stamp or blocked[v]:
+            m = mark[v]
+            if m == stamp or m < 0:
                 continue
             if touched[v] != stamp:
                 touched[v] = stamp
@@ -182,18 +204,19 @@ def _lt_run(
             if acc[v] >= thr[v] - 1e-12:
                 mark[v] = stamp
                 queue[size] = v
-                when[v] = t
-                origin[v] = origin[u]
-                parent[v] = u
                 size += 1
+                newc[slot] += 1
+                if track:
+                    origin[v] = origin[u]
+                    parent[v] = u
     return size, state
 
 
 @nb.njit(cache=True, nogil=True)
 def _sir_run(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, seeds: np.ndarray,
-    blocked: np.ndarray, state: np.uint64, mark: np.ndarray, stamp: np.int64,
-    queue: np.ndarray, when: np.ndarray, origin: np.ndarray, parent: np.ndarray,
+    state: np.uint64, mark: np.ndarray, stamp: np.int32, queue: np.ndarray,
+    newc: np.ndarray, max_steps: int, track: bool, origin: np.ndarray, parent: np.ndarray,
     cur: np.ndarray, nxt: np.ndarray, recovery: float, step_limit: int,
 ) -> tuple[int, np.uint64]:
     """One discrete-time SIR epidemic: every step each infectious node tries each susceptible
@@ -206,29 +229,33 @@ def _sir_run(
         mark[s] = stamp
         queue[size] = s
         cur[size] = s
-        when[s] = 0
-        origin[s] = j
-        parent[s] = -1
+        if track:
+            origin[s] = j
+            parent[s] = -1
         size += 1
+    newc[0] += size
     n_cur = size
     t = 0
     while n_cur > 0 and t < step_limit:
         t += 1
+        slot = t if t < max_steps else max_steps
         first_new = size
         for i in range(n_cur):
             u = cur[i]
             for e in range(indptr[u], indptr[u + 1]):
                 v = indices[e]
-                if mark[v] == stamp or blocked[v]:
+                m = mark[v]
+                if m == stamp or m < 0:
                     continue
                 state, x = _uniform(state)
                 if x < prob[e]:
                     mark[v] = stamp
                     queue[size] = v
-                    when[v] = t
-                    origin[v] = origin[u]
-                    parent[v] = u
                     size += 1
+                    newc[slot] += 1
+                    if track:
+                        origin[v] = origin[u]
+                        parent[v] = u
         n_next = 0
         for i in range(n_cur):
             state, x = _uniform(state)
@@ -244,6 +271,15 @@ def _sir_run(
     return size, state
 
 
+@nb.njit(cache=True, nogil=True)
+def _scratch_marks(threads: int, n: int, blocked: np.ndarray) -> np.ndarray:
+    mark = np.zeros((threads, n), np.int32)
+    for t in range(threads):
+        for j in range(blocked.size):
+            mark[t, blocked[j]] = -1
+    return mark
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _mc_kernel(
     indptr: np.ndarray, indices: np.ndarray, w: np.ndarray, model: int, seeds: np.ndarray,
@@ -253,68 +289,68 @@ def _mc_kernel(
     sizes: np.ndarray, counts: np.ndarray, curves: np.ndarray, done: np.ndarray,
     used: np.ndarray,
 ) -> None:
-    """Runs ``[lo[c], hi[c])`` of chunk c (one chunk per thread); run r uses stream
-    ``first + r``. Adds activation counts to ``counts[c]`` and new activations per step to
-    ``curves[c]``; writes run sizes to ``sizes[r]``. With ``record``, writes one
-    (node, seed of origin, activating neighbour) record per activated non-seed to chunk c's
-    region ``[c * cap, (c + 1) * cap)`` of the record buffers and stops before a run whose
-    records would not fit (``done[c]`` = runs finished; the caller resumes from there).
+    """Runs ``[lo[c], hi[c])`` of every chunk c; run r uses stream ``first + r``. Adds
+    activation counts to ``counts[thread]`` and activations per step to ``curves[thread]``,
+    writes run sizes to ``sizes[r]``. With ``record``, writes one (node, seed of origin,
+    activating neighbour) record per activated non-seed to chunk c's region ``[c * cap,
+    (c + 1) * cap)`` and stops before a run whose records would not fit (``done[c]`` = runs
+    finished, ``used[c]`` = records written; the caller resumes from there).
     """
     n = indptr.size - 1
-    n_chunks = lo.size
-    for c in nb.prange(n_chunks):
-        mark = np.zeros(n, np.int64)
-        queue = np.empty(n, np.int32)
-        when = np.empty(n, np.int32)
-        origin = np.empty(n, np.int32)
-        parent = np.empty(n, np.int32)
-        if model == 1:
-            touched = np.zeros(n, np.int64)
-            acc = np.empty(n, np.float64)
-            thr = np.empty(n, np.float64)
-        else:
-            touched = np.zeros(0, np.int64)
-            acc = np.empty(0, np.float64)
-            thr = np.empty(0, np.float64)
-        if model == 2:
-            cur = np.empty(n, np.int32)
-            nxt = np.empty(n, np.int32)
-        else:
-            cur = np.empty(0, np.int32)
-            nxt = np.empty(0, np.int32)
+    threads = counts.shape[0]
+    mark = _scratch_marks(threads, n, blocked)
+    queue = np.empty((threads, n), np.int32)
+    nt = n if record else 0
+    origin = np.empty((threads, nt), np.int32)
+    parent = np.empty((threads, nt), np.int32)
+    nl = n if model == 1 else 0
+    touched = np.zeros((threads, nl), np.int32)
+    acc = np.empty((threads, nl), np.float64)
+    thr = np.empty((threads, nl), np.float64)
+    ns = n if model == 2 else 0
+    cur = np.empty((threads, ns), np.int32)
+    nxt = np.empty((threads, ns), np.int32)
+    newc_all = np.zeros((threads, max_steps + 1), np.int64)
+    for c in nb.prange(lo.size):
+        tid = nb.get_thread_id()
+        q = queue[tid]
+        newc = newc_all[tid]
+        row = counts[tid]
+        curve = curves[tid]
         pos = c * cap
         end = pos + cap
         finished = 0
         for r in range(lo[c], hi[c]):
+            newc[:] = 0
             state = _stream(seed, first + r)
-            stamp = np.int64(r) + 1
+            stamp = np.int32(r + 1)
             if model == 0:
-                size, state = _ic_run(indptr, indices, w, seeds, blocked, state, mark, stamp,
-                                      queue, when, origin, parent)
+                size, state = _ic_run(indptr, indices, w, seeds, state, mark[tid], stamp, q,
+                                      newc, max_steps, record, origin[tid], parent[tid])
             elif model == 1:
-                size, state = _lt_run(indptr, indices, w, seeds, blocked, state, mark, stamp,
-                                      queue, when, origin, parent, touched, acc, thr)
+                size, state = _lt_run(indptr, indices, w, seeds, state, mark[tid], stamp, q,
+                                      newc, max_steps, record, origin[tid], parent[tid],
+                                      touched[tid], acc[tid], thr[tid])
             else:
-                size, state = _sir_run(indptr, indices, w, seeds, blocked, state, mark, stamp,
-                                       queue, when, origin, parent, cur, nxt, recovery,
-                                       step_limit)
+                size, state = _sir_run(indptr, indices, w, seeds, state, mark[tid], stamp, q,
+                                       newc, max_steps, record, origin[tid], parent[tid],
+                                       cur[tid], nxt[tid], recovery, step_limit)
             if record:
                 if pos + size - seeds.size > end:
                     break
+                o = origin[tid]
+                p = parent[tid]
                 for j in range(seeds.size, size):
-                    v = queue[j]
+                    v = q[j]
                     rec_node[pos] = v
-                    rec_origin[pos] = origin[v]
-                    rec_parent[pos] = parent[v]
+                    rec_origin[pos] = o[v]
+                    rec_parent[pos] = p[v]
                     pos += 1
             sizes[r] = size
-            row = counts[c]
-            curve = curves[c]
             for j in range(size):
-                v = queue[j]
-                row[v] += 1
-                t = when[v]
-                curve[t if t < max_steps else max_steps] += 1
+                row[q[j]] += 1
+            for s in range(max_steps + 1):
+                curve[s] += newc[s]
             finished += 1
         done[c] = finished
         used[c] = pos - c * cap
@@ -324,19 +360,21 @@ def _mc_kernel(
 @nb.njit(cache=True, nogil=True)
 def _rr_ic(
     rindptr: np.ndarray, rindices: np.ndarray, rprob: np.ndarray, root: int,
-    state: np.uint64, mark: np.ndarray, stamp: np.int64, buf: np.ndarray,
+    state: np.uint64, mark: np.ndarray, stamp: np.int32, buf: np.ndarray,
     parent: np.ndarray, target: np.ndarray, stop_at_target: bool,
 ) -> tuple[int, np.uint64, int]:
     """One IC RR set: the customers that reach ``root`` in a random live-edge world (reverse
     breadth-first search; each in-tie is live with its probability, tested once). With
-    ``stop_at_target`` the search stops at the first node with ``target`` set other than the
-    root, which is the nearest one (breadth-first); returns (size, state, that node or -1).
+    ``stop_at_target`` the search records parents and stops at the first node with ``target``
+    set other than the root, the nearest one (breadth-first); returns (size, state, that node
+    or -1).
     """
     buf[0] = root
     mark[root] = stamp
-    parent[root] = -1
     size = 1
     head = 0
+    if stop_at_target:
+        parent[root] = -1
     while head < size:
         v = buf[head]
         head += 1
@@ -348,17 +386,18 @@ def _rr_ic(
             if x < rprob[e]:
                 mark[u] = stamp
                 buf[size] = u
-                parent[u] = v
                 size += 1
-                if stop_at_target and target[u]:
-                    return size, state, u
+                if stop_at_target:
+                    parent[u] = v
+                    if target[u]:
+                        return size, state, u
     return size, state, -1
 
 
 @nb.njit(cache=True, nogil=True)
 def _rr_lt(
     rindptr: np.ndarray, rindices: np.ndarray, rcum: np.ndarray, root: int,
-    state: np.uint64, mark: np.ndarray, stamp: np.int64, buf: np.ndarray,
+    state: np.uint64, mark: np.ndarray, stamp: np.int32, buf: np.ndarray,
     parent: np.ndarray, target: np.ndarray, stop_at_target: bool,
 ) -> tuple[int, np.uint64, int]:
     """One LT RR set: a reverse random walk from ``root``; each node picks at most one
@@ -367,9 +406,10 @@ def _rr_lt(
     """
     buf[0] = root
     mark[root] = stamp
-    parent[root] = -1
     size = 1
     v = root
+    if stop_at_target:
+        parent[root] = -1
     while True:
         a = rindptr[v]
         b = rindptr[v + 1]
@@ -386,10 +426,11 @@ def _rr_lt(
             break
         mark[u] = stamp
         buf[size] = u
-        parent[u] = v
         size += 1
-        if stop_at_target and target[u]:
-            return size, state, u
+        if stop_at_target:
+            parent[u] = v
+            if target[u]:
+                return size, state, u
         v = u
     return size, state, -1
 
@@ -397,7 +438,7 @@ def _rr_lt(
 @nb.njit(cache=True, nogil=True, inline="always")
 def _rr_one(
     lt: bool, rindptr: np.ndarray, rindices: np.ndarray, rw: np.ndarray, root: int,
-    state: np.uint64, mark: np.ndarray, stamp: np.int64, buf: np.ndarray,
+    state: np.uint64, mark: np.ndarray, stamp: np.int32, buf: np.ndarray,
     parent: np.ndarray, target: np.ndarray, stop_at_target: bool,
 ) -> tuple[int, np.uint64, int]:
     if lt:
@@ -414,24 +455,27 @@ def _rr_count_kernel(
     counts: np.ndarray, total: np.ndarray,
 ) -> None:
     """Samples RR sets ``first + [lo[c], hi[c])`` without storing them: adds to
-    ``counts[c, v]`` the sets that contain v other than as their root, and to ``total[c]`` the
-    summed set sizes. Memory is O(n) per thread whatever the number of sets.
+    ``counts[thread, v]`` the sets that contain v other than as their root, and to
+    ``total[c]`` the summed set sizes. Memory is O(n) per thread whatever the number of sets.
     """
     n = rindptr.size - 1
+    threads = counts.shape[0]
     no_target = np.zeros(0, np.bool_)
+    no_parent = np.zeros(0, np.int32)
+    mark = np.zeros((threads, n), np.int32)
+    buf = np.empty((threads, n), np.int32)
     for c in nb.prange(lo.size):
-        mark = np.zeros(n, np.int64)
-        buf = np.empty(n, np.int32)
-        parent = np.empty(n, np.int32)
-        row = counts[c]
+        tid = nb.get_thread_id()
+        row = counts[tid]
+        b = buf[tid]
         acc = np.int64(0)
         for i in range(lo[c], hi[c]):
             state = _stream(seed, first + i)
             state, root = _draw_root(state, n, cum_values)
-            size, state, _ = _rr_one(lt, rindptr, rindices, rw, root, state, mark,
-                                     np.int64(i) + 1, buf, parent, no_target, False)
+            size, state, _ = _rr_one(lt, rindptr, rindices, rw, root, state, mark[tid],
+                                     np.int32(i + 1), b, no_parent, no_target, False)
             for j in range(1, size):
-                row[buf[j]] += 1
+                row[b[j]] += 1
             acc += size
         total[c] = acc
 
@@ -441,6 +485,7 @@ def _rr_store_kernel(
     rindptr: np.ndarray, rindices: np.ndarray, rw: np.ndarray, lt: bool,
     cum_values: np.ndarray, seed: np.uint64, first: int, lo: np.ndarray, hi: np.ndarray,
     cap: int, members: np.ndarray, sizes: np.ndarray, done: np.ndarray, used: np.ndarray,
+    threads: int,
 ) -> None:
     """Samples RR sets ``first + [lo[c], hi[c])`` into chunk c's region ``[c * cap,
     (c + 1) * cap)`` of ``members`` (root first), sizes into ``sizes[i]``; stops before a set
@@ -448,22 +493,24 @@ def _rr_store_kernel(
     """
     n = rindptr.size - 1
     no_target = np.zeros(0, np.bool_)
+    no_parent = np.zeros(0, np.int32)
+    mark = np.zeros((threads, n), np.int32)
+    buf = np.empty((threads, n), np.int32)
     for c in nb.prange(lo.size):
-        mark = np.zeros(n, np.int64)
-        buf = np.empty(n, np.int32)
-        parent = np.empty(n, np.int32)
+        tid = nb.get_thread_id()
+        b = buf[tid]
         pos = c * cap
         end = pos + cap
         finished = 0
         for i in range(lo[c], hi[c]):
             state = _stream(seed, first + i)
             state, root = _draw_root(state, n, cum_values)
-            size, state, _ = _rr_one(lt, rindptr, rindices, rw, root, state, mark,
-                                     np.int64(i) + 1, buf, parent, no_target, False)
+            size, state, _ = _rr_one(lt, rindptr, rindices, rw, root, state, mark[tid],
+                                     np.int32(i + 1), b, no_parent, no_target, False)
             if pos + size > end:
                 break
             for j in range(size):
-                members[pos + j] = buf[j]
+                members[pos + j] = b[j]
             pos += size
             sizes[i] = size
             finished += 1
@@ -474,34 +521,34 @@ def _rr_store_kernel(
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _rr_hit_kernel(
     rindptr: np.ndarray, rindices: np.ndarray, rw: np.ndarray, lt: bool, roots: np.ndarray,
-    target: np.ndarray, runs: int, seed: np.uint64, first: int, n_chunks: int,
-    hit: np.ndarray, via: np.ndarray,
+    target: np.ndarray, runs: int, seed: np.uint64, first: int, hit: np.ndarray,
+    via: np.ndarray, threads: int,
 ) -> None:
     """For each root and each of ``runs`` RR samples from it (stream ``first + root position *
     runs + run``): the nearest ``target`` node other than the root that reaches it (-1: none),
     and the root's in-neighbour on that path. Output arrays are ``len(roots) x runs``.
     """
     n = rindptr.size - 1
-    m = roots.size
-    for c in nb.prange(n_chunks):
-        mark = np.zeros(n, np.int64)
-        buf = np.empty(n, np.int32)
-        parent = np.empty(n, np.int32)
-        for k in range(c * m // n_chunks, (c + 1) * m // n_chunks):
-            root = roots[k]
-            for r in range(runs):
-                i = np.int64(first) + np.int64(k) * runs + r
-                state = _stream(seed, i)
-                _, state, found = _rr_one(lt, rindptr, rindices, rw, root, state, mark,
-                                          i + 1, buf, parent, target, True)
-                hit[k, r] = found
-                if found >= 0:
-                    w = found
-                    while parent[w] != root:
-                        w = parent[w]
-                    via[k, r] = w
-                else:
-                    via[k, r] = -1
+    mark = np.zeros((threads, n), np.int32)
+    buf = np.empty((threads, n), np.int32)
+    parent = np.empty((threads, n), np.int32)
+    for k in nb.prange(roots.size):
+        tid = nb.get_thread_id()
+        root = roots[k]
+        p = parent[tid]
+        for r in range(runs):
+            i = np.int64(first) + np.int64(k) * runs + r
+            state = _stream(seed, i)
+            _, state, found = _rr_one(lt, rindptr, rindices, rw, root, state, mark[tid],
+                                      np.int32(k * runs + r + 1), buf[tid], p, target, True)
+            hit[k, r] = found
+            if found >= 0:
+                w = found
+                while p[w] != root:
+                    w = p[w]
+                via[k, r] = w
+            else:
+                via[k, r] = -1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -891,22 +938,20 @@ def _monte_carlo(
         raise InvalidInputError(f"max_steps must be >= 1, not {max_steps}")
     n = dg.n_nodes
     seed_nodes = as_nodes(seeds, n, "seeds")
-    blocked = np.zeros(n, np.bool_)
+    prot = np.zeros(0, np.int64)
     if protected is not None:
         prot = as_nodes(protected, n, "protected")
-        blocked[prot] = True
-        if blocked[seed_nodes].any():
+        if np.isin(seed_nodes, prot).any():
             raise InvalidInputError("protected: a customer cannot be both a seed and protected")
+    if runs >= 2**31 - 1:
+        raise InvalidInputError(f"runs must be below 2**31, not {runs}")
     w = _mc_weights(dg, model)
     sizes = np.zeros(int(runs), np.int64)
-    chunks = _threads()
-    counts = np.zeros((chunks, n), np.int64)
-    curves = np.zeros((chunks, max_steps + 1), np.int64)
+    threads = _threads()
+    counts = np.zeros((threads, n), np.int64)
+    curves = np.zeros((threads, max_steps + 1), np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    lo, hi = _ranges(int(runs), chunks)
-    if lo.size < chunks:
-        counts = counts[: lo.size]
-        curves = curves[: lo.size]
+    lo, hi = _ranges(int(runs), threads * (2 if record else 8))
     cap = 0
     if record:
         cap = max(int(batch_records // lo.size), n + 1)
@@ -923,8 +968,8 @@ def _monte_carlo(
             rec_node = rec_origin = rec_parent = empty
         done = np.zeros(lo.size, np.int64)
         used = np.zeros(lo.size, np.int64)
-        with _PARALLEL_LOCK:
-            _mc_kernel(dg.indptr, dg.indices, w, _MODEL_CODE[model], seed_nodes, blocked,
+        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+            _mc_kernel(dg.indptr, dg.indices, w, _MODEL_CODE[model], seed_nodes, prot,
                        float(recovery), int(step_limit), _seed_u64(seed), int(first_run),
                        lo, hi, int(max_steps), bool(record), int(cap), rec_node, rec_origin,
                        rec_parent, sizes, counts, curves, done, used)
@@ -1054,7 +1099,7 @@ def sample_rr_sets(
         raise InvalidInputError(f"count must be >= 0, not {count}")
     n = dg.n_nodes
     sizes = np.zeros(count, np.int64)
-    lo, hi = _ranges(count, _threads() * 4)
+    lo, hi = _ranges(count, _threads() * 8)
     chunks = lo.size
     pieces: list[list[np.ndarray]] = [[] for _ in range(chunks)]
     cap = max(chunk_members // chunks, n + 1)
@@ -1062,9 +1107,9 @@ def sample_rr_sets(
         members = np.empty(cap * chunks, np.int32)
         done = np.zeros(chunks, np.int64)
         used = np.zeros(chunks, np.int64)
-        with _PARALLEL_LOCK:
+        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
             _rr_store_kernel(dg.rindptr, dg.rindices, rw, lt, cum, _seed_u64(seed), int(first),
-                             lo, hi, int(cap), members, sizes, done, used)
+                             lo, hi, int(cap), members, sizes, done, used, _threads())
         for c in range(chunks):
             if used[c]:
                 pieces[c].append(members[c * cap: c * cap + int(used[c])].copy())
@@ -1091,11 +1136,12 @@ def rr_counts(
     """
     rw, lt = _rr_weights(dg, model)
     cum = _cum_values(root_weights, dg.n_nodes)
-    lo, hi = _ranges(int(count), _threads())
-    counts = np.zeros((lo.size, dg.n_nodes), np.int64)
+    threads = _threads()
+    lo, hi = _ranges(int(count), threads * 8)
+    counts = np.zeros((threads, dg.n_nodes), np.int64)
     total = np.zeros(lo.size, np.int64)
     if count > 0:
-        with _PARALLEL_LOCK:
+        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
             _rr_count_kernel(dg.rindptr, dg.rindices, rw, lt, cum, _seed_u64(seed), int(first),
                              lo, hi, counts, total)
     return counts.sum(axis=0), int(total.sum())
@@ -1126,10 +1172,9 @@ def reverse_hits(
     hit = np.empty((r.size, int(runs)), np.int32)
     via = np.empty((r.size, int(runs)), np.int32)
     if r.size:
-        with _PARALLEL_LOCK:
+        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
             _rr_hit_kernel(dg.rindptr, dg.rindices, rw, lt, r, target, int(runs),
-                           _seed_u64(seed), int(first), max(1, min(_threads(), r.size)), hit,
-                           via)
+                           _seed_u64(seed), int(first), hit, via, _threads())
     return hit, via
 
 
