@@ -25,6 +25,13 @@ def test_same_seed_same_data() -> None:
     assert not a.interactions.equals(c.interactions)
 
 
+@pytest.mark.parametrize(("customers", "interactions"), [(500, 4000), (2000, 10_000), (300, 300), (1000, 50_000)])
+def test_exact_interaction_count(customers: int, interactions: int) -> None:
+    d = generate(GeneratorConfig(customers=customers, interactions=interactions, seed=2))
+    ties = len({tuple(sorted(p)) for p in zip(d.interactions["source"], d.interactions["target"], strict=True)})
+    assert len(d.interactions) == max(interactions, ties)
+
+
 def test_planted_communities_dominate_ties(data) -> None:
     truth = data.truth.set_index("customer_id")["community"]
     log = data.interactions
