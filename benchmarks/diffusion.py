@@ -8,8 +8,8 @@ the peers; carenet never depends on them:
     benchmarks/.venv/bin/python benchmarks/diffusion.py            # 10k/100k and 100k/1M
     benchmarks/.venv/bin/python benchmarks/diffusion.py --large    # + 1M customers / 10M ties
 
-Synthetic graphs are directed Chung-Lu graphs with heavy-tailed (Pareto 2.1) in- and
-out-propensities, cached in ``benchmarks/data``; tie probabilities follow the weighted cascade
+Synthetic graphs are directed Chung-Lu graphs with heavy-tailed (Pareto, tail exponent 2.1,
+with a structural cut-off) in- and out-propensities, cached in ``benchmarks/data``; tie probabilities follow the weighted cascade
 ``p(u -> v) = 1 / in-degree(v)`` for every contender.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -28,7 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, run_child, write_json
 
 DATA = Path(__file__).resolve().parent / "data"
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = next((Path(c) for c in (os.environ.get("CARENET_DATASETS"),
+                                    Path(__file__).resolve().parents[2] / "shared" / "datasets",
+                                    "/work/shared/datasets")
+                  if c and (Path(c) / "MANIFEST.md").exists()), Path("../shared/datasets"))
 SIZES = {"10k": (10_000, 100_000), "100k": (100_000, 1_000_000), "1M": (1_000_000, 10_000_000)}
 # One public IMM implementation (snowgy/Influence_Maximization, README) reports an estimated
 # spread of 1,294-1,298 for k = 50, epsilon = 0.1 on its test_data/NetHEPT.txt: 15,233 nodes and
@@ -42,10 +46,15 @@ PUBLISHED = {"figure": "1,294-1,298", "source": "github.com/snowgy/Influence_Max
 
 # ---------------------------------------------------------------------------- graphs
 def chung_lu(n: int, m: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Directed Chung-Lu graph: m distinct ties, no self-loops, heavy-tailed degrees."""
+    """Directed Chung-Lu graph: m distinct ties, no self-loops, heavy-tailed degrees.
+
+    Propensities are Pareto (tail exponent 2.1) cut at ``sqrt(n * m) / 10`` (a structural
+    cut-off: without it one customer of a million draws most ties and the graph is a star).
+    """
     rng = np.random.default_rng(seed)
-    w_out = rng.pareto(1.1, n) + 1.0
-    w_in = rng.pareto(1.1, n) + 1.0
+    cut = np.sqrt(n * m) / 10
+    w_out = np.minimum(rng.pareto(1.1, n) + 1.0, cut)
+    w_in = np.minimum(rng.pareto(1.1, n) + 1.0, cut)
     c_out = np.cumsum(w_out) / w_out.sum()
     c_in = np.cumsum(w_in) / w_in.sum()
     keys = np.zeros(0, np.int64)
