@@ -546,6 +546,8 @@ def exposure_scores(
     (of the customer's activations that came first from that seed), ``probability`` (that the
     seed reaches the customer first), ``via_id`` (the neighbour through which it most often
     arrives), ``via_share`` and ``tie_weight`` (weight of the tie via -> customer).
+    With ``model="sir"`` the seeds' leave-one-out exposure uses IC reverse samples (SIR has
+    no RR-set equivalent; with ``recovery = 1`` it is IC).
     """
     t0 = time.perf_counter()
     if model not in MODELS:
