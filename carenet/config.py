@@ -146,6 +146,8 @@ class InfluenceConfig:
     k of the IMM seed set compared with top-k by degree and PageRank (0: skip);
     ``cost_col`` (a customers column) with ``seed_budget`` selects within a budget.
     ``missing_value``: the value of a customer without one, for value-weighted influence.
+    ``exposure_model``: the model of exposure (default: ``model``); ``sir_recovery``: its
+    per-step recovery probability when it is ``sir``.
     """
 
     enabled: bool = True
@@ -162,6 +164,7 @@ class InfluenceConfig:
     negative_events: tuple[str, ...] = ("churn", "complaint")
     lookback: str | None = "90d"
     exposure_model: str | None = None
+    sir_recovery: float = 0.5
     exposure_runs: int = 2000
     exposure_sources: int = 3
     seed_set_size: int = 50
@@ -180,6 +183,8 @@ class InfluenceConfig:
         if self.edge_model not in ("weighted_cascade", "exponential", "constant"):
             raise bad("edge_model", "weighted_cascade, exponential or constant",
                       self.edge_model)
+        if not 0 < self.sir_recovery <= 1:
+            raise bad("sir_recovery", "in (0, 1]", self.sir_recovery)
         if not self.edge_scale > 0:
             raise bad("edge_scale", "> 0", self.edge_scale)
         if not 0 <= self.edge_probability <= 1:

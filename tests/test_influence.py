@@ -317,3 +317,13 @@ def test_config_section() -> None:
         with pytest.raises(InvalidInputError, match=name):
             AnalysisConfig.from_mapping({"influence": bad})
     assert AnalysisConfig.from_mapping(cfg.to_dict()) == cfg
+
+
+def test_sir_exposure_uses_recovery() -> None:
+    # one tie, transmission 0.2 per step, recovery 0.3: P = 0.2 / (1 - 0.8 * 0.7)
+    g = CustomerGraph.from_edges(["a", "b"], [0], [1], [1.0])
+    ex = exposure_scores(g, ["a"], model="sir", recovery=0.3, runs=20_000,
+                         edge_model="constant", probability=0.2, confidence=0.99999)
+    truth = 0.2 / (1 - 0.8 * 0.7)
+    assert ex.exposure_low[1] <= truth <= ex.exposure_high[1]
+    assert ex.exposure_high[1] < truth + 0.05 and ex.exposure[0] == 0.0

@@ -534,6 +534,7 @@ def exposure_scores(
     sources: int = 3,
     seed: int = 0,
     seeds_are_positions: bool = False,
+    recovery: float = 0.5,
 ) -> ExposureScores:
     """Exposure of every customer to the cascade started by ``seeds`` (customer ids; node
     positions with ``seeds_are_positions``), each with a Wilson interval over ``runs``.
@@ -546,8 +547,8 @@ def exposure_scores(
     (of the customer's activations that came first from that seed), ``probability`` (that the
     seed reaches the customer first), ``via_id`` (the neighbour through which it most often
     arrives), ``via_share`` and ``tie_weight`` (weight of the tie via -> customer).
-    With ``model="sir"`` the seeds' leave-one-out exposure uses IC reverse samples (SIR has
-    no RR-set equivalent; with ``recovery = 1`` it is IC).
+    With ``model="sir"`` (per-step ``recovery`` probability) the seeds' leave-one-out exposure
+    uses IC reverse samples (SIR has no RR-set equivalent; with ``recovery = 1`` it is IC).
     """
     t0 = time.perf_counter()
     if model not in MODELS:
@@ -570,7 +571,8 @@ def exposure_scores(
     rows: list[tuple[np.ndarray, ...]] = []
     if s_nodes.size:
         mc, att = monte_carlo_attribution(dg, s_nodes, model=model, runs=runs,
-                                          seed=_derive(seed, 11))
+                                          seed=_derive(seed, 11),
+                                          recovery=recovery if model == "sir" else 1.0)
         counts = mc.activation_counts.copy()
         a: Attribution = att
         rows.append((a.node, s_nodes[a.origin], a.parent, a.count))

@@ -64,7 +64,7 @@ def influence_step(ctx: RunContext) -> None:
     exposure = exposure_scores(
         graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
         confidence=cfg.confidence, sources=cfg.exposure_sources, seed=_derive(ctx.seed, 102),
-        seeds_are_positions=True, **edge,
+        seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,
     )
     ctx.add_columns(exposure.columns())  # type: ignore[arg-type]
     ctx.tables["exposure_sources"] = exposure.sources
