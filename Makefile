@@ -43,6 +43,7 @@ bench-env: benchmarks/.venv/.installed
 ## make bench: run the benchmarks (slow; each prints a table and writes JSON to benchmarks/results)
 bench: bench-env
 	benchmarks/.venv/bin/python benchmarks/ingest.py
+	benchmarks/.venv/bin/python benchmarks/diffusion.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
