@@ -44,6 +44,7 @@ bench-env: benchmarks/.venv/.installed
 bench: bench-env
 	benchmarks/.venv/bin/python benchmarks/ingest.py
 	benchmarks/.venv/bin/python benchmarks/measures.py
+	benchmarks/.venv/bin/python benchmarks/diffusion.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
