@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from carenet.errors import BackendUnavailableError, InvalidInputError
+from carenet.errors import BackendUnavailableError, InvalidInputError, RunNotFoundError
 from carenet.graphs.centrality import undirected_view
 from carenet.graphs.model import CustomerGraph
 
@@ -102,9 +102,7 @@ class Partition:
 
     def members(self, community: int) -> np.ndarray:
         """Customer ids in one community."""
-        if community not in set(np.unique(self.labels).tolist()):
-            from carenet.errors import RunNotFoundError
-
+        if not (self.labels == community).any():
             raise RunNotFoundError(f"no community {community}")
         return self.ids[self.labels == community]
 
