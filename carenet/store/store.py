@@ -56,6 +56,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.schema import CreateTable
 
 from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.graphs.model import CustomerGraph
 from carenet.store import records as rec
 from carenet.store.db import _sqlite_pragmas, make_engine, normalize_url
 from carenet.store.errors import (
@@ -116,6 +117,7 @@ class RunView:
     customers: Table
     ties: Table
     rows: Table
+    pseudonymized: bool = False
     stmts: dict[str, Any] = field(default_factory=dict)
 
     def column(self, name: str) -> dict[str, Any] | None:
@@ -569,7 +571,9 @@ class RunStore:
         view = RunView(run_id=rid, key=key, columns=row["columns"] or [],
                        tables=row["tables"] or [], graph=row["graph"] or {},
                        customers=customers_table(key, row["columns"] or [], meta),
-                       ties=ties_table(key, meta), rows=rows_table(key, meta))
+                       ties=ties_table(key, meta), rows=rows_table(key, meta),
+                       pseudonymized=bool(((row["parameters"] or {}).get("graph") or {})
+                                          .get("pseudonymize", False)))
         with self._lock:
             if len(self._views) > 32:
                 self._views.clear()
@@ -713,6 +717,39 @@ class RunStore:
                 item["direction"] = "both"
             result.append(item)
         return result
+
+    def load_graph(self, view: RunView) -> CustomerGraph:
+        """The run's :class:`CustomerGraph` rebuilt from its packed out-ties (for what-if
+        simulations); the last one is cached."""
+        cached = view.stmts.get("graph")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        t = view.customers
+        with self._reading(view) as conn:
+            ids = conn.execute(select(t.c.customer_id).order_by(t.c.pos)).scalars().all()
+            rows = conn.execute(select(view.ties.c.pos, view.ties.c.out_ties)
+                                .order_by(view.ties.c.pos)).all()
+        n = len(ids)
+        deg = np.zeros(n, np.int64)
+        parts = []
+        for pos, blob in rows:
+            if blob:
+                arrs = rec.unpack_ties(blob)
+                deg[pos] = len(arrs[0])
+                parts.append(arrs)
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(deg, out=indptr[1:])
+
+        def cat(i: int, dtype: str) -> np.ndarray:
+            return (np.concatenate([p[i] for p in parts]).astype(dtype) if parts
+                    else np.zeros(0, dtype))
+
+        g = view.graph
+        graph = CustomerGraph(np.asarray(ids, dtype=object), indptr, cat(0, "int32"),
+                              cat(1, "float64"), cat(2, "uint32"), cat(3, "uint16"),
+                              tuple(g.get("channel_names", ())), bool(g.get("directed", True)))
+        view.stmts["graph"] = graph
+        return graph
 
     # ------------------------------------------------------------------ extra tables
     def table_rows(self, view: RunView, name: str, *, limit: int, offset: int = 0
