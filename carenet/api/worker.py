@@ -136,6 +136,7 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
     from carenet.steps.base import STEPS
 
     store = RunStore(db_url, keep_runs=keep_runs)
+    _watch_parent()
     try:
         row = store.get_run(run_id)
         req: dict[str, Any] = row["request"] or {}
@@ -174,6 +175,20 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
         return 0
     finally:
         store.close()
+
+
+def _watch_parent() -> None:
+    """Exit when the supervising API process dies, so that no orphan publishes a run the
+    restarted service has already marked failed (the store refuses that anyway)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="carenet-parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

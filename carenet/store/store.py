@@ -315,13 +315,14 @@ class RunStore:
     def finish_unpublished(self, run_id: str, status: str, error: str) -> None:
         """Mark an unpublished run failed or cancelled and drop whatever it had written."""
         row = self._run_row(run_id)
-        if row is None or row["status"] == "published":
+        if row is None or row["status"] not in ACTIVE:
             return
-        self._drop_run_tables(row["table_key"])
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id,
-                                            runs.c.status != "published")
-                         .values(status=status, error=error, finished=now_iso()))
+            res = conn.execute(update(runs).where(runs.c.id == run_id,
+                                                  runs.c.status.in_(ACTIVE))
+                               .values(status=status, error=error, finished=now_iso()))
+        if res.rowcount == 1:
+            self._drop_run_tables(row["table_key"])
 
     def recover(self, *, stale_after: float = 60.0,
                 alive: Callable[[str], bool] | None = None) -> list[str]:
@@ -374,7 +375,13 @@ class RunStore:
         else:
             key = row["table_key"]
             with self.engine.begin() as conn:
-                conn.execute(update(runs).where(runs.c.id == rid).values(status="publishing"))
+                res = conn.execute(update(runs).where(runs.c.id == rid,
+                                                      runs.c.status.in_(("running", "queued")))
+                                   .values(status="publishing", heartbeat=time.time()))
+            if res.rowcount != 1:
+                raise RunStateError(
+                    f"run {rid} is {row['status']} (failed, cancelled or interrupted while it "
+                    "computed); it is not published")
         report = progress or (lambda step, fraction: None)
         try:
             catalogue = rec.column_catalogue(run.customers)
@@ -412,7 +419,8 @@ class RunStore:
                           "customers": int(g.n_customers), "ties": int(g.n_ties)}
             info = run.to_dict()
             with self.engine.begin() as conn:
-                conn.execute(update(runs).where(runs.c.id == rid).values(
+                flipped = conn.execute(update(runs).where(
+                    runs.c.id == rid, runs.c.status == "publishing").values(
                     status="published", seq=time.time_ns() // 1000, published=now_iso(),
                     finished=run.finished, parameters=info["parameters"],
                     inputs=info["inputs"], timings=info["timings"], counts=info["counts"],
@@ -421,10 +429,15 @@ class RunStore:
                     error=None, heartbeat=time.time(),
                     progress={"step": "published", "done": None, "total": None,
                               "fraction": 1.0}))
+                if flipped.rowcount != 1:
+                    raise RunStateError(
+                        f"run {rid} was marked failed or cancelled while it was being "
+                        "published; it is not published")
         except BaseException as exc:
             self._drop_run_tables(key)
             with self.engine.begin() as conn:
-                conn.execute(update(runs).where(runs.c.id == rid).values(
+                conn.execute(update(runs).where(runs.c.id == rid,
+                                                runs.c.status != "published").values(
                     status="failed", finished=now_iso(),
                     error=f"publication failed: {type(exc).__name__}: {exc}"))
             raise
