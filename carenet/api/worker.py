@@ -107,6 +107,7 @@ class RunSupervisor:
         env = dict(os.environ)
         env["CARENET_DB"] = self.db_url  # in the environment, not argv: it may hold a password
         env["CARENET_KEEP_RUNS"] = str(self.keep_runs)
+        env["CARENET_SUPERVISOR_PID"] = str(os.getpid())
         proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [sys.executable, "-m", "carenet.api.worker", run_id], env=env,
             stdin=subprocess.DEVNULL)
@@ -179,12 +180,21 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
 
 def _watch_parent() -> None:
     """Exit when the supervising API process dies, so that no orphan publishes a run the
-    restarted service has already marked failed (the store refuses that anyway)."""
-    parent = os.getppid()
+    restarted service has already marked failed (the store refuses that anyway).
+
+    The supervisor's pid comes from ``$CARENET_SUPERVISOR_PID``: the parent may have died
+    before this process got here.
+    """
+    expected = os.environ.get("CARENET_SUPERVISOR_PID")
+    if not expected:
+        return
+    parent = int(expected)
+    if os.getppid() != parent:
+        os._exit(3)
 
     def watch() -> None:
         while True:
-            time.sleep(1.0)
+            time.sleep(0.5)
             if os.getppid() != parent:
                 os._exit(3)
 
