@@ -135,10 +135,32 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code
     slug = {404: "not-found", 405: "method-not-allowed"}.get(status, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    headers = dict(getattr(exc, "headers", None) or {})
     if status == 404 and detail == "Not Found":
         detail = f"no endpoint {request.url.path}; see /docs for the API"
-    return problem(request, status, slug, detail,
-                   headers=getattr(exc, "headers", None))
+    if status == 405:
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: " + (
+            ", ".join(allowed))
+    return problem(request, status, slug, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts on this path (one route per method in FastAPI)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    for route in request.app.router.routes:
+        for m in list(getattr(route, "methods", None) or ()):
+            match, _ = route.matches({**request.scope, "method": m})
+            if match == Match.FULL:
+                methods.add(m)
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

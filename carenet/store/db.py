@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
 
 from carenet.errors import InvalidInputError
 
@@ -84,11 +85,13 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         path = sqlite_path(url)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
-        kwargs["pool_size"] = pool_size
-        kwargs["max_overflow"] = pool_size
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size
+        else:  # in-memory: one shared connection, or each would see its own empty database
+            kwargs["poolclass"] = StaticPool
     elif backend == "postgresql":
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size

@@ -58,7 +58,7 @@ from sqlalchemy.schema import CreateTable
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.graphs.model import CustomerGraph
 from carenet.store import records as rec
-from carenet.store.db import _sqlite_pragmas, make_engine, normalize_url
+from carenet.store.db import _sqlite_pragmas, make_engine, normalize_url, sqlite_path
 from carenet.store.errors import (
     MissingTableError,
     RunNotReadyError,
@@ -207,7 +207,9 @@ class RunStore:
         if conn is None:
             dialect = self.engine.dialect
             cargs, cparams = dialect.create_connect_args(self.engine.url)
-            if self.backend == "sqlite":
+            if self.backend == "sqlite" and sqlite_path(self.url) is None:
+                conn = self.engine.raw_connection().driver_connection  # in-memory: shared
+            elif self.backend == "sqlite":
                 conn = dialect.loaded_dbapi.connect(*cargs, **cparams, timeout=60,
                                                     isolation_level=None)
                 _sqlite_pragmas(conn, None)

@@ -15,7 +15,7 @@ from carenet.api.schemas import CarePlan
 from carenet.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1/care-plan", tags=["care plan"],
-                   responses=responses(401, 403, 404, 409, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 422, 429))
 
 
 @router.get("", response_model=CarePlan, summary="Whom to contact first, for a budget of K")

@@ -15,7 +15,7 @@ from carenet.api.schemas import CommunityDetail, CommunityPage
 from carenet.errors import InvalidInputError, RunNotFoundError
 
 router = APIRouter(prefix="/v1/communities", tags=["communities"],
-                   responses=responses(401, 403, 404, 409, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 422, 429))
 
 
 @router.get("", response_model=CommunityPage, summary="Communities, largest first")

@@ -17,7 +17,7 @@ from carenet.graphs.ids import Pseudonymizer
 from carenet.store import RunStore, RunView
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"],
-                   responses=responses(401, 403, 404, 409, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 422, 429))
 
 RunParam = Annotated[str | None, Query(max_length=64, description="Run to read (default: the "
                                        "latest published run)")]

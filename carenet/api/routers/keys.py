@@ -11,7 +11,7 @@ from carenet.api.errors import responses
 from carenet.api.schemas import KeyCreate, KeyCreated, KeyList, KeyPublic
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"],
-                   responses=responses(401, 403, 404, 409, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 422, 429))
 
 
 @router.get("", response_model=KeyList, summary="Every API key (never the secrets)")

@@ -15,7 +15,7 @@ from carenet.api.errors import ApiError, responses
 from carenet.api.schemas import UploadList, UploadPublic
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"],
-                   responses=responses(401, 403, 404, 409, 413, 415, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 413, 415, 422, 429))
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -23,8 +23,7 @@ _NAME = re.compile(r"[^A-Za-z0-9._-]+")
              summary="Upload a log (CSV, gzip CSV, Parquet, JSON Lines) as the request body",
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/octet-stream": {"schema": {"type": "string",
-                                                         "format": "binary"}},
-                 "text/csv": {"schema": {"type": "string"}}}}})
+                                                         "format": "binary"}}}}})
 async def upload_log(
     request: Request, store: StoreDep, settings: SettingsDep, key: Analyst,
     name: Annotated[str, Query(min_length=1, max_length=200,

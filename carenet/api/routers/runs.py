@@ -14,7 +14,7 @@ from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.store import RunStore
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"],
-                   responses=responses(401, 403, 404, 409, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 422, 429))
 RunPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 

@@ -19,7 +19,7 @@ from carenet.api.routers.customers import RunParam, find_customer
 from carenet.api.schemas import SimulationCreate
 
 router = APIRouter(prefix="/v1/simulations", tags=["simulations"],
-                   responses=responses(401, 403, 404, 409, 422, 429, 501))
+                   responses=responses(400, 401, 403, 404, 409, 422, 429, 501))
 
 
 def simulator() -> Callable[..., Any] | None:
