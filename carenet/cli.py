@@ -235,7 +235,8 @@ def run_and_report(
     publish: bool = False,
 ) -> Any:
     """Analyse, save the run, publish it to the store (``publish``; ``db`` or the default
-    store) and print its summary (shared by ``analyze`` and ``demo``)."""
+    store) and print its summary (shared by ``analyze`` and ``demo``).
+    """
     from carenet.pipeline import analyze as run_analysis
 
     with progress_bar(not quiet) as report:

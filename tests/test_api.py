@@ -4,7 +4,6 @@ CARENET_TEST_POSTGRES_URL) PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass

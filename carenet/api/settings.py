@@ -22,21 +22,23 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         default=None, description="Where uploaded logs are kept (default: next to the SQLite "
         "file, else $CARENET_HOME/uploads).")
-    keep_runs: int = Field(5, ge=1, description="Published runs kept (kept runs excepted).")
-    max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted log upload.")
-    rate_limit: float = Field(200.0, ge=0, description="Requests per second per API key "
+    keep_runs: int = Field(default=5, ge=1,
+                           description="Published runs kept (kept runs excepted).")
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest accepted log upload.")
+    rate_limit: float = Field(default=200.0, ge=0, description="Requests per second per API key "
                               "(token bucket; 0 disables).")
-    rate_burst: int = Field(400, ge=1, description="Requests a key may send at once.")
-    key_cache_seconds: float = Field(5.0, ge=0, description="How long a verified key is "
+    rate_burst: int = Field(default=400, ge=1, description="Requests a key may send at once.")
+    key_cache_seconds: float = Field(default=5.0, ge=0, description="How long a verified key is "
                                      "trusted without asking the store (revocation delay).")
-    latest_ttl: float = Field(0.2, ge=0, description="How long the id of the latest run is "
+    latest_ttl: float = Field(default=0.2, ge=0, description="How long the id of the latest run is "
                               "cached (0: look it up on every read).")
-    worker: bool = Field(True, description="Run queued analyses in worker processes.")
-    max_concurrent_runs: int = Field(1, ge=1, description="Analyses computed at once.")
-    poll_seconds: float = Field(0.5, gt=0, description="How often the worker looks for work.")
-    stale_after: float = Field(60.0, gt=0, description="A running run without a heartbeat "
+    worker: bool = Field(default=True, description="Run queued analyses in worker processes.")
+    max_concurrent_runs: int = Field(default=1, ge=1, description="Analyses computed at once.")
+    poll_seconds: float = Field(default=0.5, gt=0,
+                                description="How often the worker looks for work.")
+    stale_after: float = Field(default=60.0, gt=0, description="A running run without a heartbeat "
                                "for this long is marked failed.")
-    max_simulation_runs: int = Field(10_000, ge=1, description="Cap on cascade runs per "
+    max_simulation_runs: int = Field(default=10_000, ge=1, description="Cap on cascade runs per "
                                      "what-if simulation.")
 
     def upload_dir(self) -> Path:

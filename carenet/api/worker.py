@@ -76,7 +76,7 @@ class RunSupervisor:
                 if time.monotonic() - last_recover > self.stale_after / 2:
                     self.store.recover(stale_after=self.stale_after)
                     last_recover = time.monotonic()
-            except Exception:  # noqa: BLE001 - keep supervising; the store may be back soon
+            except Exception:
                 log.exception("run supervisor: error while polling the store")
             self._stop.wait(self.poll)
 
@@ -98,17 +98,17 @@ class RunSupervisor:
                 self.store.finish_unpublished(rid, "cancelled", "cancelled while running")
         self.store.beat(list(self.children))
         while len(self.children) < self.max_concurrent and not self._stop.is_set():
-            row = self.store.claim_next(self.owner)
-            if row is None:
+            claimed = self.store.claim_next(self.owner)
+            if claimed is None:
                 break
-            self._spawn(row["id"])
+            self._spawn(claimed["id"])
 
     def _spawn(self, run_id: str) -> None:
         env = dict(os.environ)
         env["CARENET_DB"] = self.db_url  # in the environment, not argv: it may hold a password
         env["CARENET_KEEP_RUNS"] = str(self.keep_runs)
         env["CARENET_SUPERVISOR_PID"] = str(os.getpid())
-        proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        proc = subprocess.Popen(
             [sys.executable, "-m", "carenet.api.worker", run_id], env=env,
             stdin=subprocess.DEVNULL)
         self.children[run_id] = _Child(run_id, proc, time.monotonic())
@@ -124,7 +124,7 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-class _Cancelled(Exception):
+class _CancelledError(Exception):
     """Raised inside the analysis when the run was cancelled."""
 
 
@@ -144,18 +144,19 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
         files = req.get("files") or {}
         import_steps()
         names = ["load", "build graph", *[n for n, _ in STEPS], "publish"]
-        last = [0.0, ""]
+        last_time = [0.0]
+        last_step = [""]
 
         def progress(step: str, done: float | None = None, total: float | None = None) -> None:
             now = time.monotonic()
-            if step == last[1] and now - last[0] < 0.5:
+            if step == last_step[0] and now - last_time[0] < 0.5:
                 return
-            last[0], last[1] = now, step
+            last_time[0], last_step[0] = now, step
             i = names.index(step) if step in names else max(0, len(names) - 2)
             part = (done / total) if done is not None and total else 0.0
             fraction = min(0.99, (i + min(part, 1.0)) / len(names))
             if store.report_progress(run_id, step, done, total, fraction):
-                raise _Cancelled
+                raise _CancelledError
 
         try:
             run = analyze(files.get("logs") or [], customers=files.get("customers"),
@@ -164,11 +165,11 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
                           steps=req.get("steps"), progress=progress)
             progress("publish", None, None)
             store.publish(run, run_id=run_id, kept=bool(row["kept"]))
-        except _Cancelled:
+        except _CancelledError:
             store.finish_unpublished(run_id, "cancelled", "cancelled while running")
         except CarenetError as exc:
             store.finish_unpublished(run_id, "failed", f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - recorded on the run for the user to see
+        except Exception as exc:
             log.exception("run %s failed", run_id)
             store.finish_unpublished(run_id, "failed",
                                      f"unexpected error: {type(exc).__name__}: {exc}")

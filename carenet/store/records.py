@@ -111,7 +111,8 @@ def _missing(v: Any) -> bool:
 
 def json_values(s: pd.Series, kind: str) -> list[str]:
     """Each value of a column as JSON text: shortest round-trip floats, NaN/NaT -> null,
-    times as ISO 8601 (UTC)."""
+    times as ISO 8601 (UTC).
+    """
     if kind == "float" or (kind == "int" and s.isna().any()):
         arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
         out = [repr(x) for x in arr.tolist()]
@@ -180,7 +181,8 @@ def percentiles(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pd.DataFram
 def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
                        pct: pd.DataFrame) -> list[str]:
     """The JSON document of every customer of ``frame`` (a slice of the run's table, with
-    ``pct`` its percentile ranks), without the run id (added at read time)."""
+    ``pct`` its percentile ranks), without the run id (added at read time).
+    """
     kinds = {c.name: c.type for c in catalogue}
     kinds["customer_id"] = "text"
     top = frame[["customer_id"] + [c.name for c in catalogue if c.role == "top"]]
@@ -199,7 +201,8 @@ def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
 def pack_ties(targets: np.ndarray, weights: np.ndarray, counts: np.ndarray,
               channels: np.ndarray) -> bytes:
     """One customer's ties as bytes: n, int32 targets, float64 weights, uint32 counts,
-    uint16 channel masks (little-endian)."""
+    uint16 channel masks (little-endian).
+    """
     return b"".join((
         _TIE_HEADER.pack(len(targets)),
         np.ascontiguousarray(targets, "<i4").tobytes(),
@@ -305,7 +308,7 @@ def community_documents(
     link_w = (pd.DataFrame({"a": s[ok], "b": t[ok], "w": graph.weights[ok]})
               .groupby(["a", "b"], sort=False)["w"].agg(["sum", "size"]).reset_index())
     link_w = link_w.sort_values("sum", ascending=False, kind="stable")
-    by_comm = {int(k): g.head(links) for k, g in link_w.groupby("a", sort=False)}
+    by_comm = {int(str(k)): g.head(links) for k, g in link_w.groupby("a", sort=False)}
     base: dict[str, dict[str, Any]] = {}
     if table is not None and len(table):
         kc = key_column("communities", table)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -187,17 +188,15 @@ class RunStore:
         """Release every pooled and fast-path connection."""
         with self._lock:
             for conn in self._fast_connections:
-                try:
+                with contextlib.suppress(Exception):  # closing a broken connection
                     conn.close()
-                except Exception:  # noqa: BLE001 - closing a broken connection
-                    pass
             self._fast_connections.clear()
         self._local = threading.local()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ fast path
     def _fast_conn(self) -> Any:
-        """This thread's own autocommit driver connection, for single-row reads.
+        """The calling thread's own autocommit driver connection, for single-row reads.
 
         SQLAlchemy's pooled connection costs a transaction (BEGIN ... ROLLBACK) and ~150 us
         of Python per query; a point read over a dedicated driver connection costs ~15 us on
@@ -234,7 +233,7 @@ class RunStore:
             except self.engine.dialect.loaded_dbapi.Error as exc:
                 msg = str(exc).lower()
                 if "no such table" in msg or "does not exist" in msg:
-                    raise _TableGone(str(exc)) from exc
+                    raise _TableGoneError(str(exc)) from exc
                 if attempt == 1 or not _is_disconnect(exc):
                     raise
                 self._local.conn = None  # the server went away: reconnect once
@@ -606,7 +605,7 @@ class RunStore:
         sql = f'SELECT record FROM "{view.customers.name}" WHERE customer_id = ?'
         try:
             return self._fast_one(sql, (customer_id,))  # type: ignore[no-any-return]
-        except _TableGone as exc:
+        except _TableGoneError as exc:
             self.forget(view.run_id)
             raise RunNotFoundError(
                 f"run {view.run_id} was removed by retention while being read; "
@@ -735,7 +734,8 @@ class RunStore:
 
     def load_graph(self, view: RunView) -> CustomerGraph:
         """The run's :class:`CustomerGraph` rebuilt from its packed out-ties (for what-if
-        simulations); the last one is cached."""
+        simulations); the last one is cached.
+        """
         cached = view.stmts.get("graph")
         if cached is not None:
             return cached  # type: ignore[no-any-return]
@@ -820,7 +820,8 @@ class RunStore:
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         """Revoke a key (it stops working at once in new processes, within the key cache TTL
-        in running ones)."""
+        in running ones).
+        """
         with self.engine.begin() as conn:
             res = conn.execute(update(api_keys).where(api_keys.c.id == key_id,
                                                       api_keys.c.revoked.is_(None))
@@ -876,7 +877,8 @@ class RunStore:
 
 class _Reading:
     """A connection for reading one run's tables; a run whose tables vanished underneath
-    (dropped by retention between resolving and reading) reads as not found."""
+    (dropped by retention between resolving and reading) reads as not found.
+    """
 
     def __init__(self, store: RunStore, view: RunView) -> None:
         self.store = store
@@ -895,7 +897,7 @@ class _Reading:
                 "repeat the request") from exc
 
 
-class _TableGone(Exception):
+class _TableGoneError(Exception):
     """A run's table vanished (dropped by retention) under a fast-path read."""
 
 

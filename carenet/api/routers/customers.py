@@ -29,7 +29,8 @@ _FIXED = ("min_priority", "min_influence", "min_exposure", "min_pagerank")
 def find_customer(request: Request, store: RunStore, view: RunView,
                   customer_id: str) -> tuple[str, str]:
     """(stored id, JSON document) of a customer; a raw id of a pseudonymised run is hashed
-    with the server's salt (``$CARENET_SALT``) first."""
+    with the server's salt (``$CARENET_SALT``) first.
+    """
     doc = store.customer(view, customer_id)
     if doc is not None:
         return customer_id, doc
@@ -88,7 +89,7 @@ def list_customers(
     """
     bounds: dict[str, tuple[float | None, float | None]] = {}
     for name, value in request.query_params.multi_items():
-        if not (name.startswith("min_") or name.startswith("max_")) or name in _FIXED:
+        if not name.startswith(("min_", "max_")) or name in _FIXED:
             continue
         try:
             number = float(value)

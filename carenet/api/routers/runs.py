@@ -32,7 +32,8 @@ def public(row: dict[str, Any]) -> RunPublic:
 def create_run(body: RunCreate, store: StoreDep, key: Analyst, response: Response
                ) -> RunPublic:
     """Validate the request now (unknown uploads and bad settings are 422), queue the run;
-    a worker process computes it while the API keeps answering reads."""
+    a worker process computes it while the API keeps answering reads.
+    """
     try:
         config = AnalysisConfig.from_mapping(body.config)
     except InvalidInputError as exc:
@@ -85,7 +86,8 @@ def get_run(run_id: RunPath, store: StoreDep, key: Reader) -> RunPublic:
                summary="Cancel a queued or running run")
 def cancel_run(run_id: RunPath, store: StoreDep, key: Analyst) -> RunPublic:
     """A queued run is cancelled at once; a running one is stopped by its worker within a
-    poll interval (follow GET /v1/runs/{id}). A finished run is a 409."""
+    poll interval (follow GET /v1/runs/{id}). A finished run is a 409.
+    """
     return public(store.request_cancel(run_id))
 
 
