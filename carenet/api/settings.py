@@ -24,7 +24,8 @@ class Settings(BaseSettings):
         "file, else $CARENET_HOME/uploads).")
     keep_runs: int = Field(default=5, ge=1,
                            description="Published runs kept (kept runs excepted).")
-    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest accepted log upload.")
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1,
+                                  description="Largest accepted log upload.")
     rate_limit: float = Field(default=200.0, ge=0, description="Requests per second per API key "
                               "(token bucket; 0 disables).")
     rate_burst: int = Field(default=400, ge=1, description="Requests a key may send at once.")
