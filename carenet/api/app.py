@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from carenet import __version__
 from carenet.api import errors
-from carenet.api.deps import KeyCache, RateLimiter
+from carenet.api.deps import SECURITY_SCHEMES, KeyCache, RateLimiter
 from carenet.api.routers import care, communities, customers, health, keys, logs, runs, simulations
 from carenet.api.settings import Settings
 from carenet.api.worker import RunSupervisor
@@ -65,7 +66,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, customers, communities, care, simulations, logs, runs, keys):
         app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the API-key security schemes on every /v1 operation."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                           routes=app.routes)
+        spec.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        for path, ops in spec.get("paths", {}).items():
+            if path.startswith("/v1"):
+                for op in ops.values():
+                    op["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 def _pseudonymizer() -> Pseudonymizer | None:

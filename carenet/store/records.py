@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from carenet.graphs.model import CustomerGraph
@@ -89,20 +90,23 @@ def sql_values(frame: pd.DataFrame, info: ColumnInfo) -> list[Any]:
     s = frame[info.name]
     if info.type == "text":
         if pd.api.types.is_datetime64_any_dtype(s):
-            text = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-            return [None if pd.isna(v) else v for v in text.tolist()]
-        return [None if _missing(v) else str(v) for v in s.tolist()]
+            s = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif not pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
+            s = s.map(lambda v: None if _missing(v) else str(v))
+        return s.astype(object).where(s.notna(), None).tolist()  # type: ignore[no-any-return]
     if info.type == "bool":
-        return [None if _missing(v) else bool(v) for v in s.tolist()]
-    arr = s.to_numpy(dtype=np.float64, na_value=np.nan) if info.type == "float" else None
-    if arr is not None:
-        finite = np.isfinite(arr)
+        return s.astype(object).where(s.notna(), None).tolist()  # type: ignore[no-any-return]
+    if info.type == "float" or s.isna().any():
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
         values: list[Any] = arr.tolist()
-        if not finite.all():
-            for i in np.flatnonzero(~finite).tolist():
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            for i in np.flatnonzero(bad).tolist():
                 values[i] = None
+        if info.type == "int":
+            values = [None if v is None else int(v) for v in values]
         return values
-    return [None if _missing(v) else int(v) for v in s.tolist()]
+    return s.to_numpy(dtype=np.int64).tolist()  # type: ignore[no-any-return]
 
 
 def _missing(v: Any) -> bool:
@@ -110,29 +114,28 @@ def _missing(v: Any) -> bool:
 
 
 def json_values(s: pd.Series, kind: str) -> list[str]:
-    """Each value of a column as JSON text: shortest round-trip floats, NaN/NaT -> null,
-    times as ISO 8601 (UTC).
-    """
-    if kind == "float" or (kind == "int" and s.isna().any()):
-        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        out = [repr(x) for x in arr.tolist()]
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            for i in np.flatnonzero(bad).tolist():
-                out[i] = "null"
-        if kind == "int":
-            out = [v[:-2] if v.endswith(".0") else v for v in out]
-        return out
-    if kind == "int":
-        return [str(int(v)) for v in s.tolist()]
+    """Each value of a column as JSON text: shortest round-trip floats, NaN/inf -> null,
+    times as ISO 8601 (UTC). Numbers are encoded by orjson in one call per column."""
+    if kind in ("float", "int", "bool") and not pd.api.types.is_object_dtype(s):
+        if kind == "bool":
+            arr = s.to_numpy(dtype=object, na_value=None)
+            return ["null" if v is None else ("true" if v else "false") for v in arr.tolist()]
+        if kind == "int" and not s.isna().any():
+            arr = s.to_numpy(dtype=np.int64)
+        else:
+            arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        text = orjson.dumps(np.ascontiguousarray(arr), option=orjson.OPT_SERIALIZE_NUMPY)
+        return text[1:-1].decode().split(",") if len(arr) else []
+    if kind in ("float", "int"):
+        return [json.dumps(_clean(v)) for v in s.tolist()]
     if kind == "bool":
         return ["null" if _missing(v) else ("true" if v else "false") for v in s.tolist()]
     if kind == "text":
         if pd.api.types.is_datetime64_any_dtype(s):
-            text = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-            return ["null" if pd.isna(v) else f'"{v}"' for v in text.tolist()]
-        return ["null" if _missing(v) else json.dumps(str(v), ensure_ascii=False)
-                for v in s.tolist()]
+            text_s = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return ["null" if pd.isna(v) else f'"{v}"' for v in text_s.tolist()]
+        values = s.astype(object).where(s.notna(), None).tolist()
+        return ["null" if v is None else orjson.dumps(str(v)).decode() for v in values]
     return [json.dumps(_clean(v), ensure_ascii=False, default=str) for v in s.tolist()]
 
 
@@ -281,34 +284,50 @@ def community_documents(
     run_customers: pd.DataFrame, table: pd.DataFrame | None, graph: CustomerGraph,
     *, top: int = 10, links: int = 10,
 ) -> list[tuple[str, str]]:
-    """(community id, JSON summary) of every community: the run's communities table row if it
-    has one, plus size, top customers and the strongest links to other communities.
-    """
+    """(community id, JSON summary) of every community, largest first: the run's
+    communities table row if it has one, plus size, top customers and the strongest links to
+    other communities (total tie weight between them)."""
     if "community" not in run_customers.columns:
         return []
-    labels = run_customers["community"]
-    valid = labels.notna().to_numpy()
-    keys = labels.astype("string").fillna("")
+    keys = run_customers["community"].astype("string")
+    valid = keys.notna().to_numpy()
+    codes, uniques = pd.factorize(keys.fillna("").to_numpy())
+    codes = np.where(valid, codes, -1)
+    k = len(uniques)
+    sizes = np.bincount(codes[valid], minlength=k)
     sort_key = next((c for c in RANK_PREFERENCE if c in run_customers.columns), None)
-    order = (run_customers[sort_key].astype("float64").fillna(-np.inf)
-             .sort_values(ascending=False, kind="stable").index
-             if sort_key else run_customers.index)
-    ranked = pd.DataFrame({"community": keys.loc[order].to_numpy(),
-                           "customer_id": run_customers["customer_id"].loc[order].to_numpy()})
-    if sort_key:
-        ranked[sort_key] = run_customers[sort_key].loc[order].astype("float64").to_numpy()
-    ranked = ranked[valid[order.to_numpy()] if sort_key else valid]
-    tops = {k: g.head(top) for k, g in ranked.groupby("community", sort=False)}
-    sizes = keys[valid].value_counts()
-    # inter-community tie weight, from the graph (each stored CSR entry once)
-    comm_code, uniques = pd.factorize(keys.to_numpy())
-    s = comm_code[graph.sources()]
-    t = comm_code[graph.indices]
-    ok = (s != t) & valid[graph.sources()] & valid[graph.indices]
-    link_w = (pd.DataFrame({"a": s[ok], "b": t[ok], "w": graph.weights[ok]})
-              .groupby(["a", "b"], sort=False)["w"].agg(["sum", "size"]).reset_index())
-    link_w = link_w.sort_values("sum", ascending=False, kind="stable")
-    by_comm = {int(str(k)): g.head(links) for k, g in link_w.groupby("a", sort=False)}
+    # top customers: one stable sort by (community, -score), then the first `top` of each
+    score = (run_customers[sort_key].astype("float64").to_numpy() if sort_key
+             else np.zeros(len(codes)))
+    order = np.lexsort((-np.nan_to_num(score, nan=-np.inf), codes))
+    order = order[codes[order] >= 0]
+    starts = np.searchsorted(codes[order], np.arange(k))
+    rank_in = np.arange(len(order)) - starts[codes[order]]
+    chosen = order[rank_in < top]
+    ids = run_customers["customer_id"].to_numpy()
+    tops: dict[int, list[dict[str, Any]]] = {}
+    for i in chosen.tolist():
+        item: dict[str, Any] = {"customer_id": str(ids[i])}
+        if sort_key:
+            item[sort_key] = _num(score[i])
+        tops.setdefault(int(codes[i]), []).append(item)
+    # links: tie weight between communities, strongest first
+    src = codes[graph.sources()]
+    dst = codes[graph.indices]
+    ok = (src != dst) & (src >= 0) & (dst >= 0)
+    pair = src[ok].astype(np.int64) * k + dst[ok]
+    upair, inv = np.unique(pair, return_inverse=True)
+    wsum = np.bincount(inv, weights=graph.weights[ok], minlength=len(upair))
+    cnt = np.bincount(inv, minlength=len(upair))
+    a = upair // max(k, 1)
+    lorder = np.lexsort((-wsum, a))
+    lstarts = np.searchsorted(a[lorder], np.arange(k))
+    lrank = np.arange(len(lorder)) - lstarts[a[lorder]]
+    link_lists: dict[int, list[dict[str, Any]]] = {}
+    for j in lorder[lrank < links].tolist():
+        link_lists.setdefault(int(a[j]), []).append(
+            {"community": str(uniques[int(upair[j] % k)]), "weight": float(wsum[j]),
+             "ties": int(cnt[j])})
     base: dict[str, dict[str, Any]] = {}
     if table is not None and len(table):
         kc = key_column("communities", table)
@@ -316,22 +335,14 @@ def community_documents(
             for rec in _records(table):
                 base[str(rec[kc])] = _native(rec)
     docs = []
-    code_of = {str(u): i for i, u in enumerate(uniques)}
-    for key, size in sizes.items():
-        key = str(key)
-        doc = {"community": key, **{k: v for k, v in base.get(key, {}).items()
-                                    if k not in ("community", "community_id")}}
-        doc.setdefault("size", int(size))
-        tc = tops.get(key)
-        doc["top_customers"] = [] if tc is None else [
-            {"customer_id": str(r["customer_id"]),
-             **({sort_key: _num(r[sort_key])} if sort_key else {})}
-            for r in tc.to_dict(orient="records")]
+    for code in np.argsort(-sizes, kind="stable").tolist():
+        key = str(uniques[code])
+        doc = {"community": key, **{f: v for f, v in base.get(key, {}).items()
+                                    if f not in ("community", "community_id")}}
+        doc.setdefault("size", int(sizes[code]))
+        doc["top_customers"] = tops.get(code, [])
         doc["ranked_by"] = sort_key
-        lw = by_comm.get(code_of.get(key, -1))
-        doc["links"] = [] if lw is None else [
-            {"community": str(uniques[int(r["b"])]), "weight": float(r["sum"]),
-             "ties": int(r["size"])} for r in lw.to_dict(orient="records")]
+        doc["links"] = link_lists.get(code, [])
         docs.append((key, json.dumps(doc, allow_nan=False, default=str)))
     return docs
 

@@ -476,10 +476,9 @@ class RunStore:
             for i, (k, doc) in enumerate(zip(keys, rec.table_records(frame), strict=True)):
                 rows.append((name, i, k, doc))
         if "community" in run.customers.columns:
+            # largest communities first: the order of GET /v1/communities
             docs = rec.community_documents(run.customers, run.tables.get("communities"),
                                            run.graph)
-            # largest communities first: the order of GET /v1/communities
-            docs.sort(key=lambda kd: -json.loads(kd[1]).get("size", 0))
             rows.extend(("communities", i, k, d) for i, (k, d) in enumerate(docs))
         self._bulk(table, ["tbl", "row_no", "key", "record"], rows)
 
