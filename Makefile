@@ -34,6 +34,7 @@ unit: $(STAMP)
 ## make bench: run the benchmarks (slow; they print a table and write JSON under benchmarks/results)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
