@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit bench clean
+.PHONY: demo test lint typecheck layers unit bench bench-env clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,18 @@ layers: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-## make bench: run the benchmarks (slow; they print a table and write JSON under benchmarks/results)
-bench: $(STAMP)
-	$(BIN)/python benchmarks/ingest.py
+## make bench-env: a separate environment with carenet plus the peers it is measured against
+benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv benchmarks/.venv
+	benchmarks/.venv/bin/python -m pip install --quiet --upgrade pip
+	benchmarks/.venv/bin/python -m pip install --quiet -e . -r benchmarks/requirements-peers.txt
+	@touch $@
+
+bench-env: benchmarks/.venv/.installed
+
+## make bench: run the benchmarks (slow; each prints a table and writes JSON to benchmarks/results)
+bench: bench-env $(STAMP)
+	benchmarks/.venv/bin/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/api.py
 
 clean:

@@ -154,6 +154,27 @@ def _sample_within(
     return order[pos]
 
 
+def _match_total(
+    rng: np.random.Generator, counts: np.ndarray, total: int, rate: np.ndarray
+) -> np.ndarray:
+    """Adjust per-tie interaction counts (each >= 1) to sum to exactly ``total``: remove the
+    excess one interaction at a time uniformly over the surplus above 1, or add the deficit
+    in proportion to the ties' rates. With more ties than ``total``, every tie keeps one."""
+    diff = int(counts.sum()) - total
+    if diff > 0:
+        surplus = counts - 1
+        cum = np.cumsum(surplus)
+        drop = min(diff, int(cum[-1]) if len(cum) else 0)
+        if drop:
+            units = rng.choice(int(cum[-1]), size=drop, replace=False)
+            counts = counts - np.bincount(np.searchsorted(cum, units, side="right"),
+                                          minlength=len(counts))
+    elif diff < 0:
+        p = rate / rate.sum() if rate.sum() > 0 else np.full(len(counts), 1 / len(counts))
+        counts = counts + rng.multinomial(-diff, p)
+    return counts
+
+
 def generate(config: GeneratorConfig = GeneratorConfig()) -> SyntheticCommunity:
     """Generate a synthetic community (see the module docstring for the process).
 
@@ -231,9 +252,7 @@ def generate(config: GeneratorConfig = GeneratorConfig()) -> SyntheticCommunity:
     # 4. interactions on ties, until either end churns
     per_tie = strength / strength.sum() * max(cfg.interactions - m, 0)
     counts = 1 + rng.poisson(per_tie)
-    scale = cfg.interactions / counts.sum()
-    if scale < 1:
-        counts = np.maximum(1, np.floor(counts * scale)).astype(np.int64)
+    counts = _match_total(rng, counts, cfg.interactions, per_tie)
     end_u = np.where(churned[tu], churn_time[tu], period)
     end_v = np.where(churned[tv], churn_time[tv], period)
     tie_end = np.minimum(end_u, end_v)

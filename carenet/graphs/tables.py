@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import bz2
 import csv
+import functools
 import gzip
 import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -204,6 +205,13 @@ def _looks_numeric(token: str) -> bool:
     return bool(_NUMERIC.match(token.strip()))
 
 
+def _modal_fields(lines: Sequence[str], split: Callable[[str], list[str]]) -> tuple[float, int]:
+    """(share of lines, field count) of the most common field count."""
+    counts = Counter(len(split(ln)) for ln in lines)
+    k, c = counts.most_common(1)[0]
+    return c / len(lines), k
+
+
 def _split(line: str, delimiter: str | None) -> list[str]:
     if delimiter is None:
         return line.split()
@@ -245,30 +253,39 @@ def sniff_text(
     delimiter = options.delimiter
     normalise = False
     if delimiter is None:
-        best: tuple[int, str] | None = None
+        # the delimiter giving the same field count (>= 2) on most sampled lines; a few
+        # malformed lines must not hide it (they become malformed_row rejects later)
+        sample = body[:50]
+        best: tuple[float, int, str] | None = None
         for cand in _DELIMITERS:
-            sample = body[:50]
-            if cand not in sample[0]:
+            if not any(cand in ln for ln in sample):
                 continue
             try:
-                counts = {len(_split(ln, cand)) for ln in sample}
+                share, k = _modal_fields(sample, functools.partial(_split, delimiter=cand))
             except csv.Error:
                 continue
-            if len(counts) == 1 and (k := counts.pop()) >= 2 and (best is None or k > best[0]):
-                best = (k, cand)
+            if k >= 2 and share >= 0.8 and (best is None or (share, k) > best[:2]):
+                best = (share, k, cand)
         if best is not None:
-            delimiter = best[1]
+            delimiter = best[2]
         else:
-            counts = {len(ln.split()) for ln in body[:50]}
-            if len(counts) == 1 and counts.pop() >= 2:
-                single = all(ln.split(" ") == ln.split() for ln in body[:50])
+            share, k = _modal_fields(sample, str.split)
+            if k == 1 and share >= 0.8 and options.columns is None:
+                raise InvalidInputError(
+                    "only one column found (no delimiter on most lines); a log needs at least "
+                    "a source and a target column",
+                    file=label,
+                    line=skip + 1,
+                )
+            if k >= 2 and share >= 0.8:
+                single = all(ln.split(" ") == ln.split() for ln in sample)
                 delimiter = " " if single else None
                 normalise = not single
             else:
                 first = body[0]
                 raise InvalidInputError(
                     "cannot tell the columns apart: no delimiter (, tab ; | or spaces) gives "
-                    f"the same number of fields on every line (first line: {first[:80]!r}); "
+                    f"the same number of fields on most lines (first line: {first[:80]!r}); "
                     "pass the delimiter explicitly",
                     file=label,
                     line=skip + 1,
@@ -308,6 +325,8 @@ def sniff_text(
     else:
         names = tuple(f"column_{i + 1}" for i in range(len(rows[0])))
     data_rows = rows[1:] if header else rows
+    if not data_rows and len(head) < SNIFF_BYTES:
+        raise InvalidInputError("no data rows: the file holds only a header line", file=label)
     return Sniffed(
         format="csv",
         delimiter=delimiter if delimiter is not None else " ",
@@ -477,9 +496,12 @@ class RawTable:
                     ) from None
                 continue
             if not isinstance(obj, dict):
-                raise InvalidInputError(
-                    "not JSON Lines: each line must be a JSON object", file=self.label, line=i + 1
-                )
+                if i == 0:
+                    raise InvalidInputError(
+                        "not JSON Lines: each line must be a JSON object", file=self.label,
+                        line=1,
+                    )
+                continue  # a bad row later on is rejected as invalid_json, not fatal
             names.update(dict.fromkeys(obj))
         return Sniffed(format="jsonl", compression=compression, names=tuple(names), header=True)
 
