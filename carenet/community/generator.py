@@ -159,7 +159,8 @@ def _match_total(
 ) -> np.ndarray:
     """Adjust per-tie interaction counts (each >= 1) to sum to exactly ``total``: remove the
     excess one interaction at a time uniformly over the surplus above 1, or add the deficit
-    in proportion to the ties' rates. With more ties than ``total``, every tie keeps one."""
+    in proportion to the ties' rates. With more ties than ``total``, every tie keeps one.
+    """
     diff = int(counts.sum()) - total
     if diff > 0:
         surplus = counts - 1

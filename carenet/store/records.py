@@ -115,11 +115,12 @@ def _missing(v: Any) -> bool:
 
 def json_values(s: pd.Series, kind: str) -> list[str]:
     """Each value of a column as JSON text: shortest round-trip floats, NaN/inf -> null,
-    times as ISO 8601 (UTC). Numbers are encoded by orjson in one call per column."""
+    times as ISO 8601 (UTC). Numbers are encoded by orjson in one call per column.
+    """
     if kind in ("float", "int", "bool") and not pd.api.types.is_object_dtype(s):
         if kind == "bool":
-            arr = s.to_numpy(dtype=object, na_value=None)
-            return ["null" if v is None else ("true" if v else "false") for v in arr.tolist()]
+            flags = s.astype(object).where(s.notna(), None).tolist()
+            return ["null" if v is None else ("true" if v else "false") for v in flags]
         if kind == "int" and not s.isna().any():
             arr = s.to_numpy(dtype=np.int64)
         else:
@@ -286,7 +287,8 @@ def community_documents(
 ) -> list[tuple[str, str]]:
     """(community id, JSON summary) of every community, largest first: the run's
     communities table row if it has one, plus size, top customers and the strongest links to
-    other communities (total tie weight between them)."""
+    other communities (total tie weight between them).
+    """
     if "community" not in run_customers.columns:
         return []
     keys = run_customers["community"].astype("string")
