@@ -336,3 +336,30 @@ def test_interrupted_run_is_failed_after_restart(service: Service, tmp_path: Pat
         finally:
             server.stop()
             store.close()
+
+
+def test_fast_path_and_routed_endpoint_answer_the_same(service: Service) -> None:
+    with service.client() as c:
+        fast = c.get("/v1/customers/C000002")
+        routed = c.get("/v1/customers/C000002", params={"run": service.run_id, "x": "1"})
+        assert fast.status_code == routed.status_code == 200
+        assert fast.content == routed.content
+        assert fast.headers["content-type"] == routed.headers["content-type"]
+
+
+def test_rate_limit_per_key(service: Service, tmp_path: Path) -> None:
+    server = Server(service.server.db, tmp_path, rate_limit=0.2, rate_burst=3,
+                    worker="false").start()
+    try:
+        h = {"X-API-Key": service.keys["reader"]}
+        codes = [httpx.get(server.url + path, headers=h).status_code
+                 for path in ["/v1/customers/C000001", "/v1/runs", "/v1/customers/C000001",
+                              "/v1/customers/C000001", "/v1/runs"]]
+        assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+        r = httpx.get(server.url + "/v1/customers/C000001", headers=h)
+        assert int(problem_of(r, 429) and r.headers["retry-after"]) >= 1
+        other = {"X-API-Key": service.keys["analyst"]}  # the limit is per key
+        assert httpx.get(server.url + "/v1/customers/C000001", headers=other
+                         ).status_code == 200
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from carenet import __version__
 from carenet.api import errors
 from carenet.api.deps import SECURITY_SCHEMES, KeyCache, RateLimiter
+from carenet.api.fastpath import CustomerFastPath
 from carenet.api.routers import care, communities, customers, health, keys, logs, runs, simulations
 from carenet.api.settings import Settings
 from carenet.api.worker import RunSupervisor
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     app.state.pseudonymizer = _pseudonymizer()
     errors.install(app)
+    app.add_middleware(CustomerFastPath)
     for module in (health, customers, communities, care, simulations, logs, runs, keys):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -95,7 +95,7 @@ def require(role: str) -> Callable[..., Awaitable[KeyInfo]]:
                            "'X-API-Key: KEY' (create one with `carenet keys create`)",
                            headers={"WWW-Authenticate": "Bearer"})
         state = request.app.state
-        info = state.keys.verify(state.store, token.strip())
+        info = state.keys.verify(state.store, token)
         if info is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -111,12 +111,17 @@ def require(role: str) -> Callable[..., Awaitable[KeyInfo]]:
 
 
 def _token(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
+    return token_from_headers(request.headers.get("authorization"),
+                              request.headers.get("x-api-key"))
+
+
+def token_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    """The API key of a request: ``Authorization: Bearer KEY``, else ``X-API-Key: KEY``."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return request.headers.get("x-api-key")
+    return api_key.strip() if api_key and api_key.strip() else None
 
 
 SECURITY_SCHEMES = {
