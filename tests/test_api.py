@@ -154,7 +154,8 @@ def test_auth_every_endpoint(service: Service) -> None:
         if not path.startswith("/v1"):
             continue
         concrete = (path.replace("{customer_id}", "C000001").replace("{run_id}", "x")
-                    .replace("{community_id}", "1").replace("{key_id}", "k1"))
+                    .replace("{community_id}", "1").replace("{key_id}", "k1")
+                    .replace("{upload_id}", "u1"))
         calls += [(method.upper(), concrete) for method in ops]
     assert len(calls) >= 16
     with service.client(None) as anon:
@@ -164,7 +165,8 @@ def test_auth_every_endpoint(service: Service) -> None:
             assert r.headers["www-authenticate"] == "Bearer"
             problem_of(anon.request(method, path, headers={"X-API-Key": "cn_kbad_nope"}), 401)
     with service.client("reader") as reader:
-        for method, path in [("POST", "/v1/logs"), ("GET", "/v1/logs"), ("POST", "/v1/runs"),
+        for method, path in [("POST", "/v1/logs"), ("GET", "/v1/logs"),
+                             ("DELETE", "/v1/logs/u1"), ("POST", "/v1/runs"),
                              ("DELETE", "/v1/runs/x"), ("PATCH", "/v1/runs/x"),
                              ("GET", "/v1/keys"), ("POST", "/v1/keys"),
                              ("DELETE", "/v1/keys/k1"), ("POST", "/v1/simulations")]:
@@ -207,6 +209,9 @@ def test_upload_is_streamed_and_limited(service: Service) -> None:
         problem_of(c.post("/v1/logs", files={"f": ("a.csv", b"a,b\n")}), 415)
         ids = {u["id"] for u in c.get("/v1/logs").json()["items"]}
         assert up["id"] in ids and len(ids) == 1  # refused uploads leave nothing behind
+        assert c.delete(f"/v1/logs/{up['id']}").json()["id"] == up["id"]
+        assert not stored[0].exists()
+        problem_of(c.delete(f"/v1/logs/{up['id']}"), 404)
 
 
 def test_bad_run_requests_are_422(service: Service) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from carenet.store.db import data_home, default_db_url, sqlite_path
+from carenet.store.db import data_home, default_db_url, normalize_url, sqlite_path
 
 
 class Settings(BaseSettings):
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         """The directory uploads are written to."""
         if self.data_dir is not None:
             return Path(self.data_dir) / "uploads"
-        path = sqlite_path(self.db) if "://" in self.db else None
+        path = sqlite_path(normalize_url(self.db))
         if path is not None:
             return path.parent / "uploads"
         return data_home() / "uploads"

@@ -866,6 +866,13 @@ class RunStore:
             raise RunNotFoundError(f"no uploaded log {upload_id!r}")
         return dict(row)
 
+    def delete_upload(self, upload_id: str) -> dict[str, Any]:
+        """Forget an upload (the caller removes its file); returns its row."""
+        row = self.get_upload(upload_id)
+        with self.engine.begin() as conn:
+            conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+        return row
+
     def list_uploads(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Uploads, newest first."""
         with self.engine.connect() as conn:

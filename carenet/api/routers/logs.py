@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import uuid
+from pathlib import Path as PathLib
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from carenet.api.deps import Analyst, SettingsDep, StoreDep
 from carenet.api.errors import ApiError, responses
@@ -70,6 +72,18 @@ async def upload_log(
         raise
     row = store.add_upload(upload_id=upload_id, name=safe, path=str(path), size=size,
                            sha256=digest.hexdigest(), created_by=key.id)
+    return UploadPublic.model_validate(row)
+
+
+@router.delete("/{upload_id}", response_model=UploadPublic, summary="Delete an uploaded file")
+def delete_log(upload_id: Annotated[str, Path(min_length=1, max_length=40)], store: StoreDep,
+               key: Analyst) -> UploadPublic:
+    """Remove the file from disk and forget it (runs already computed are unaffected)."""
+    row = store.delete_upload(upload_id)
+    path = PathLib(row["path"])
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the per-upload folder, if now empty
+        path.parent.rmdir()
     return UploadPublic.model_validate(row)
 
 

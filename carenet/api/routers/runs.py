@@ -21,6 +21,8 @@ RunPath = Annotated[str, Path(min_length=1, max_length=64)]
 def public(row: dict[str, Any]) -> RunPublic:
     """The wire form of a store row."""
     data = dict(row)
+    if isinstance(data.get("request"), dict):  # server-side file paths stay on the server
+        data["request"] = {k: v for k, v in data["request"].items() if k != "files"}
     data["columns"] = [c["name"] for c in row.get("columns") or []] or None
     data["kept"] = bool(row.get("kept"))
     data["cancel_requested"] = bool(row.get("cancel_requested"))
