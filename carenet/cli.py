@@ -48,6 +48,7 @@ INPUT = "Input columns (found by name or position when not given)"
 GRAPH = "Graph"
 TABLES = "Side tables and config"
 OUTPUT = "Output"
+DIFFUSION = "Influence and exposure"
 
 
 def friendly_errors(fn: F) -> F:
@@ -199,6 +200,17 @@ def analyze(
     symmetrize: Annotated[bool | None, typer.Option("--symmetrize/--directed", help="Merge u->v and v->u into undirected ties (default: directed).", rich_help_panel=GRAPH, show_default=False)] = None,
     min_weight: Annotated[float | None, typer.Option(help="Drop ties lighter than this.", rich_help_panel=GRAPH)] = None,
     pseudonymize: Annotated[bool | None, typer.Option("--pseudonymize/--raw-ids", help="Replace customer ids by a salted hash (salt from $CARENET_SALT).", rich_help_panel=GRAPH, show_default=False)] = None,
+    influence: Annotated[bool | None, typer.Option("--influence/--no-influence", help="Compute influence, exposure and seed sets (default: yes).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    diffusion_model: Annotated[str | None, typer.Option(help="ic or lt (default ic).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    edge_model: Annotated[str | None, typer.Option(help="weighted_cascade (default), exponential or constant.", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    edge_scale: Annotated[float | None, typer.Option(help="Scale of the exponential edge model: p = 1 - exp(-w/scale).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    edge_probability: Annotated[float | None, typer.Option(help="Probability of every tie under the constant edge model.", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Relative error of the top customers' influence (default 0.1).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    delta: Annotated[float | None, typer.Option(help="Failure probability of that guarantee (default 0.01).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    negative_events: Annotated[str | None, typer.Option(help="Comma list of events that make a customer an exposure seed (default churn,complaint).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    lookback: Annotated[str | None, typer.Option(help="How recent those events must be, e.g. 90d (default), none.", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    exposure_runs: Annotated[int | None, typer.Option(help="Simulations for exposure (default 2000).", rich_help_panel=DIFFUSION, show_default=False)] = None,
+    seed_set_size: Annotated[int | None, typer.Option(help="k of the IMM seed set compared with degree and PageRank (default 50; 0 skips).", rich_help_panel=DIFFUSION, show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for every stochastic step (default 42).", show_default=False)] = None,
     db: Annotated[str | None, typer.Option("--db", help="Store to publish the run to: a SQLite file or postgresql:// URL (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet).", rich_help_panel=OUTPUT, show_default=False)] = None,
     publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.", rich_help_panel=OUTPUT)] = True,
@@ -224,6 +236,12 @@ def analyze(
         "graph.channel_weights": _channel_weights(channel_weights),
         "graph.symmetrize": symmetrize, "graph.min_weight": min_weight,
         "graph.pseudonymize": pseudonymize,
+        "influence.enabled": influence, "influence.model": diffusion_model,
+        "influence.edge_model": edge_model, "influence.edge_scale": edge_scale,
+        "influence.edge_probability": edge_probability, "influence.epsilon": epsilon,
+        "influence.delta": delta, "influence.negative_events": _split_list(negative_events),
+        "influence.lookback": lookback, "influence.exposure_runs": exposure_runs,
+        "influence.seed_set_size": seed_set_size,
     })
     run_and_report(logs, cfg, out, customers=customers, events=events, quiet=quiet,
                    db=db if publish else None, publish=publish)
@@ -280,6 +298,16 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("reciprocity", f"{s['reciprocity']:.3f}")
     if c.get("events"):
         table.add_row("events", f"{c['events']:,}")
+    infl = run.results.get("influence", {})
+    if infl:
+        est = infl["influence"]["estimate"]
+        top = infl["influence"]["top"][:3]
+        table.add_row("influence", f"{est['rr_sets']:,} RR sets (epsilon {est['epsilon_achieved']:.3g}); top: "
+                      + ", ".join(f"{t['customer_id']} {t['influence']:.1f}" for t in top))
+        ex = infl["exposure"]
+        table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}")
+        for row in infl.get("seed_set_comparison", []):
+            table.add_row(f"  seeds by {row['strategy']}", f"k={row['k']} spread {row['spread']:,.1f} ± {row['std_error']:.1f}")
     table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
     table.add_row("written to", str(path))
     console.print(table)
@@ -439,6 +467,91 @@ def keys_revoke(
     finally:
         store.close()
     console.print(f"revoked key {row['id']} ({row['name']})", highlight=False)
+
+
+# ---------------------------------------------------------------------------- simulate
+def _ids_arg(text: str | None, file: Path | None, what: str) -> list[str]:
+    ids = _split_list(text) or []
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise InvalidInputError(f"no such {what} file", file=file) from None
+        ids += [line.split(",")[0].strip() for line in lines if line.strip()]
+    return ids
+
+
+@app.command()
+@friendly_errors
+def simulate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze` (its graph and influence settings are used).", show_default=False)],
+    seeds: Annotated[str | None, typer.Option("--seeds", "-s", help="Comma list of customer ids that start the cascade.")] = None,
+    seeds_file: Annotated[Path | None, typer.Option(help="File with one seed customer id a line.")] = None,
+    protected: Annotated[str | None, typer.Option("--protected", "-p", help="Comma list of customer ids who never activate (e.g. contacted by care).")] = None,
+    protected_file: Annotated[Path | None, typer.Option(help="File with one protected customer id a line.")] = None,
+    model: Annotated[str, typer.Option(help="ic, lt or sir.")] = "ic",
+    runs: Annotated[int, typer.Option(help="Number of simulations.")] = 10_000,
+    recovery: Annotated[float, typer.Option(help="SIR: per-step recovery probability.")] = 0.5,
+    edge_model: Annotated[str | None, typer.Option(help="Tie probabilities (default: the run's).", show_default=False)] = None,
+    top: Annotated[int, typer.Option(help="Customers most likely reached to show and keep in the JSON.")] = 20,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result as JSON here.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write every customer's activation probability here (CSV).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same result.")] = 42,
+) -> None:
+    """What-if: simulate the cascade from SEEDS while PROTECTED customers never activate.
+
+    Prints the expected cascade size with its standard error, the curve per step and the
+    customers most likely reached; writes the full result as JSON (--out) and every
+    customer's activation probability as CSV (--csv).
+
+    Example: carenet simulate out/demo --seeds C000001,C000002 --protected C000003 --runs 5000
+    """
+    from carenet.community.influence import simulate as run_simulation
+    from carenet.graphs.model import CustomerGraph
+
+    graph = CustomerGraph.load(run_dir / "graph")
+    params: dict[str, Any] = {}
+    meta = run_dir / "run.json"
+    if meta.exists():
+        params = json.loads(meta.read_text()).get("parameters", {}).get("influence", {})
+    seed_ids = _ids_arg(seeds, seeds_file, "seeds")
+    if not seed_ids:
+        raise InvalidInputError("--seeds: give at least one customer id (or --seeds-file)")
+    result = run_simulation(
+        graph, seed_ids, protected=_ids_arg(protected, protected_file, "protected"),
+        model=model, runs=runs, seed=seed,
+        edge_model=edge_model or params.get("edge_model", "weighted_cascade"),
+        scale=float(params.get("edge_scale", 1.0)),
+        probability=float(params.get("edge_probability", 0.1)), recovery=recovery,
+    )
+    d = result.to_dict(top=top)
+    table = Table(title=f"{model.upper()} cascade, {runs:,} simulations", show_header=False,
+                  title_justify="left")
+    table.add_row("seeds", ", ".join(d["seeds"][:10]) + (" ..." if len(d["seeds"]) > 10 else ""))
+    if d["protected"]:
+        table.add_row("protected", f"{len(d['protected']):,}")
+    table.add_row("expected cascade", f"{d['expected_size']:,.2f} ± {d['std_error']:.2f} customers "
+                  f"(95% {d['low']:,.2f} - {d['high']:,.2f})")
+    table.add_row("reached beyond seeds", f"{d['expected_reached']:,.2f}")
+    curve = d["curve"]
+    last = next((i for i in range(len(curve) - 1, 0, -1) if curve[i] - curve[i - 1] > 1e-9), 0)
+    table.add_row("curve per step", "  ".join(f"{i}:{c:,.1f}" for i, c in enumerate(curve[: last + 1][:12])))
+    table.add_row("time", f"{d['seconds']:.2f} s")
+    console.print(table)
+    reached = Table(title="most likely reached", title_justify="left")
+    for col in ("customer", "probability", "95% interval"):
+        reached.add_column(col)
+    for row in d["most_likely_reached"]:
+        reached.add_row(row["customer_id"], f"{row['probability']:.3f}", f"{row['low']:.3f} - {row['high']:.3f}")
+    console.print(reached)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(d, indent=2) + "\n")
+        console.print(f"written {out}")
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        result.to_frame().to_csv(csv, index=False)
+        console.print(f"written {csv}")
 
 
 @app.command()

@@ -14,6 +14,12 @@ the API's run requests all speak the same names::
     symmetrize = false
     channel_weights = { call = 2.0, sms = 1.0 }
 
+    [influence]             # diffusion: influence, exposure, seed sets
+    edge_model = "weighted_cascade"
+    epsilon = 0.1
+    negative_events = ["churn", "complaint"]
+    lookback = "90d"
+
 Unknown keys and wrong types are errors naming the key (a typo must not silently fall back to
 a default).
 """
@@ -127,6 +133,85 @@ class GraphConfig:
 
 
 @dataclass(frozen=True)
+class InfluenceConfig:
+    """Diffusion-based influence, exposure and seed selection (the ``influence`` step).
+
+    ``model``: ``ic`` or ``lt`` for influence and seeds (RR sets); exposure also accepts
+    ``sir``. ``edge_model``: ``weighted_cascade`` (default: ``p(u->v) = w(u,v) / sum_x
+    w(x,v)``), ``exponential`` (``1 - exp(-w / edge_scale)``) or ``constant``
+    (``edge_probability``). ``epsilon``/``delta``: with probability ``1 - delta`` the ``top``
+    most influential customers are estimated within relative error ``epsilon``;
+    ``confidence``: level of the per-customer intervals. ``negative_events`` within
+    ``lookback`` before the reference time make a customer an exposure seed. ``seed_set_size``:
+    k of the IMM seed set compared with top-k by degree and PageRank (0: skip);
+    ``cost_col`` (a customers column) with ``seed_budget`` selects within a budget.
+    ``missing_value``: the value of a customer without one, for value-weighted influence.
+    ``exposure_model``: the model of exposure (default: ``model``); ``sir_recovery``: its
+    per-step recovery probability when it is ``sir``.
+    """
+
+    enabled: bool = True
+    model: str = "ic"
+    edge_model: str = "weighted_cascade"
+    edge_scale: float = 1.0
+    edge_probability: float = 0.1
+    epsilon: float = 0.1
+    delta: float = 0.01
+    top: int = 50
+    confidence: float = 0.95
+    max_rr_sets: int = 50_000_000
+    missing_value: float = 1.0
+    negative_events: tuple[str, ...] = ("churn", "complaint")
+    lookback: str | None = "90d"
+    exposure_model: str | None = None
+    sir_recovery: float = 0.5
+    exposure_runs: int = 2000
+    exposure_sources: int = 3
+    seed_set_size: int = 50
+    seed_budget: float | None = None
+    cost_col: str | None = None
+    compare_runs: int = 2000
+
+    def __post_init__(self) -> None:
+        def bad(key: str, want: str, got: Any) -> InvalidInputError:
+            return InvalidInputError(f"influence.{key} must be {want}, not {got!r}")
+
+        if self.model not in ("ic", "lt"):
+            raise bad("model", "ic or lt", self.model)
+        if self.exposure_model not in (None, "ic", "lt", "sir"):
+            raise bad("exposure_model", "ic, lt or sir", self.exposure_model)
+        if self.edge_model not in ("weighted_cascade", "exponential", "constant"):
+            raise bad("edge_model", "weighted_cascade, exponential or constant",
+                      self.edge_model)
+        if not 0 < self.sir_recovery <= 1:
+            raise bad("sir_recovery", "in (0, 1]", self.sir_recovery)
+        if not self.edge_scale > 0:
+            raise bad("edge_scale", "> 0", self.edge_scale)
+        if not 0 <= self.edge_probability <= 1:
+            raise bad("edge_probability", "in [0, 1]", self.edge_probability)
+        for key in ("epsilon", "delta", "confidence"):
+            if not 0 < getattr(self, key) < 1:
+                raise bad(key, "in (0, 1)", getattr(self, key))
+        for key in ("top", "max_rr_sets", "exposure_runs", "exposure_sources", "compare_runs"):
+            if getattr(self, key) < 1:
+                raise bad(key, ">= 1", getattr(self, key))
+        if self.seed_set_size < 0:
+            raise bad("seed_set_size", ">= 0", self.seed_set_size)
+        if self.missing_value < 0:
+            raise bad("missing_value", ">= 0", self.missing_value)
+        if self.seed_budget is not None and not self.seed_budget > 0:
+            raise bad("seed_budget", "> 0", self.seed_budget)
+        if (self.seed_budget is None) != (self.cost_col is None):
+            raise InvalidInputError("influence.seed_budget and influence.cost_col go together")
+        parse_duration(self.lookback)  # raises on a malformed duration
+
+    @property
+    def lookback_seconds(self) -> float | None:
+        """The lookback in seconds (None: every earlier event counts)."""
+        return parse_duration(self.lookback)
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """Every setting of one analysis run; ``to_dict()`` goes into ``run.json``."""
 
@@ -134,6 +219,7 @@ class AnalysisConfig:
     input: InputConfig = field(default_factory=InputConfig)
     tables: TablesConfig = field(default_factory=TablesConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    influence: InfluenceConfig = field(default_factory=InfluenceConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> AnalysisConfig:

@@ -1,0 +1,1007 @@
+"""Influence and exposure of every customer, seed-set selection and what-if simulation.
+
+The numbers a care team acts on, each with its error bar:
+
+* :func:`influence_scores` -- **influence(v)**: the expected number of *other* customers an
+  Independent Cascade (or Linear Threshold) started at v activates, for all customers at once
+  by reverse influence sampling (RIS), with a confidence interval per customer. With customer
+  values, also the expected value carried along.
+* :func:`exposure_scores` -- **exposure(v)**: the probability that v is activated when the
+  customers with recent negative events are the seeds, with an interval, and which seeds and
+  which ties bring it (:func:`seeds_from_events` picks the seeds).
+* :func:`select_seeds` -- the k customers who together reach the most (IMM, with the
+  ``1 - 1/e - epsilon`` guarantee), optionally value-weighted and with a per-customer cost
+  within a budget; :func:`compare_seed_sets` sets it against top-k by degree and PageRank.
+* :func:`simulate` -- what-if: the cascade from chosen customers when others are protected
+  (never activate): expected size with its standard error, each customer's activation
+  probability, the curve per step and the customers most likely reached.
+
+Estimators
+----------
+An RR set is the set of customers that reach a uniformly random root r in a random live-edge
+world; ``P(v in RR) = sigma(v) / n`` (Borgs et al. 2014), where sigma(v) counts v itself. v
+always belongs to its own RR set when it is the root, so influence counts *other* customers by
+counting only the sets that contain v **other than as their root**:
+``influence(v) = n * #{RR sets containing v, root != v} / R``, whose expectation is
+``sum_{u != v} P(v activates u) = sigma(v) - 1`` exactly (no subtraction, never negative).
+With values, roots are drawn with probability ``value(r) / V`` and the same count gives
+``value_influence(v) = V * count / R = sum_{u != v} value(u) P(v activates u)``.
+
+The count is binomial(R, p), so every per-customer interval is a Wilson score interval at
+``confidence``. R is chosen in two phases as in IMM (Tang, Shi & Xiao, SIGMOD 2015): a doubling
+search finds a lower bound LB of the ``top``-th largest influence, then
+``R = (2 + 2 epsilon / 3) ln(4 n / delta) n / (epsilon^2 LB)`` fresh sets (fresh, because
+reusing the search's sets breaks the martingale argument: Chen, arXiv:1808.09363). By a
+Chernoff bound and a union bound over customers, with probability at least 1 - delta every
+customer's estimate is within ``epsilon * max(influence(v), LB)`` of the truth: the ``top``
+most influential customers are within relative error epsilon. LB is at least one customer's
+worth (1, or the mean value), and R is capped by ``max_rr_sets`` (then the epsilon actually
+reached is reported).
+
+>>> from carenet.graphs.model import CustomerGraph
+>>> g = CustomerGraph.from_edges(["a", "b", "c"], [0, 1], [1, 2], [1.0, 1.0])
+>>> s = influence_scores(g, edge_model="constant", probability=0.4, epsilon=0.05, seed=1)
+>>> s.influence.round(1).tolist()      # a reaches b (0.4) and c (0.16)
+[0.6, 0.4, 0.0]
+>>> r = simulate(g, ["a"], edge_model="constant", probability=0.4, runs=4000, seed=1)
+>>> abs(r.expected_size - 1.56) < 4 * r.std_error        # 1 + 0.4 + 0.16
+True
+>>> r.to_dict()["most_likely_reached"][0]["customer_id"]
+'b'
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from carenet.errors import InvalidInputError
+from carenet.graphs.diffusion import (
+    MODELS,
+    RIS_MODELS,
+    Attribution,
+    DiffusionGraph,
+    RRSets,
+    greedy_max_cover,
+    monte_carlo,
+    monte_carlo_attribution,
+    reverse_hits,
+    rr_counts,
+    sample_rr_sets,
+)
+from carenet.graphs.model import CustomerGraph
+
+ProgressFn = Callable[[float, float], None]
+
+
+# ---------------------------------------------------------------------------- small helpers
+def _z(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be in (0, 1), not {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+
+
+def wilson_interval(
+    successes: np.ndarray | float, trials: int, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion (vectorised).
+
+    >>> lo, hi = wilson_interval(np.array([0, 50]), 100)
+    >>> round(float(lo[0]), 3), round(float(hi[0]), 3), round(float(lo[1]), 3)
+    (0.0, 0.037, 0.404)
+    """
+    z = _z(confidence)
+    k = np.asarray(successes, dtype=np.float64)
+    if trials <= 0:
+        return np.zeros_like(k), np.ones_like(k)
+    p = k / trials
+    z2 = z * z / trials
+    centre = (p + z2 / 2) / (1 + z2)
+    half = z * np.sqrt(p * (1 - p) / trials + z2 / (4 * trials)) / (1 + z2)
+    # at 0 or all successes the bound is exactly 0 (or 1); say so despite rounding
+    low = np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    high = np.where(k >= trials, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return low, high
+
+
+def _derive(seed: int, tag: int) -> int:
+    """An independent sub-seed for one phase of a computation."""
+    return int(np.random.SeedSequence([int(seed) & (2**63 - 1), tag]).generate_state(
+        1, np.uint64)[0])
+
+
+def _check_unit(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and 0.0 < float(value) < 1.0):
+        raise InvalidInputError(f"{name} must be in (0, 1), not {value!r}")
+    return float(value)
+
+
+def _positions(graph: CustomerGraph, customers: Sequence[Any] | np.ndarray | None,
+               name: str) -> np.ndarray:
+    """Positions of customer ids (unknown ids raise :class:`RunNotFoundError`)."""
+    if customers is None:
+        return np.zeros(0, np.int64)
+    if isinstance(customers, str):
+        raise InvalidInputError(f"{name} must be a list of customer ids, not one string")
+    arr = np.asarray(list(customers), dtype=object)
+    if arr.size == 0:
+        return np.zeros(0, np.int64)
+    return np.unique(graph.index_of(arr.astype(str)))
+
+
+def customer_values(values: pd.Series | np.ndarray | Sequence[float] | None, n: int,
+                    *, missing: float = 1.0) -> np.ndarray | None:
+    """Customer values for value-weighted influence: NaN -> ``missing``; None when no value
+    is known at all. Negative values are an error.
+    """
+    if values is None:
+        return None
+    v = np.asarray(pd.to_numeric(pd.Series(np.asarray(values)), errors="coerce"),
+                   dtype=np.float64)
+    if v.shape != (n,):
+        raise InvalidInputError(f"values must have one entry per customer ({n})")
+    if np.isnan(v).all():
+        return None
+    v = np.where(np.isnan(v), float(missing), v)
+    if (v < 0).any() or not np.isfinite(v).all():
+        raise InvalidInputError("values must be finite and non-negative")
+    if v.sum() <= 0:
+        return None
+    return v
+
+
+def _diffusion_graph(graph: CustomerGraph, edge_model: str, scale: float,
+                     probability: float) -> DiffusionGraph:
+    return DiffusionGraph.from_graph(graph, edge_model=edge_model, scale=scale,
+                                     probability=probability)
+
+
+def _ris_model(model: str) -> str:
+    if model not in RIS_MODELS:
+        raise InvalidInputError(
+            f"model must be one of {', '.join(RIS_MODELS)} for RR sets, not {model!r}"
+        )
+    return model
+
+
+# ---------------------------------------------------------------------------- influence
+@dataclass(frozen=True, eq=False)
+class RISEstimate:
+    """One all-customer RIS estimate: ``scale * counts / rr_sets`` with its bookkeeping."""
+
+    counts: np.ndarray
+    rr_sets: int
+    scale: float
+    lower_bound: float
+    epsilon_achieved: float
+    capped: bool
+    search_rr_sets: int
+    mean_rr_size: float
+    seconds: float
+
+
+def _epsilon_for(r: int, c: float) -> float:
+    """The epsilon that ``r = (2 + 2 eps / 3) c / eps^2`` sets achieve."""
+    if r <= 0:
+        return float("inf")
+    # eps^2 r - (2/3) c eps - 2 c = 0
+    return float(((2 / 3) * c + math.sqrt((4 / 9) * c * c + 8 * c * r)) / (2 * r))
+
+
+def _ris_estimate(
+    dg: DiffusionGraph, *, model: str, epsilon: float, delta: float, top: int, seed: int,
+    root_weights: np.ndarray | None, max_rr_sets: int, progress: ProgressFn | None = None,
+) -> RISEstimate:
+    t0 = time.perf_counter()
+    n = dg.n_nodes
+    total = float(root_weights.sum()) if root_weights is not None else float(n)
+    floor = total / n
+    k0 = max(1, min(int(top), n))
+    eps_p = math.sqrt(2.0) * epsilon
+    log2n = math.log2(n) if n > 1 else 1.0
+    lam = ((2 + 2 * eps_p / 3) * (math.log(n) + math.log(2 / delta) + math.log(max(log2n, 1.0)))
+           * total / eps_p**2)
+    lb = floor
+    counts = np.zeros(n, np.int64)
+    done = 0
+    lb_seed = _derive(seed, 1)
+    for i in range(1, max(1, math.floor(log2n))):
+        x = total / 2**i
+        theta = min(math.ceil(lam / x), max_rr_sets)
+        if theta > done:
+            more, _ = rr_counts(dg, theta - done, model=model, seed=lb_seed, first=done,
+                                root_weights=root_weights)
+            counts += more
+            done = theta
+        c = float(np.partition(counts, n - k0)[n - k0]) if n else 0.0
+        est = total * c / done
+        if est >= (1 + eps_p) * x:
+            lb = max(est / (1 + eps_p), floor)
+            break
+        if theta >= max_rr_sets:
+            break
+        if progress is not None:
+            progress(float(i), float(log2n))
+    c_final = math.log(4 * n / delta) * total / lb
+    r_needed = math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2)
+    r = max(1, min(r_needed, max_rr_sets))
+    counts, size_total = rr_counts(dg, r, model=model, seed=_derive(seed, 2), first=0,
+                                   root_weights=root_weights)
+    return RISEstimate(
+        counts=counts, rr_sets=r, scale=total, lower_bound=lb,
+        epsilon_achieved=epsilon if r >= r_needed else _epsilon_for(r, c_final),
+        capped=r < r_needed, search_rr_sets=done, mean_rr_size=size_total / r,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class InfluenceScores:
+    """Influence of every customer (aligned to node positions) with per-customer intervals.
+
+    ``influence``: expected number of other customers activated by a cascade started at the
+    customer; ``influence_low``/``influence_high``: its interval at ``confidence``.
+    ``value_*``: the same for the expected value carried along (None without values).
+    """
+
+    ids: np.ndarray
+    influence: np.ndarray
+    influence_low: np.ndarray
+    influence_high: np.ndarray
+    model: str
+    edge_model: str
+    epsilon: float
+    delta: float
+    top: int
+    confidence: float
+    seed: int
+    estimate: RISEstimate
+    value_influence: np.ndarray | None = None
+    value_low: np.ndarray | None = None
+    value_high: np.ndarray | None = None
+    value_estimate: RISEstimate | None = None
+    seconds: float = 0.0
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per-customer columns for the run table."""
+        out = {"influence": self.influence, "influence_low": self.influence_low,
+               "influence_high": self.influence_high}
+        if self.value_influence is not None:
+            assert self.value_low is not None
+            assert self.value_high is not None
+            out |= {"value_influence": self.value_influence,
+                    "value_influence_low": self.value_low,
+                    "value_influence_high": self.value_high}
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per customer: ``customer_id`` and the influence columns."""
+        frame = pd.DataFrame({"customer_id": self.ids})
+        for k, v in self.columns().items():
+            frame[k] = v
+        return frame
+
+    def top_customers(self, k: int = 10, *, by: str = "influence") -> pd.DataFrame:
+        """The k customers with the highest ``by`` (``influence`` or ``value_influence``)."""
+        frame = self.to_frame()
+        if by not in frame:
+            raise InvalidInputError(f"by must be one of {', '.join(self.columns())}, not {by!r}")
+        return frame.sort_values(by, ascending=False, kind="stable").head(k).reset_index(
+            drop=True)
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        """Parameters, sample sizes, timings and the top customers (native numbers only)."""
+        def est(e: RISEstimate | None) -> dict[str, Any] | None:
+            if e is None:
+                return None
+            return {"rr_sets": int(e.rr_sets), "search_rr_sets": int(e.search_rr_sets),
+                    "lower_bound": float(e.lower_bound),
+                    "epsilon_achieved": float(e.epsilon_achieved), "capped": bool(e.capped),
+                    "mean_rr_size": float(e.mean_rr_size), "seconds": float(e.seconds)}
+
+        top_rows = self.top_customers(top)
+        return {
+            "model": self.model, "edge_model": self.edge_model, "epsilon": self.epsilon,
+            "delta": self.delta, "guaranteed_top": int(self.top),
+            "confidence": self.confidence, "seed": int(self.seed),
+            "estimate": est(self.estimate), "value_estimate": est(self.value_estimate),
+            "seconds": float(self.seconds),
+            "top": [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+                    for r in top_rows.to_dict("records")],
+        }
+
+
+def influence_scores(
+    graph: CustomerGraph,
+    *,
+    model: str = "ic",
+    edge_model: str = "weighted_cascade",
+    scale: float = 1.0,
+    probability: float = 0.1,
+    epsilon: float = 0.1,
+    delta: float = 0.01,
+    top: int = 50,
+    confidence: float = 0.95,
+    values: np.ndarray | pd.Series | None = None,
+    missing_value: float = 1.0,
+    seed: int = 0,
+    max_rr_sets: int = 50_000_000,
+    progress: ProgressFn | None = None,
+) -> InfluenceScores:
+    """Influence of every customer by reverse influence sampling (see the module docstring).
+
+    ``graph``: the customer graph, ties pointing from the customer who influences.
+    ``model``: ``"ic"`` (Independent Cascade) or ``"lt"`` (Linear Threshold).
+    ``edge_model``, ``scale``, ``probability``: tie activation probabilities
+    (:func:`carenet.graphs.diffusion.edge_probabilities`). ``epsilon``, ``delta``: with
+    probability ``1 - delta`` every estimate is within ``epsilon * max(influence, LB)``, LB a
+    lower bound of the ``top``-th largest influence. ``confidence``: level of the
+    per-customer intervals. ``values``: customer values (NaN -> ``missing_value``); adds the
+    value-weighted influence. ``seed``: the same seed gives the same scores with any number of
+    threads. ``max_rr_sets``: cap on the sets per estimate (the epsilon reached is then
+    reported). ``progress``: called with (phase done, phases) during the search.
+    """
+    t0 = time.perf_counter()
+    model = _ris_model(model)
+    epsilon = _check_unit("epsilon", epsilon)
+    delta = _check_unit("delta", delta)
+    _z(confidence)
+    if top < 1:
+        raise InvalidInputError(f"top must be >= 1, not {top}")
+    if max_rr_sets < 1:
+        raise InvalidInputError(f"max_rr_sets must be >= 1, not {max_rr_sets}")
+    n = graph.n_customers
+    dg = _diffusion_graph(graph, edge_model, scale, probability)
+    est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top, seed=seed,
+                        root_weights=None, max_rr_sets=max_rr_sets, progress=progress)
+    lo, hi = wilson_interval(est.counts, est.rr_sets, confidence)
+    infl = est.scale * est.counts / est.rr_sets
+    vals = customer_values(values, n, missing=missing_value)
+    v_est = v_inf = v_lo = v_hi = None
+    if vals is not None:
+        v_est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top,
+                              seed=_derive(seed, 3), root_weights=vals,
+                              max_rr_sets=max_rr_sets)
+        a, b = wilson_interval(v_est.counts, v_est.rr_sets, confidence)
+        v_inf = v_est.scale * v_est.counts / v_est.rr_sets
+        v_lo, v_hi = v_est.scale * a, v_est.scale * b
+    return InfluenceScores(
+        ids=graph.ids, influence=infl, influence_low=est.scale * lo,
+        influence_high=est.scale * hi, model=model, edge_model=edge_model, epsilon=epsilon,
+        delta=delta, top=int(top), confidence=confidence, seed=int(seed), estimate=est,
+        value_influence=v_inf, value_low=v_lo, value_high=v_hi, value_estimate=v_est,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# ---------------------------------------------------------------------------- exposure
+def seeds_from_events(
+    events: pd.DataFrame,
+    *,
+    reference_time: float | None,
+    lookback: float | None = 90 * 86400.0,
+    kinds: Sequence[str] = ("churn", "complaint"),
+) -> np.ndarray:
+    """Node positions of the customers with a recent negative event.
+
+    An event counts when its kind is in ``kinds`` (case-insensitive) and it happened before
+    ``reference_time`` (strictly) and not more than ``lookback`` seconds before it. Without a
+    reference time (a log without timestamps) every event of those kinds counts; with one,
+    events without a timestamp do not (their recency is unknown).
+    """
+    if lookback is not None and lookback <= 0:
+        raise InvalidInputError(f"lookback must be > 0 seconds, not {lookback}")
+    if len(events) == 0:
+        return np.zeros(0, np.int64)
+    for col in ("node", "event"):
+        if col not in events:
+            raise InvalidInputError(f"events table has no {col!r} column")
+    wanted = {k.strip().lower() for k in kinds}
+    keep = events["event"].astype(str).str.lower().isin(wanted).to_numpy().copy()
+    if reference_time is not None:
+        t = (pd.to_numeric(events["timestamp"], errors="coerce").to_numpy(np.float64)
+             if "timestamp" in events else np.full(len(events), np.nan))
+        with np.errstate(invalid="ignore"):
+            keep &= t < reference_time
+            if lookback is not None:
+                keep &= t >= reference_time - lookback
+    return np.unique(events["node"].to_numpy()[keep].astype(np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class ExposureScores:
+    """Exposure of every customer to the seeds (customers with recent negative events).
+
+    ``exposure[v]``: probability that v is activated when the seeds start a cascade. For a
+    seed itself, exposure is *leave-one-out*: the probability that the **other** seeds
+    activate it (``is_seed`` marks them), so a complainer surrounded by churners stands out.
+    ``sources`` is the long attribution table (see :func:`exposure_scores`).
+    """
+
+    ids: np.ndarray
+    exposure: np.ndarray
+    exposure_low: np.ndarray
+    exposure_high: np.ndarray
+    is_seed: np.ndarray
+    seeds: np.ndarray
+    sources: pd.DataFrame
+    model: str
+    edge_model: str
+    runs: int
+    confidence: float
+    seed: int
+    seconds: float = 0.0
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per-customer columns for the run table."""
+        return {"exposure": self.exposure, "exposure_low": self.exposure_low,
+                "exposure_high": self.exposure_high, "exposure_seed": self.is_seed}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per customer: ``customer_id`` and the exposure columns."""
+        frame = pd.DataFrame({"customer_id": self.ids})
+        for k, v in self.columns().items():
+            frame[k] = v
+        return frame
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        """Parameters, counts and the most exposed non-seed customers (native numbers)."""
+        order = np.argsort(-np.where(self.is_seed, -1.0, self.exposure), kind="stable")[:top]
+        return {
+            "model": self.model, "edge_model": self.edge_model, "runs": int(self.runs),
+            "confidence": self.confidence, "seed": int(self.seed),
+            "seeds": int(self.seeds.size),
+            "exposed": int(np.count_nonzero((self.exposure > 0) & ~self.is_seed)),
+            "mean_exposure": float(self.exposure[~self.is_seed].mean())
+            if (~self.is_seed).any() else 0.0,
+            "seconds": float(self.seconds),
+            "most_exposed": [
+                {"customer_id": str(self.ids[i]), "exposure": float(self.exposure[i]),
+                 "low": float(self.exposure_low[i]), "high": float(self.exposure_high[i])}
+                for i in order.tolist() if not self.is_seed[i] and self.exposure[i] > 0
+            ],
+        }
+
+
+def _tie_weights(graph: CustomerGraph, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Weight of the ties src -> dst (NaN where there is none, e.g. src == -1)."""
+    out = np.full(src.size, np.nan)
+    ok = src >= 0
+    if not ok.any() or graph.n_entries == 0:
+        return out
+    n = np.int64(graph.n_customers)
+    keys = graph.sources().astype(np.int64) * n + graph.indices
+    want = src[ok].astype(np.int64) * n + dst[ok]
+    pos = np.clip(np.searchsorted(keys, want), 0, keys.size - 1)
+    found = keys[pos] == want
+    vals = np.full(want.size, np.nan)
+    vals[found] = graph.weights[pos[found]]
+    out[ok] = vals
+    return out
+
+
+def _source_table(graph: CustomerGraph, node: np.ndarray, source: np.ndarray,
+                  via: np.ndarray, count: np.ndarray, reached: np.ndarray, runs: int,
+                  keep: int) -> pd.DataFrame:
+    """Top ``keep`` sources per customer from (node, source node, via node, count) rows."""
+    cols = ["customer_id", "rank", "source_id", "share", "probability", "via_id",
+            "via_share", "tie_weight"]
+    if node.size == 0:
+        return pd.DataFrame({c: pd.Series(dtype=object if c.endswith("_id") else float)
+                             for c in cols})
+    frame = pd.DataFrame({"node": node, "source": source, "via": via, "count": count})
+    by_src = frame.groupby(["node", "source"], sort=False)["count"].sum().rename("n_src")
+    best_via = (frame.sort_values(["node", "source", "count", "via"],
+                                  ascending=[True, True, False, True], kind="stable")
+                .drop_duplicates(["node", "source"]).set_index(["node", "source"]))
+    pairs = best_via.join(by_src).reset_index()
+    pairs = pairs.sort_values(["node", "n_src", "source"], ascending=[True, False, True],
+                              kind="stable")
+    pairs["rank"] = pairs.groupby("node").cumcount() + 1
+    pairs = pairs[pairs["rank"] <= keep]
+    nodes = pairs["node"].to_numpy(np.int64)
+    via_arr = pairs["via"].to_numpy(np.int64)
+    return pd.DataFrame({
+        "customer_id": graph.ids[nodes],
+        "rank": pairs["rank"].to_numpy(np.int64),
+        "source_id": graph.ids[pairs["source"].to_numpy(np.int64)],
+        "share": pairs["n_src"].to_numpy(np.float64) / reached[nodes],
+        "probability": pairs["n_src"].to_numpy(np.float64) / runs,
+        "via_id": graph.ids[via_arr],
+        "via_share": pairs["count"].to_numpy(np.float64) / pairs["n_src"].to_numpy(np.float64),
+        "tie_weight": _tie_weights(graph, via_arr, nodes),
+    })
+
+
+def exposure_scores(
+    graph: CustomerGraph,
+    seeds: Sequence[Any] | np.ndarray,
+    *,
+    model: str = "ic",
+    edge_model: str = "weighted_cascade",
+    scale: float = 1.0,
+    probability: float = 0.1,
+    runs: int = 2000,
+    confidence: float = 0.95,
+    sources: int = 3,
+    seed: int = 0,
+    seeds_are_positions: bool = False,
+    recovery: float = 0.5,
+) -> ExposureScores:
+    """Exposure of every customer to the cascade started by ``seeds`` (customer ids; node
+    positions with ``seeds_are_positions``), each with a Wilson interval over ``runs``.
+
+    Non-seeds: ``runs`` forward simulations from all seeds at once; in each, every activated
+    customer records the seed whose cascade reached it first and the neighbour that activated
+    it. Seeds: ``runs`` reverse samples per seed (leave-one-out), recording the nearest other
+    seed that reaches it and the neighbour on the way. ``sources`` rows per exposed customer go
+    into the attribution table: ``customer_id``, ``rank``, ``source_id`` (a seed), ``share``
+    (of the customer's activations that came first from that seed), ``probability`` (that the
+    seed reaches the customer first), ``via_id`` (the neighbour through which it most often
+    arrives), ``via_share`` and ``tie_weight`` (weight of the tie via -> customer).
+    With ``model="sir"`` (per-step ``recovery`` probability) the seeds' leave-one-out exposure
+    uses IC reverse samples (SIR has no RR-set equivalent; with ``recovery = 1`` it is IC).
+    """
+    t0 = time.perf_counter()
+    if model not in MODELS:
+        raise InvalidInputError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    if runs < 1:
+        raise InvalidInputError(f"runs must be >= 1, not {runs}")
+    if sources < 1:
+        raise InvalidInputError(f"sources must be >= 1, not {sources}")
+    n = graph.n_customers
+    if seeds_are_positions:
+        from carenet.graphs.diffusion import as_nodes
+
+        s_nodes = as_nodes(np.asarray(seeds), n, "seeds")
+    else:
+        s_nodes = _positions(graph, seeds, "seeds")
+    dg = _diffusion_graph(graph, edge_model, scale, probability)
+    is_seed = np.zeros(n, bool)
+    is_seed[s_nodes] = True
+    counts = np.zeros(n, np.int64)
+    rows: list[tuple[np.ndarray, ...]] = []
+    if s_nodes.size:
+        mc, att = monte_carlo_attribution(dg, s_nodes, model=model, runs=runs,
+                                          seed=_derive(seed, 11),
+                                          recovery=recovery if model == "sir" else 1.0)
+        counts = mc.activation_counts.copy()
+        a: Attribution = att
+        rows.append((a.node, s_nodes[a.origin], a.parent, a.count))
+        counts[s_nodes] = 0
+        # leave-one-out for the seeds, by reverse sampling (IC/LT; SIR falls back to IC,
+        # its closest RR model, and says so in the docs)
+        rr_model = model if model in RIS_MODELS else "ic"
+        block = max(1, 4_000_000 // runs)
+        for b in range(0, s_nodes.size, block):
+            roots = s_nodes[b: b + block]
+            hit, via = reverse_hits(dg, roots, s_nodes, model=rr_model, runs=runs,
+                                    seed=_derive(seed, 12), first=b * runs)
+            counts[roots] = (hit >= 0).sum(axis=1)
+            k_idx, _ = np.nonzero(hit >= 0)
+            ok = hit >= 0
+            agg = _count_triples(roots[k_idx], hit[ok].astype(np.int64),
+                                 via[ok].astype(np.int64))
+            rows.append(agg)
+    lo, hi = wilson_interval(counts, runs, confidence)
+    if rows:
+        node, src, via_n, cnt = (np.concatenate(x) for x in zip(*rows, strict=True))
+        table = _source_table(graph, node, src, via_n, cnt, counts.astype(np.float64), runs,
+                              sources)
+    else:
+        table = _source_table(graph, *(np.zeros(0, np.int64),) * 4, counts.astype(float),
+                              runs, sources)
+    return ExposureScores(
+        ids=graph.ids, exposure=counts / runs, exposure_low=lo, exposure_high=hi,
+        is_seed=is_seed, seeds=s_nodes, sources=table, model=model, edge_model=edge_model,
+        runs=int(runs), confidence=confidence, seed=int(seed),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _count_triples(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+    if a.size == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
+    frame = pd.DataFrame({"a": a, "b": b, "c": c})
+    g = frame.groupby(["a", "b", "c"], sort=True).size().reset_index(name="n")
+    return (g["a"].to_numpy(np.int64), g["b"].to_numpy(np.int64), g["c"].to_numpy(np.int64),
+            g["n"].to_numpy(np.int64))
+
+
+# ---------------------------------------------------------------------------- seed selection
+@dataclass(frozen=True, eq=False)
+class SeedSelection:
+    """Seeds chosen by IMM, in pick order, with the RR-set estimate of their spread.
+
+    ``gains[i]``: RR sets newly covered by the i-th pick (its marginal contribution);
+    ``spread``: estimated expected number of activated customers (seeds included), or of
+    value with ``value_weighted``, with a Wilson interval (optimistic: it is measured on the
+    sets the seeds were chosen on; :func:`compare_seed_sets` evaluates by simulation).
+    """
+
+    ids: np.ndarray
+    nodes: np.ndarray
+    gains: np.ndarray
+    spread: float
+    spread_low: float
+    spread_high: float
+    rr_sets: int
+    search_rr_sets: int
+    lower_bound: float
+    k: int
+    budget: float | None
+    cost_used: float | None
+    value_weighted: bool
+    model: str
+    edge_model: str
+    epsilon: float
+    delta: float
+    guarantee: str
+    seed: int
+    seconds: float
+    rr_bytes: int = 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per seed: rank, customer_id, marginal gain in customers (or value)."""
+        scale = self.spread / max(1, int(self.gains.sum())) if self.gains.sum() else 0.0
+        return pd.DataFrame({"rank": np.arange(1, self.nodes.size + 1),
+                             "customer_id": self.ids,
+                             "marginal_gain": self.gains * scale})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (native numbers only)."""
+        return {
+            "seeds": [str(x) for x in self.ids], "k": int(self.k),
+            "budget": None if self.budget is None else float(self.budget),
+            "cost_used": None if self.cost_used is None else float(self.cost_used),
+            "spread": float(self.spread), "spread_low": float(self.spread_low),
+            "spread_high": float(self.spread_high), "rr_sets": int(self.rr_sets),
+            "search_rr_sets": int(self.search_rr_sets), "lower_bound": float(self.lower_bound),
+            "value_weighted": bool(self.value_weighted), "model": self.model,
+            "edge_model": self.edge_model, "epsilon": float(self.epsilon),
+            "delta": float(self.delta), "guarantee": self.guarantee, "seed": int(self.seed),
+            "seconds": float(self.seconds), "rr_bytes": int(self.rr_bytes),
+        }
+
+
+def _log_comb(n: int, k: int) -> float:
+    k = max(0, min(k, n))
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def _pick(sets: RRSets, k: int, cost: np.ndarray | None,
+          budget: float | None) -> tuple[np.ndarray, np.ndarray]:
+    picks, gains = greedy_max_cover(sets, k, cost=cost, budget=budget)
+    if cost is None:
+        return picks, gains
+    picks, gains = picks[:k], gains[:k]
+    # Budgeted coverage: the better of the ratio-greedy set and the best affordable single
+    # customer is within (1 - 1/e) / 2 of the optimum (Khuller, Moss & Naor 1999).
+    assert budget is not None
+    cover = sets.coverage()
+    affordable = np.flatnonzero(cost <= budget + 1e-9)
+    if affordable.size:
+        best = affordable[np.argmax(cover[affordable])]
+        if cover[best] > gains.sum():
+            return np.array([best]), np.array([cover[best]])
+    return picks, gains
+
+
+def select_seeds(
+    graph: CustomerGraph,
+    k: int = 50,
+    *,
+    model: str = "ic",
+    edge_model: str = "weighted_cascade",
+    scale: float = 1.0,
+    probability: float = 0.1,
+    epsilon: float = 0.1,
+    delta: float = 0.01,
+    values: np.ndarray | pd.Series | None = None,
+    missing_value: float = 1.0,
+    cost: np.ndarray | pd.Series | Sequence[float] | None = None,
+    budget: float | None = None,
+    confidence: float = 0.95,
+    seed: int = 0,
+    max_rr_sets: int = 50_000_000,
+) -> SeedSelection:
+    """IMM seed selection (Tang, Shi & Xiao 2015): the k customers whose joint cascade reaches
+    the most customers (or the most value, with ``values``).
+
+    With probability ``1 - delta`` the spread of the result is at least
+    ``(1 - 1/e - epsilon)`` times the best k-set's. Sampling phase as in IMM; the final
+    greedy runs on fresh RR sets (Chen 2018's fix to IMM's martingale argument). With ``cost``
+    (per customer, > 0) and ``budget``, customers are picked by coverage per cost within the
+    budget (at most k of them), and the better of that set and the best affordable single
+    customer is returned: a ``(1 - 1/e) / 2 - epsilon`` guarantee.
+    """
+    t0 = time.perf_counter()
+    model = _ris_model(model)
+    epsilon = _check_unit("epsilon", epsilon)
+    delta = _check_unit("delta", delta)
+    n = graph.n_customers
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidInputError(f"k must be a positive integer, not {k!r}")
+    k = min(int(k), n)
+    cost_arr: np.ndarray | None = None
+    if cost is not None:
+        if budget is None or not budget > 0:
+            raise InvalidInputError("budget: a positive budget is needed with a cost")
+        cost_arr = np.asarray(pd.to_numeric(pd.Series(np.asarray(cost)), errors="coerce"),
+                              dtype=np.float64)
+        if cost_arr.shape != (n,) or not np.isfinite(cost_arr).all() or (cost_arr <= 0).any():
+            raise InvalidInputError("cost must be one positive number per customer")
+        fits = int(np.searchsorted(np.cumsum(np.sort(cost_arr)), budget * (1 + 1e-12),
+                                   side="right"))
+        k_max = min(k, fits)
+        k_eff = max(1, k_max)
+    elif budget is not None:
+        raise InvalidInputError("budget: give a cost per customer with a budget")
+    else:
+        k_eff = k
+    vals = customer_values(values, n, missing=missing_value)
+    total = float(vals.sum()) if vals is not None else float(n)
+    dg = _diffusion_graph(graph, edge_model, scale, probability)
+    # IMM, Algorithm 2 (sampling) with l from delta: n^-l = delta
+    log_cnk = _log_comb(n, k_eff)
+    a = math.log(2 / delta)
+    eps_p = math.sqrt(2) * epsilon
+    log2n = math.log2(n) if n > 1 else 1.0
+    lam_p = ((2 + 2 * eps_p / 3) * (log_cnk + a + math.log(max(log2n, 1.0))) * total
+             / eps_p**2)
+    lb = total / n
+    s_seed = _derive(seed, 21)
+    sets: RRSets | None = None
+    for i in range(1, max(1, math.floor(log2n))):
+        x = total / 2**i
+        theta = min(math.ceil(lam_p / x), max_rr_sets)
+        have = 0 if sets is None else sets.count
+        if theta > have:
+            more = sample_rr_sets(dg, theta - have, model=model, seed=s_seed, first=have,
+                                  root_weights=vals)
+            sets = more if sets is None else sets.extend(more)
+        assert sets is not None
+        _, gains = _pick(sets, k, cost_arr, budget)
+        est = total * gains.sum() / sets.count
+        if est >= (1 + eps_p) * x:
+            lb = est / (1 + eps_p)
+            break
+        if theta >= max_rr_sets:
+            break
+    search = 0 if sets is None else sets.count
+    del sets
+    e1 = 1 - 1 / math.e
+    alpha = math.sqrt(a + math.log(2))
+    beta = math.sqrt(e1 * (log_cnk + a + math.log(2)))
+    lam_star = 2 * total * (e1 * alpha + beta) ** 2 / epsilon**2
+    r = max(1, min(math.ceil(lam_star / lb), max_rr_sets))
+    final = sample_rr_sets(dg, r, model=model, seed=_derive(seed, 22), root_weights=vals)
+    picks, gains = _pick(final, k, cost_arr, budget)
+    covered = int(gains.sum())
+    lo, hi = wilson_interval(np.array([covered]), r, confidence)
+    guarantee = ("(1 - 1/e)/2 - epsilon (budgeted)" if cost_arr is not None
+                 else "1 - 1/e - epsilon")
+    return SeedSelection(
+        ids=graph.ids[picks], nodes=picks, gains=gains, spread=total * covered / r,
+        spread_low=float(total * lo[0]), spread_high=float(total * hi[0]), rr_sets=r,
+        search_rr_sets=search, lower_bound=lb, k=k, budget=budget,
+        cost_used=None if cost_arr is None else float(cost_arr[picks].sum()),
+        value_weighted=vals is not None, model=model, edge_model=edge_model, epsilon=epsilon,
+        delta=delta, guarantee=guarantee, seed=int(seed), seconds=time.perf_counter() - t0,
+        rr_bytes=final.nbytes,
+    )
+
+
+def pagerank(graph: CustomerGraph, *, damping: float = 0.85, tol: float = 1e-10,
+             max_iter: int = 200) -> np.ndarray:
+    """Weighted PageRank by power iteration (used only to compare seed sets; the measures
+    step's ``pagerank`` column is preferred when present). Sums to 1.
+    """
+    n = graph.n_customers
+    if n == 0:
+        return np.zeros(0)
+    out = graph.out_strength()
+    inv = np.where(out > 0, 1.0 / np.where(out > 0, out, 1.0), 0.0)
+    m = sp.csr_array((graph.weights * inv[graph.sources()], graph.indices, graph.indptr),
+                     shape=(n, n))
+    mt = m.T.tocsr()
+    x = np.full(n, 1.0 / n)
+    dangling = out == 0
+    for _ in range(max_iter):
+        nxt = damping * (mt @ x + x[dangling].sum() / n) + (1 - damping) / n
+        if np.abs(nxt - x).sum() < tol:
+            x = nxt
+            break
+        x = nxt
+    return x / x.sum()
+
+
+def _top_k(score: np.ndarray, k: int) -> np.ndarray:
+    order = np.lexsort((np.arange(score.size), -score))
+    return order[:k]
+
+
+def compare_seed_sets(
+    graph: CustomerGraph,
+    selection: SeedSelection,
+    *,
+    pagerank_scores: np.ndarray | None = None,
+    runs: int = 2000,
+    seed: int = 0,
+    values: np.ndarray | pd.Series | None = None,
+    missing_value: float = 1.0,
+    confidence: float = 0.95,
+    scale: float = 1.0,
+    probability: float = 0.1,
+) -> pd.DataFrame:
+    """Simulated spread (``runs`` Monte Carlo cascades, same streams for every strategy) of
+    the IMM seeds against the top-k customers by degree and by PageRank.
+
+    One row per strategy: ``strategy``, ``k``, ``spread`` (expected activated customers,
+    seeds included), ``std_error``, ``low``/``high`` (normal interval at ``confidence``), and
+    with values ``value_spread`` and ``value_std_error``.
+    """
+    k = selection.nodes.size
+    dg = _diffusion_graph(graph, selection.edge_model, scale, probability)
+    pr = pagerank(graph) if pagerank_scores is None else np.asarray(pagerank_scores, float)
+    deg = graph.out_degree().astype(np.float64)
+    strategies = {"imm": selection.nodes, "degree": _top_k(deg, k), "pagerank": _top_k(pr, k)}
+    vals = customer_values(values, graph.n_customers, missing=missing_value)
+    z = _z(confidence)
+    rows = []
+    for name, nodes in strategies.items():
+        mc = monte_carlo(dg, nodes, model=selection.model, runs=runs, seed=_derive(seed, 31))
+        row: dict[str, Any] = {"strategy": name, "k": len(nodes), "spread": mc.mean,
+                               "std_error": mc.std_error,
+                               "low": mc.mean - z * mc.std_error,
+                               "high": mc.mean + z * mc.std_error,
+                               "seeds": ",".join(map(str, graph.ids[nodes][:10]))}
+        if vals is not None:
+            row["value_spread"] = float(vals @ mc.activation_counts / runs)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- what-if
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """A what-if cascade: seeds, protected customers and what ``runs`` simulations showed.
+
+    ``expected_size``: expected activated customers, seeds included (``std_error``,
+    ``low``/``high`` at ``confidence``); ``expected_reached``: the same without the seeds;
+    ``activation_probability``: per customer (aligned with ``ids``; 1 for seeds, 0 for
+    protected customers); ``curve``: expected cumulative activated customers after each step
+    (step 0 = the seeds).
+    """
+
+    ids: np.ndarray
+    seeds: np.ndarray
+    protected: np.ndarray
+    model: str
+    edge_model: str
+    runs: int
+    seed: int
+    recovery: float | None
+    confidence: float
+    expected_size: float
+    std_error: float
+    low: float
+    high: float
+    activation_probability: np.ndarray
+    activation_low: np.ndarray
+    activation_high: np.ndarray
+    curve: np.ndarray
+    seconds: float
+    parameters: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def expected_reached(self) -> float:
+        """Expected activated customers other than the seeds."""
+        return self.expected_size - float(self.seeds.size)
+
+    def most_likely_reached(self, k: int = 20) -> pd.DataFrame:
+        """The k non-seed customers most likely to be activated, with their intervals."""
+        p = self.activation_probability.copy()
+        p[self.seeds] = -1.0
+        order = _top_k(p, k)
+        order = order[p[order] > 0]
+        return pd.DataFrame({"customer_id": self.ids[order],
+                             "probability": self.activation_probability[order],
+                             "low": self.activation_low[order],
+                             "high": self.activation_high[order]})
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per customer: probability of activation with its interval, and flags."""
+        is_seed = np.zeros(self.ids.size, bool)
+        is_seed[self.seeds] = True
+        prot = np.zeros(self.ids.size, bool)
+        prot[self.protected] = True
+        return pd.DataFrame({"customer_id": self.ids,
+                             "activation_probability": self.activation_probability,
+                             "low": self.activation_low, "high": self.activation_high,
+                             "seed": is_seed, "protected": prot})
+
+    def to_dict(self, top: int = 20) -> dict[str, Any]:
+        """JSON-ready summary (native Python numbers only): the cascade, the curve and the
+        ``top`` customers most likely reached.
+        """
+        reached = self.most_likely_reached(top)
+        return {
+            "model": self.model, "edge_model": self.edge_model, "runs": int(self.runs),
+            "seed": int(self.seed),
+            "recovery": None if self.recovery is None else float(self.recovery),
+            "confidence": float(self.confidence),
+            "seeds": [str(x) for x in self.ids[self.seeds]],
+            "protected": [str(x) for x in self.ids[self.protected]],
+            "expected_size": float(self.expected_size), "std_error": float(self.std_error),
+            "low": float(self.low), "high": float(self.high),
+            "expected_reached": float(self.expected_reached),
+            "curve": [float(x) for x in self.curve],
+            "most_likely_reached": [
+                {"customer_id": str(c), "probability": float(p), "low": float(lo),
+                 "high": float(hi)}
+                for c, p, lo, hi in zip(reached["customer_id"], reached["probability"],
+                                        reached["low"], reached["high"], strict=True)
+            ],
+            "parameters": {k: float(v) for k, v in self.parameters.items()},
+            "seconds": float(self.seconds),
+        }
+
+
+def simulate(
+    graph: CustomerGraph,
+    seeds: Sequence[Any] | np.ndarray,
+    *,
+    protected: Sequence[Any] | np.ndarray | None = None,
+    model: str = "ic",
+    runs: int = 1000,
+    seed: int = 0,
+    edge_model: str = "weighted_cascade",
+    scale: float = 1.0,
+    probability: float = 0.1,
+    recovery: float = 0.5,
+    max_steps: int = 50,
+    confidence: float = 0.95,
+) -> SimulationResult:
+    """What-if: simulate the cascade started by ``seeds`` (customer ids) while the
+    ``protected`` customers (ids) never activate, e.g. because the care team contacted them.
+
+    ``model``: ``"ic"``, ``"lt"`` or ``"sir"`` (``recovery``: per-step recovery probability
+    of SIR; the tie probabilities are its per-step transmission rates). ``runs``
+    simulations with streams ``(seed, 0..runs-1)``: the same seed gives the same result, and
+    comparing protected against unprotected with the same seed compares the same random
+    worlds (common random numbers). Unknown ids raise
+    :class:`~carenet.errors.RunNotFoundError`; a seed that is also protected raises
+    :class:`~carenet.errors.InvalidInputError`.
+    """
+    t0 = time.perf_counter()
+    if model not in MODELS:
+        raise InvalidInputError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    s_nodes = _positions(graph, seeds, "seeds")
+    if s_nodes.size == 0:
+        raise InvalidInputError("seeds: give at least one customer id")
+    p_nodes = _positions(graph, protected, "protected")
+    dg = _diffusion_graph(graph, edge_model, scale, probability)
+    mc = monte_carlo(dg, s_nodes, model=model, runs=runs, seed=seed, protected=p_nodes,
+                     recovery=recovery if model == "sir" else 1.0, max_steps=max_steps)
+    z = _z(confidence)
+    se = mc.std_error if runs > 1 else 0.0
+    lo, hi = wilson_interval(mc.activation_counts, runs, confidence)
+    return SimulationResult(
+        ids=graph.ids, seeds=s_nodes, protected=p_nodes, model=model, edge_model=edge_model,
+        runs=int(runs), seed=int(seed), recovery=float(recovery) if model == "sir" else None,
+        confidence=confidence, expected_size=mc.mean, std_error=se, low=mc.mean - z * se,
+        high=mc.mean + z * se, activation_probability=mc.activation_probability,
+        activation_low=lo, activation_high=hi, curve=mc.curve,
+        seconds=time.perf_counter() - t0,
+        parameters={"scale": float(scale), "probability": float(probability)},
+    )

@@ -1,0 +1,105 @@
+"""The ``influence`` analysis step: influence, exposure and seed sets for every run.
+
+Adds per-customer columns ``influence``, ``influence_low``, ``influence_high`` (expected other
+customers activated by a cascade from the customer, with its interval), the value-weighted
+``value_influence*`` when the customers table has values, ``exposure``, ``exposure_low``,
+``exposure_high``, ``exposure_seed`` (probability of being reached from the customers with
+recent negative events; leave-one-out for those customers themselves) and ``seed_rank`` (rank
+in the IMM seed set, 0 when not in it). Tables: ``exposure_sources`` (which seeds and ties
+bring each exposed customer's exposure), ``seed_sets`` (IMM, degree and PageRank picks) and
+``seed_set_comparison`` (their simulated spread). Settings: :class:`~carenet.config.
+InfluenceConfig` (``[influence]`` in the config file).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carenet.community.influence import (
+    _derive,
+    compare_seed_sets,
+    customer_values,
+    exposure_scores,
+    influence_scores,
+    seeds_from_events,
+    select_seeds,
+)
+from carenet.errors import InvalidInputError
+from carenet.steps.base import RunContext, register_step
+
+
+def _values(ctx: RunContext) -> np.ndarray | None:
+    if "value" not in ctx.customers:
+        return None
+    return customer_values(ctx.customers["value"], len(ctx.customers),
+                           missing=ctx.config.influence.missing_value)
+
+
+@register_step("influence")
+def influence_step(ctx: RunContext) -> None:
+    """Influence (RIS), exposure (Monte Carlo from recent negative events), IMM seeds."""
+    cfg = ctx.config.influence
+    if not cfg.enabled:
+        return
+    graph = ctx.graph
+    n = graph.n_customers
+    edge: dict[str, Any] = {"edge_model": cfg.edge_model, "scale": cfg.edge_scale,
+                            "probability": cfg.edge_probability}
+    values = _values(ctx)
+    ctx.progress("influence", 0, 3)
+    scores = influence_scores(
+        graph, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta, top=cfg.top,
+        confidence=cfg.confidence, values=values, missing_value=cfg.missing_value,
+        seed=_derive(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets, **edge,
+    )
+    ctx.add_columns(scores.columns())  # type: ignore[arg-type]
+    results: dict[str, object] = {"influence": scores.to_dict(top=10)}
+
+    ctx.progress("influence", 1, 3)
+    seeds = seeds_from_events(ctx.network.events, reference_time=graph.reference_time,
+                              lookback=cfg.lookback_seconds, kinds=cfg.negative_events)
+    exposure = exposure_scores(
+        graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
+        confidence=cfg.confidence, sources=cfg.exposure_sources, seed=_derive(ctx.seed, 102),
+        seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,
+    )
+    ctx.add_columns(exposure.columns())  # type: ignore[arg-type]
+    ctx.tables["exposure_sources"] = exposure.sources
+    results["exposure"] = exposure.to_dict(top=10) | {
+        "negative_events": list(cfg.negative_events), "lookback": cfg.lookback,
+        "reference_time": graph.reference_time,
+    }
+
+    ctx.progress("influence", 2, 3)
+    rank = np.zeros(n, np.int64)
+    if cfg.seed_set_size > 0 and n > 0:
+        cost = None
+        if cfg.cost_col is not None:
+            if cfg.cost_col not in ctx.customers:
+                raise InvalidInputError(
+                    f"influence.cost_col: the customers table has no column {cfg.cost_col!r}")
+            cost = pd.to_numeric(ctx.customers[cfg.cost_col], errors="coerce").to_numpy(float)
+        selection = select_seeds(
+            graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
+            values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
+            confidence=cfg.confidence, seed=_derive(ctx.seed, 103),
+            max_rr_sets=cfg.max_rr_sets, **edge,
+        )
+        rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)
+        pr = (ctx.customers["pagerank"].to_numpy(float) if "pagerank" in ctx.customers
+              else None)
+        comparison = compare_seed_sets(
+            graph, selection, pagerank_scores=pr, runs=cfg.compare_runs,
+            seed=_derive(ctx.seed, 104), values=values, missing_value=cfg.missing_value,
+            confidence=cfg.confidence, scale=cfg.edge_scale, probability=cfg.edge_probability,
+        )
+        ctx.tables["seed_set_comparison"] = comparison
+        ctx.tables["seed_sets"] = selection.to_frame()
+        results["seed_set"] = selection.to_dict()
+        results["seed_set_comparison"] = comparison.drop(columns=["seeds"]).to_dict("records")
+    ctx.add_columns({"seed_rank": rank})
+    ctx.progress("influence", 3, 3)
+    ctx.results["influence"] = results
