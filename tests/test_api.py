@@ -141,10 +141,16 @@ def test_run_without_measures_answers_4xx_listing_what_it_has(service: Service) 
         assert "strength_in" in body["available"]
         problem_of(c.get("/v1/customers", params={**p, "role": "hub"}), 422)
         body = problem_of(c.get("/v1/care-plan", params=p), 404)
-        assert body["available"] == []
+        assert "care_plan" not in body["available"]
+        assert set(body["available"]) == set(base_run().tables)
         problem_of(c.get("/v1/communities", params=p), 404)
-        assert c.get("/v1/customers", params=p).json()["sort"] == "strength_in"
+        assert c.get("/v1/customers", params=p).json()["sort"] in body_sortable(c, p)
         assert c.get("/v1/customers/C000001").json()["run"] == service.run_id
+
+
+def body_sortable(c: httpx.Client, params: dict[str, str]) -> list[str]:
+    r = c.get("/v1/customers", params={**params, "sort": "no-such-column"})
+    return list(problem_of(r, 422)["available"])
 
 
 def test_auth_every_endpoint(service: Service) -> None:
@@ -231,15 +237,36 @@ def test_bad_run_requests_are_422(service: Service) -> None:
         problem_of(c.post("/v1/simulations", json={"seeds": []}), 422)
 
 
-def test_simulations_need_the_diffusion_capability(service: Service) -> None:
+def test_simulations(service: Service) -> None:
     from carenet.api.routers.simulations import simulator
 
-    with service.client("analyst") as c:
-        r = c.post("/v1/simulations", json={"seeds": ["C000001"], "runs": 10})
-        if simulator() is None:
+    simulate = simulator()
+    if simulate is None:  # pragma: no cover - a build without the diffusion capability
+        with service.client("analyst") as c:
+            r = c.post("/v1/simulations", json={"seeds": ["C000001"], "runs": 10})
             assert "carenet.community.influence.simulate" in problem_of(r, 501)["detail"]
-        else:  # pragma: no cover - once the diffusion capability has landed
-            assert r.status_code == 200, r.text
+        return
+    run = variant(1.0)
+    g = run.graph
+    hub = str(g.ids[int(g.out_degree().argmax())])
+    nbrs = [str(g.ids[j]) for j in g.neighbors(int(g.out_degree().argmax()))[0][:3]]
+    with service.client("analyst") as c:
+        free = c.post("/v1/simulations", json={"seeds": [hub], "runs": 200, "seed": 5})
+        assert free.status_code == 200, free.text
+        f = free.json()
+        assert f["run"] == service.run_id and f["seeds"] == [hub] and f["runs"] == 200
+        # the same cascade as the diffusion library computes on the run's own graph
+        direct = simulate(g, [hub], runs=200, seed=5)
+        assert f["expected_size"] == pytest.approx(direct.expected_size)
+        guarded = c.post("/v1/simulations", json={"seeds": [hub], "protected": nbrs,
+                                                  "runs": 200, "seed": 5}).json()
+        assert guarded["protected"] == sorted(nbrs) or set(guarded["protected"]) == set(nbrs)
+        assert guarded["expected_size"] <= f["expected_size"]
+        assert all(r["customer_id"] not in nbrs for r in guarded["most_likely_reached"])
+        problem_of(c.post("/v1/simulations", json={"seeds": ["nobody"]}), 404)
+        problem_of(c.post("/v1/simulations", json={"seeds": [hub], "protected": [hub]}), 422)
+        problem_of(c.post("/v1/simulations", json={"seeds": [hub], "runs": 50_000}), 422)
+        problem_of(c.post("/v1/simulations", json={"seeds": [hub], "model": "zombie"}), 422)
 
 
 def test_pseudonymised_ids_found_by_raw_id(service: Service) -> None:
@@ -346,7 +373,7 @@ def test_interrupted_run_is_failed_after_restart(service: Service, tmp_path: Pat
 def test_fast_path_and_routed_endpoint_answer_the_same(service: Service) -> None:
     with service.client() as c:
         fast = c.get("/v1/customers/C000002")
-        routed = c.get("/v1/customers/C000002", params={"run": service.run_id, "x": "1"})
+        routed = c.get("/v1/customers/C000002", params={"run": fast.json()["run"], "x": "1"})
         assert fast.status_code == routed.status_code == 200
         assert fast.content == routed.content
         assert fast.headers["content-type"] == routed.headers["content-type"]

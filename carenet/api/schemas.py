@@ -206,15 +206,58 @@ class KeyList(BaseModel):
 
 
 class SimulationCreate(BaseModel):
-    """A what-if cascade from seed customers, with some customers protected."""
+    """A what-if cascade from seed customers, with some customers protected (e.g. the ones
+    the care team would contact). Tie probabilities follow the run's influence settings.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    seeds: list[str] = Field(min_length=1, max_length=10_000)
-    protected: list[str] = Field(default_factory=list, max_length=100_000)
+    seeds: list[str] = Field(min_length=1, max_length=10_000,
+                             description="Customers where the cascade starts (raw or "
+                             "pseudonymised ids)")
+    protected: list[str] = Field(default_factory=list, max_length=100_000,
+                                 description="Customers who never activate")
     model: Literal["ic", "lt", "sir"] = "ic"
-    runs: int = Field(1000, ge=1, le=100_000)
-    seed: int = Field(42, ge=0, le=2**32 - 1)
+    runs: int = Field(1000, ge=1, le=100_000, description="Simulated cascades")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed: same seed, same "
+                      "result; compare protected and unprotected with the same seed")
+    recovery: float | None = Field(None, gt=0, le=1, description="SIR recovery probability "
+                                   "per step (default: the run's influence.sir_recovery)")
+    top: int = Field(20, ge=0, le=1000, description="Customers most likely reached to list")
+
+
+class Reached(BaseModel):
+    """A customer a simulated cascade reaches, with the probability and its interval."""
+
+    customer_id: str
+    probability: float
+    low: float
+    high: float
+
+
+class SimulationPublic(BaseModel):
+    """What the simulated cascades showed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run: str
+    model: str
+    edge_model: str
+    runs: int
+    seed: int
+    recovery: float | None = None
+    confidence: float
+    seeds: list[str]
+    protected: list[str]
+    expected_size: float = Field(description="Expected activated customers, seeds included")
+    std_error: float
+    low: float
+    high: float
+    expected_reached: float = Field(description="Expected activated customers besides seeds")
+    curve: list[float] = Field(description="Expected activated customers after each step")
+    most_likely_reached: list[Reached]
+    parameters: dict[str, float] = {}
+    seconds: float
 
 
 class Health(BaseModel):

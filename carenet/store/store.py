@@ -255,7 +255,8 @@ class RunStore:
                "progress": {"step": "queued", "done": None, "total": None, "fraction": 0.0}}
         with self.engine.begin() as conn:
             conn.execute(insert(runs).values(**row))
-        return self.get_run(rid)
+        # as inserted (a worker may claim it before a re-read could return it as queued)
+        return {**{c.name: None for c in runs.columns}, **row, "latest": False}
 
     def claim_next(self, owner: str) -> dict[str, Any] | None:
         """Atomically take the oldest queued run for ``owner`` (None if there is none)."""
