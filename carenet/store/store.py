@@ -169,8 +169,9 @@ class RunStore:
         self._views: dict[str, RunView] = {}
         self._latest: tuple[float, str | None] = (0.0, None)
         self._lock = threading.Lock()
-        self._local = threading.local()
-        self._fast_connections: list[Any] = []
+        self._fast_idle: list[Any] = []
+        self._fast_open = 0
+        self._fast_max = pool_size
         if create:
             self.create_schema()
 
@@ -187,56 +188,82 @@ class RunStore:
     def close(self) -> None:
         """Release every pooled and fast-path connection."""
         with self._lock:
-            for conn in self._fast_connections:
+            for conn in self._fast_idle:
                 with contextlib.suppress(Exception):  # closing a broken connection
                     conn.close()
-            self._fast_connections.clear()
-        self._local = threading.local()
+            self._fast_idle.clear()
+            self._fast_open = 0
         self.engine.dispose()
 
     # ------------------------------------------------------------------ fast path
-    def _fast_conn(self) -> Any:
-        """The calling thread's own autocommit driver connection, for single-row reads.
+    def _fast_take(self) -> Any:
+        """An idle autocommit driver connection for a single-row read, a new one while fewer
+        than ``pool_size`` are open, else None (the caller uses the SQLAlchemy pool).
 
         SQLAlchemy's pooled connection costs a transaction (BEGIN ... ROLLBACK) and ~150 us
-        of Python per query; a point read over a dedicated driver connection costs ~15 us on
-        SQLite and one round trip on PostgreSQL (measured in benchmarks/README.md).
+        of Python per query; a point read over a plain driver connection costs ~15 us on
+        SQLite and one round trip on PostgreSQL (measured in benchmarks/README.md). The
+        number of such connections is bounded, so thread pools cannot exhaust the server's
+        connection slots.
         """
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        with self._lock:
+            if self._fast_idle:
+                return self._fast_idle.pop()
+            if self._fast_open >= self._fast_max:
+                return None
+            self._fast_open += 1
+        try:
             dialect = self.engine.dialect
             cargs, cparams = dialect.create_connect_args(self.engine.url)
             if self.backend == "sqlite" and sqlite_path(self.url) is None:
-                conn = self.engine.raw_connection().driver_connection  # in-memory: shared
-            elif self.backend == "sqlite":
+                return self.engine.raw_connection().driver_connection  # in-memory: shared
+            if self.backend == "sqlite":
                 conn = dialect.loaded_dbapi.connect(*cargs, **cparams, timeout=60,
                                                     isolation_level=None)
                 _sqlite_pragmas(conn, None)
-            else:
-                conn = dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
-            self._local.conn = conn
+                return conn
+            return dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
+        except BaseException:
             with self._lock:
-                self._fast_connections.append(conn)
-        return conn
+                self._fast_open -= 1
+            raise
+
+    def _fast_give(self, conn: Any, *, broken: bool = False) -> None:
+        with self._lock:
+            if broken:
+                self._fast_open -= 1
+            else:
+                self._fast_idle.append(conn)
+        if broken:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _fast_one(self, sql: str, params: tuple[Any, ...]) -> Any:
         """First column of the first row of a query on the fast path (None if no row)."""
         if self.backend == "postgresql":
             sql = sql.replace("?", "%s")
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
         for attempt in (0, 1):
-            conn = self._fast_conn()
+            conn = self._fast_take()
             try:
-                cur = conn.execute(sql, params)
-                row = cur.fetchone()
-                cur.close()
+                if conn is None:  # every fast connection busy: the regular pool
+                    with self.engine.connect() as sa_conn:
+                        row = sa_conn.exec_driver_sql(sql, params).first()
+                else:
+                    cur = conn.execute(sql, params)
+                    row = cur.fetchone()
+                    cur.close()
+                    self._fast_give(conn)
                 return None if row is None else row[0]
-            except self.engine.dialect.loaded_dbapi.Error as exc:
+            except (dbapi_error, DBAPIError) as exc:
                 msg = str(exc).lower()
+                gone = _is_disconnect(exc)
+                if conn is not None:
+                    self._fast_give(conn, broken=gone)
                 if "no such table" in msg or "does not exist" in msg:
                     raise _TableGoneError(str(exc)) from exc
-                if attempt == 1 or not _is_disconnect(exc):
+                if attempt == 1 or not gone:
                     raise
-                self._local.conn = None  # the server went away: reconnect once
         return None  # pragma: no cover - unreachable
 
     def ping(self) -> None:
