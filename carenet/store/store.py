@@ -980,9 +980,3 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not {"r", "f", "v", "id"} <= set(data):
         raise InvalidInputError("the cursor is not one this API returned")
     return data
-
-
-def iter_chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
-    """Consecutive slices of ``seq`` of length ``n``."""
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
