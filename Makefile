@@ -29,7 +29,8 @@ layers: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile
+	# the CLI tests publish runs: to a store of their own, never the user's default one
+	env -u CARENET_DB CARENET_HOME=$(CURDIR)/out/test-home $(BIN)/pytest -n 2 --dist loadfile
 
 ## make bench-env: a separate environment with carenet plus the peers it is measured against
 benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt
@@ -41,10 +42,11 @@ benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt
 bench-env: benchmarks/.venv/.installed
 
 ## make bench: run the benchmarks (slow; each prints a table and writes JSON to benchmarks/results)
-bench: bench-env
+bench: bench-env $(STAMP)
 	benchmarks/.venv/bin/python benchmarks/ingest.py
 	benchmarks/.venv/bin/python benchmarks/measures.py
 	benchmarks/.venv/bin/python benchmarks/diffusion.py
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

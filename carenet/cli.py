@@ -222,9 +222,11 @@ def analyze(
     resolution: Annotated[float | None, typer.Option(help="Community resolution: higher gives smaller communities (default 1.0).", rich_help_panel=MEASURES)] = None,
     recent: Annotated[str | None, typer.Option(help="Window before the reference time in which churn/complaint events count as recent, e.g. 30d; none = any age.", rich_help_panel=MEASURES)] = None,
     previous: Annotated[Path | None, typer.Option("--previous", help="Previous run directory: communities keep its ids; splits, merges, births and deaths are reported.", rich_help_panel=MEASURES)] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Store to publish the run to: a SQLite file or postgresql:// URL (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet).", rich_help_panel=OUTPUT, show_default=False)] = None,
+    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.", rich_help_panel=OUTPUT)] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
-    """Analyse interaction logs and write a run directory.
+    """Analyse interaction logs, write a run directory and publish the run to the store.
 
     Writes customers.parquet and customers.csv (one row per customer: customer_id and one
     column per measure), rejects.csv (every rejected row with file, line and reason),
@@ -261,14 +263,17 @@ def analyze(
 
         prev_run = AnalysisRun.load(previous)
     run_and_report(logs, cfg, out, customers=customers, events=events, quiet=quiet,
-                   previous=prev_run)
+                   previous=prev_run, db=db if publish else None, publish=publish)
 
 
 def run_and_report(
     logs: list[Path], cfg: AnalysisConfig, out: Path, *, customers: Path | None = None,
     events: Path | None = None, quiet: bool = False, previous: Any = None,
+    db: str | None = None, publish: bool = False,
 ) -> Any:
-    """Analyse, save the run and print its summary (shared by ``analyze`` and ``demo``)."""
+    """Analyse, save the run, publish it to the store (``publish``; ``db`` or the default
+    store) and print its summary (shared by ``analyze`` and ``demo``).
+    """
     from carenet.pipeline import analyze as run_analysis
 
     with progress_bar(not quiet) as report:
@@ -276,7 +281,22 @@ def run_and_report(
                            progress=report, previous=previous)
         report("save", None, None)
         path = run.save(out)
+        store_url = None
+        if publish:
+            from carenet.store import RunStore, default_db_url, describe_url
+
+            report("publish", None, None)
+            url = db or default_db_url()
+            store = RunStore(url)
+            try:
+                store.publish(run)
+            finally:
+                store.close()
+            store_url = describe_url(store.url)
     print_run(run, path)
+    if store_url is not None:
+        console.print(f"published run {run.run_id} to {store_url}; serve it with: "
+                      f"carenet serve --db {store_url}", highlight=False, soft_wrap=True)
     return run
 
 
@@ -375,14 +395,107 @@ def sample_dir() -> Path:
 @friendly_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path("out/demo"),
+    db: Annotated[str | None, typer.Option("--db", help="Store to publish the run to (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet).", show_default=False)] = None,
+    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Analyse the shipped sample (3,000 customers, 60,000 interactions, their values and
-    churn/complaint events) end to end and write the run to OUT.
+    churn/complaint events) end to end, write the run to OUT and publish it to the store.
     """
     d = sample_dir()
     run_and_report([d / "interactions.csv"], AnalysisConfig(), out,
-                   customers=d / "customers.csv", events=d / "events.csv", quiet=quiet)
+                   customers=d / "customers.csv", events=d / "events.csv", quiet=quiet,
+                   db=db, publish=publish)
+
+
+# ---------------------------------------------------------------------------- serve, keys
+DB_HELP = "Store URL: a SQLite file or postgresql://user@host/db (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet)."
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None,
+    workers: Annotated[int, typer.Option(help="Server processes (each with its own connections).")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the store over HTTP: the REST API under /v1, docs at /docs.
+
+    Every /v1 endpoint needs an API key: create one with `carenet keys create --role reader`.
+    """
+    import os
+
+    import uvicorn
+
+    from carenet.store import RunStore, default_db_url, describe_url
+
+    url = db or default_db_url()
+    os.environ["CARENET_DB"] = url  # the app factory (and each worker process) reads it
+    RunStore(url).close()  # create the schema once, and fail early on a bad URL
+    err_console.print(f"serving {describe_url(url)} on http://{host}:{port} (docs: /docs)",
+                      highlight=False)
+    uvicorn.run("carenet.api.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level, access_log=False)
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@friendly_errors
+def keys_create(
+    role: Annotated[str, typer.Option(help="reader (reads), analyst (also uploads and starts runs) or admin (also manages keys).")] = "reader",
+    name: Annotated[str, typer.Option(help="A note saying who uses the key.")] = "",
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None,
+) -> None:
+    """Create an API key and print it once (the store keeps only its hash)."""
+    from carenet.store import RunStore, default_db_url
+
+    store = RunStore(db or default_db_url())
+    try:
+        info, token = store.create_key(role, name)
+    finally:
+        store.close()
+    err_console.print(f"created {info.role} key {info.id} ({info.name}); it is shown only "
+                      "now:", highlight=False)
+    console.print(token, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+@friendly_errors
+def keys_list(db: Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None) -> None:
+    """List API keys (ids, names, roles; never the secrets)."""
+    from carenet.store import RunStore, default_db_url
+
+    store = RunStore(db or default_db_url())
+    try:
+        rows = store.list_keys()
+    finally:
+        store.close()
+    table = Table("id", "name", "role", "created", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["role"], r["created"], r["revoked"] or "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@friendly_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id (as in `carenet keys list`).", show_default=False)],
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None,
+) -> None:
+    """Revoke an API key."""
+    from carenet.store import RunStore, default_db_url
+
+    store = RunStore(db or default_db_url())
+    try:
+        row = store.revoke_key(key_id)
+    finally:
+        store.close()
+    console.print(f"revoked key {row['id']} ({row['name']})", highlight=False)
 
 
 # ---------------------------------------------------------------------------- simulate

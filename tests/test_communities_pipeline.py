@@ -132,7 +132,7 @@ def test_config_section_and_validation(sample_dir: Path, tmp_path: Path) -> None
 def test_cli_flags_and_previous(sample_dir: Path, tmp_path: Path) -> None:
     log = str(sample_dir / "interactions.csv")
     first = tmp_path / "first"
-    result = runner.invoke(app, ["analyze", log, "--out", str(first), "-q",
+    result = runner.invoke(app, ["analyze", log, "--out", str(first), "-q", "--no-publish",
                                  "--events", str(sample_dir / "events.csv"),
                                  "--communities", "louvain", "--samples", "32",
                                  "--exact-max", "100", "--recent", "90d"])
@@ -143,7 +143,7 @@ def test_cli_flags_and_previous(sample_dir: Path, tmp_path: Path) -> None:
     assert meta["parameters"]["communities"]["recent"] == "90d"
     assert meta["results"]["centrality"]["betweenness"]["samples"] == 32
     second = tmp_path / "second"
-    result = runner.invoke(app, ["analyze", log, "--out", str(second), "-q",
+    result = runner.invoke(app, ["analyze", log, "--out", str(second), "-q", "--no-publish",
                                  "--communities", "louvain", "--samples", "32",
                                  "--exact-max", "100", "--previous", str(first)])
     assert result.exit_code == 0, result.output
@@ -151,6 +151,6 @@ def test_cli_flags_and_previous(sample_dir: Path, tmp_path: Path) -> None:
     a = pd.read_parquet(first / "customers.parquet").set_index("customer_id")["community"]
     b = pd.read_parquet(second / "customers.parquet").set_index("customer_id")["community"]
     assert (a.reindex(b.index) == b).mean() > 0.95
-    bad = runner.invoke(app, ["analyze", log, "--out", str(tmp_path / "x"), "-q",
+    bad = runner.invoke(app, ["analyze", log, "--out", str(tmp_path / "x"), "-q", "--no-publish",
                               "--communities", "spectral"])
     assert bad.exit_code == 2 and "communities.algorithm" in bad.output

@@ -1,0 +1,52 @@
+"""Service settings: environment variables ``CARENET_*`` (pydantic-settings), overridable in
+:func:`carenet.api.app.create_app` for tests and embedding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from carenet.store.db import data_home, default_db_url, normalize_url, sqlite_path
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; each field is also ``CARENET_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CARENET_", extra="ignore")
+
+    db: str = Field(default_factory=default_db_url,
+                    description="Store URL: a SQLite file (default) or postgresql://...")
+    data_dir: Path | None = Field(
+        default=None, description="Where uploaded logs are kept (default: next to the SQLite "
+        "file, else $CARENET_HOME/uploads).")
+    keep_runs: int = Field(default=5, ge=1,
+                           description="Published runs kept (kept runs excepted).")
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1,
+                                  description="Largest accepted log upload.")
+    rate_limit: float = Field(default=200.0, ge=0, description="Requests per second per API key "
+                              "(token bucket; 0 disables).")
+    rate_burst: int = Field(default=400, ge=1, description="Requests a key may send at once.")
+    key_cache_seconds: float = Field(default=5.0, ge=0, description="How long a verified key is "
+                                     "trusted without asking the store (revocation delay).")
+    latest_ttl: float = Field(default=0.2, ge=0, description="How long the id of the latest run is "
+                              "cached (0: look it up on every read).")
+    worker: bool = Field(default=True, description="Run queued analyses in worker processes.")
+    max_concurrent_runs: int = Field(default=1, ge=1, description="Analyses computed at once.")
+    poll_seconds: float = Field(default=0.5, gt=0,
+                                description="How often the worker looks for work.")
+    stale_after: float = Field(default=60.0, gt=0, description="A running run without a heartbeat "
+                               "for this long is marked failed.")
+    max_simulation_runs: int = Field(default=10_000, ge=1, description="Cap on cascade runs per "
+                                     "what-if simulation.")
+
+    def upload_dir(self) -> Path:
+        """The directory uploads are written to."""
+        if self.data_dir is not None:
+            return Path(self.data_dir) / "uploads"
+        path = sqlite_path(normalize_url(self.db))
+        if path is not None:
+            return path.parent / "uploads"
+        return data_home() / "uploads"

@@ -1,0 +1,365 @@
+"""Turning an :class:`~carenet.pipeline.AnalysisRun` into store rows.
+
+Everything a read needs is prepared here once, at publish time, with vectorised pandas/numpy:
+the customer JSON documents (scores, percentile ranks, attributes), typed sort/filter columns,
+packed tie arrays and community summaries. The API then only fetches and forwards.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from carenet.graphs.model import CustomerGraph
+from carenet.store.schema import INDEXED, sql_column_names
+
+TOP_LEVEL = ("community", "role", "priority", "reason")
+"""Customer columns shown at the top of a customer document (the rest go to scores or
+attributes)."""
+CATEGORICAL = ("community", "role", "segment")
+"""Columns that are labels even when their values are numbers (no percentile, text filter)."""
+RANK_PREFERENCE = ("priority", "influence", "exposure", "pagerank", "strength_in", "degree_in")
+"""Default sort key: the first of these the run has."""
+
+_TIE_HEADER = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One customer column: its name, kind and SQL column."""
+
+    name: str
+    type: str  # float | int | bool | text | json
+    sql: str | None
+    indexed: bool
+    role: str  # top | score | attribute
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form stored in ``runs.columns``."""
+        return {"name": self.name, "type": self.type, "sql": self.sql,
+                "indexed": self.indexed, "role": self.role}
+
+
+def column_catalogue(frame: pd.DataFrame) -> list[ColumnInfo]:
+    """Kind, SQL name and index flag of every customer column except ``customer_id``."""
+    names = [str(c) for c in frame.columns if c != "customer_id"]
+    sql = sql_column_names(names)
+    out = []
+    for name in names:
+        s = frame[name]
+        if pd.api.types.is_bool_dtype(s):
+            kind = "bool"
+        elif pd.api.types.is_integer_dtype(s):
+            kind = "int"
+        elif pd.api.types.is_float_dtype(s):
+            kind = "float"
+        elif pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_string_dtype(s):
+            kind = "text"
+        else:
+            kind = _object_kind(s)
+        if name in CATEGORICAL and kind in ("int", "float", "bool"):
+            kind = "text"
+        role = "top" if name in TOP_LEVEL else (
+            "score" if kind in ("int", "float") else "attribute")
+        out.append(ColumnInfo(name=name, type=kind, sql=None if kind == "json" else sql[name],
+                              indexed=name in INDEXED and kind in ("int", "float"), role=role))
+    return out
+
+
+def _object_kind(s: pd.Series) -> str:
+    sample = s.dropna().head(100).tolist()
+    if all(isinstance(v, str) for v in sample):
+        return "text"
+    if all(isinstance(v, (bool, np.bool_)) for v in sample):
+        return "bool"
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+           for v in sample):
+        return "float"
+    return "json"
+
+
+def sql_values(frame: pd.DataFrame, info: ColumnInfo) -> list[Any]:
+    """Plain-Python values of one column for its typed SQL column (NaN/NaT -> None)."""
+    s = frame[info.name]
+    if info.type == "text":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            s = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif not pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
+            s = s.map(lambda v: None if _missing(v) else str(v))
+        return s.astype(object).where(s.notna(), None).tolist()  # type: ignore[no-any-return]
+    if info.type == "bool":
+        return s.astype(object).where(s.notna(), None).tolist()  # type: ignore[no-any-return]
+    if info.type == "float" or s.isna().any():
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        values: list[Any] = arr.tolist()
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            for i in np.flatnonzero(bad).tolist():
+                values[i] = None
+        if info.type == "int":
+            values = [None if v is None else int(v) for v in values]
+        return values
+    return s.to_numpy(dtype=np.int64).tolist()  # type: ignore[no-any-return]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA
+
+
+def json_values(s: pd.Series, kind: str) -> list[str]:
+    """Each value of a column as JSON text: shortest round-trip floats, NaN/inf -> null,
+    times as ISO 8601 (UTC). Numbers are encoded by orjson in one call per column.
+    """
+    if kind in ("float", "int", "bool") and not pd.api.types.is_object_dtype(s):
+        if kind == "bool":
+            flags = s.astype(object).where(s.notna(), None).tolist()
+            return ["null" if v is None else ("true" if v else "false") for v in flags]
+        if kind == "int" and not s.isna().any():
+            arr = s.to_numpy(dtype=np.int64)
+        else:
+            arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        text = orjson.dumps(np.ascontiguousarray(arr), option=orjson.OPT_SERIALIZE_NUMPY)
+        return text[1:-1].decode().split(",") if len(arr) else []
+    if kind in ("float", "int"):
+        return [json.dumps(_clean(v)) for v in s.tolist()]
+    if kind == "bool":
+        return ["null" if _missing(v) else ("true" if v else "false") for v in s.tolist()]
+    if kind == "text":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            text_s = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return ["null" if pd.isna(v) else f'"{v}"' for v in text_s.tolist()]
+        values = s.astype(object).where(s.notna(), None).tolist()
+        return ["null" if v is None else orjson.dumps(str(v)).decode() for v in values]
+    return [json.dumps(_clean(v), ensure_ascii=False, default=str) for v in s.tolist()]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if _missing(v):
+        return None
+    return v
+
+
+def json_objects(frame: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
+    """One JSON object per row of ``frame`` (columns serialised by kind)."""
+    n = len(frame)
+    if frame.shape[1] == 0:
+        return ["{}"] * n
+    cols = [json_values(frame[c], kinds.get(c, "json")) for c in frame.columns]
+    template = "{{" + ",".join(
+        json.dumps(str(c)).replace("{", "{{").replace("}", "}}") + ":{}" for c in frame.columns
+    ) + "}}"
+    fmt = template.format
+    return [fmt(*row) for row in zip(*cols, strict=True)]
+
+
+def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    for row in frame.to_dict(orient="records"):
+        yield {str(k): _clean(v) for k, v in row.items()}
+
+
+def percentiles(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pd.DataFrame:
+    """Percentile rank (0-100, ties averaged, 2 decimals) of every numeric score column."""
+    cols = [c.name for c in catalogue if c.type in ("int", "float") and c.name not in CATEGORICAL]
+    if not cols:
+        return pd.DataFrame(index=frame.index)
+    numeric = frame[cols].astype("float64")
+    ranks = numeric.rank(pct=True, method="average") * 100.0
+    return ranks.round(2)
+
+
+def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
+                       pct: pd.DataFrame) -> list[str]:
+    """The JSON document of every customer of ``frame`` (a slice of the run's table, with
+    ``pct`` its percentile ranks), without the run id (added at read time).
+    """
+    kinds = {c.name: c.type for c in catalogue}
+    kinds["customer_id"] = "text"
+    top = frame[["customer_id"] + [c.name for c in catalogue if c.role == "top"]]
+    scores = frame[[c.name for c in catalogue if c.role == "score"]]
+    attrs = frame[[c.name for c in catalogue if c.role == "attribute"]]
+    parts = [json_objects(top, kinds), json_objects(scores, kinds),
+             json_objects(pct, dict.fromkeys(pct.columns, "float")),
+             json_objects(attrs, kinds)]
+    return [
+        f'{t[:-1]},"scores":{s},"percentiles":{p},"attributes":{a}}}'
+        for t, s, p, a in zip(*parts, strict=True)
+    ]
+
+
+# ---------------------------------------------------------------------------- ties
+def pack_ties(targets: np.ndarray, weights: np.ndarray, counts: np.ndarray,
+              channels: np.ndarray) -> bytes:
+    """One customer's ties as bytes: n, int32 targets, float64 weights, uint32 counts,
+    uint16 channel masks (little-endian).
+    """
+    return b"".join((
+        _TIE_HEADER.pack(len(targets)),
+        np.ascontiguousarray(targets, "<i4").tobytes(),
+        np.ascontiguousarray(weights, "<f8").tobytes(),
+        np.ascontiguousarray(counts, "<u4").tobytes(),
+        np.ascontiguousarray(channels, "<u2").tobytes(),
+    ))
+
+
+def unpack_ties(blob: bytes | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack_ties`."""
+    if not blob:
+        z = np.zeros(0)
+        return z.astype("<i4"), z.astype("<f8"), z.astype("<u4"), z.astype("<u2")
+    (n,) = _TIE_HEADER.unpack_from(blob)
+    o = _TIE_HEADER.size
+    t = np.frombuffer(blob, "<i4", n, o)
+    o += 4 * n
+    w = np.frombuffer(blob, "<f8", n, o)
+    o += 8 * n
+    c = np.frombuffer(blob, "<u4", n, o)
+    o += 4 * n
+    ch = np.frombuffer(blob, "<u2", n, o)
+    return t, w, c, ch
+
+
+def _packed_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                 counts: np.ndarray, channels: np.ndarray) -> list[bytes | None]:
+    n = len(indptr) - 1
+    deg = np.diff(indptr)
+    # bytes of all rows at once, then slice: one pass instead of four small copies per row
+    t = np.ascontiguousarray(indices, "<i4").tobytes()
+    w = np.ascontiguousarray(weights, "<f8").tobytes()
+    c = np.ascontiguousarray(counts, "<u4").tobytes()
+    ch = np.ascontiguousarray(channels, "<u2").tobytes()
+    ptr = indptr.astype(np.int64).tolist()
+    dl = deg.tolist()
+    out: list[bytes | None] = [None] * n
+    for i in range(n):
+        d = dl[i]
+        if d == 0:
+            continue
+        a, b = ptr[i], ptr[i + 1]
+        out[i] = b"".join((_TIE_HEADER.pack(d), t[4 * a:4 * b], w[8 * a:8 * b],
+                           c[4 * a:4 * b], ch[2 * a:2 * b]))
+    return out
+
+
+def tie_rows(graph: CustomerGraph) -> tuple[list[bytes | None], list[bytes | None] | None]:
+    """Packed out-ties and (directed graphs only) in-ties of every customer position."""
+    out = _packed_rows(graph.indptr, graph.indices, graph.weights, graph.counts, graph.channels)
+    if not graph.directed:
+        return out, None
+    tr = graph.transpose()
+    inn = _packed_rows(tr.indptr, tr.indices, tr.weights, tr.counts, tr.channels)
+    return out, inn
+
+
+# ---------------------------------------------------------------------------- tables
+def table_records(frame: pd.DataFrame) -> list[str]:
+    """JSON records of an extra table's rows, in stored order."""
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    kinds = {c.name: c.type for c in column_catalogue(frame)}
+    return json_objects(frame, kinds)
+
+
+def key_column(name: str, frame: pd.DataFrame) -> str | None:
+    """The column that identifies a row of extra table ``name`` (for look-ups by key)."""
+    candidates = {"communities": ("community", "community_id", "id"),
+                  "care_plan": ("customer_id", "customer")}.get(name, ("id", "customer_id"))
+    return next((c for c in candidates if c in frame.columns), None)
+
+
+def community_documents(
+    run_customers: pd.DataFrame, table: pd.DataFrame | None, graph: CustomerGraph,
+    *, top: int = 10, links: int = 10,
+) -> list[tuple[str, str]]:
+    """(community id, JSON summary) of every community, largest first: the run's
+    communities table row if it has one, plus size, top customers and the strongest links to
+    other communities (total tie weight between them).
+    """
+    if "community" not in run_customers.columns:
+        return []
+    keys = run_customers["community"].astype("string")
+    valid = keys.notna().to_numpy()
+    codes, uniques = pd.factorize(keys.fillna("").to_numpy())
+    codes = np.where(valid, codes, -1)
+    k = len(uniques)
+    sizes = np.bincount(codes[valid], minlength=k)
+    sort_key = next((c for c in RANK_PREFERENCE if c in run_customers.columns), None)
+    # top customers: one stable sort by (community, -score), then the first `top` of each
+    score = (run_customers[sort_key].astype("float64").to_numpy() if sort_key
+             else np.zeros(len(codes)))
+    order = np.lexsort((-np.nan_to_num(score, nan=-np.inf), codes))
+    order = order[codes[order] >= 0]
+    starts = np.searchsorted(codes[order], np.arange(k))
+    rank_in = np.arange(len(order)) - starts[codes[order]]
+    chosen = order[rank_in < top]
+    ids = run_customers["customer_id"].to_numpy()
+    tops: dict[int, list[dict[str, Any]]] = {}
+    for i in chosen.tolist():
+        item: dict[str, Any] = {"customer_id": str(ids[i])}
+        if sort_key:
+            item[sort_key] = _num(score[i])
+        tops.setdefault(int(codes[i]), []).append(item)
+    # links: tie weight between communities, strongest first
+    src = codes[graph.sources()]
+    dst = codes[graph.indices]
+    ok = (src != dst) & (src >= 0) & (dst >= 0)
+    pair = src[ok].astype(np.int64) * k + dst[ok]
+    upair, inv = np.unique(pair, return_inverse=True)
+    wsum = np.bincount(inv, weights=graph.weights[ok], minlength=len(upair))
+    cnt = np.bincount(inv, minlength=len(upair))
+    a = upair // max(k, 1)
+    lorder = np.lexsort((-wsum, a))
+    lstarts = np.searchsorted(a[lorder], np.arange(k))
+    lrank = np.arange(len(lorder)) - lstarts[a[lorder]]
+    link_lists: dict[int, list[dict[str, Any]]] = {}
+    for j in lorder[lrank < links].tolist():
+        link_lists.setdefault(int(a[j]), []).append(
+            {"community": str(uniques[int(upair[j] % k)]), "weight": float(wsum[j]),
+             "ties": int(cnt[j])})
+    base: dict[str, dict[str, Any]] = {}
+    if table is not None and len(table):
+        kc = key_column("communities", table)
+        if kc is not None:
+            for rec in _records(table):
+                base[str(rec[kc])] = _native(rec)
+    docs = []
+    for code in np.argsort(-sizes, kind="stable").tolist():
+        key = str(uniques[code])
+        doc = {"community": key, **{f: v for f, v in base.get(key, {}).items()
+                                    if f not in ("community", "community_id")}}
+        doc.setdefault("size", int(sizes[code]))
+        doc["top_customers"] = tops.get(code, [])
+        doc["ranked_by"] = sort_key
+        doc["links"] = link_lists.get(code, [])
+        docs.append((key, json.dumps(doc, allow_nan=False, default=str)))
+    return docs
+
+
+def _num(v: Any) -> float | None:
+    f = float(v)
+    return f if np.isfinite(f) else None
+
+
+def _native(rec: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in rec.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            v = None
+        out[str(k)] = v
+    return out

@@ -1,0 +1,184 @@
+"""Tables of the run store.
+
+Fixed tables (created on first use): ``carenet_runs`` (one row per run: status, parameters,
+timings, counts, versions, progress, the run's column catalogue), ``carenet_api_keys`` and
+``carenet_uploads``.
+
+Each published run owns three tables named after its ``table_key``:
+
+``cn_<key>_customers``
+    one row per customer: ``customer_id`` (primary key), ``pos`` (node position, unique),
+    ``record`` (the customer's JSON document, serialised once at publish time so a read is
+    one indexed row fetch and no re-encoding), and one typed column ``m_<name>`` per measure,
+    so any numeric column can be sorted and filtered in SQL; the main sort keys are indexed.
+``cn_<key>_ties``
+    one row per customer position with its out- and in-ties packed as binary arrays
+    (neighbour ids, weights, counts, channel masks): a neighbour query reads one row.
+``cn_<key>_rows``
+    the run's extra tables (``communities``, ``care_plan``, ...) one JSON record per row.
+
+Per-run tables rather than shared tables keyed by run id: a run's columns are whatever its
+analysis produced (they grow as capabilities land), its indexes are built once after the bulk
+load (much faster than maintaining them row by row), and dropping an expired or failed run is
+a ``DROP TABLE`` instead of deleting millions of rows (see ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "carenet_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("seq", BigInteger, nullable=True, index=True),
+    Column("table_key", String(40), nullable=False, unique=True),
+    Column("kept", Boolean, nullable=False, default=False),
+    Column("created", String(40), nullable=False),
+    Column("started", String(40)),
+    Column("finished", String(40)),
+    Column("published", String(40)),
+    Column("request", JSON),
+    Column("parameters", JSON),
+    Column("inputs", JSON),
+    Column("timings", JSON),
+    Column("counts", JSON),
+    Column("versions", JSON),
+    Column("summary", JSON),
+    Column("results", JSON),
+    Column("columns", JSON),
+    Column("tables", JSON),
+    Column("graph", JSON),
+    Column("progress", JSON),
+    Column("error", Text),
+    Column("owner", String(200)),
+    Column("heartbeat", Float),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("created_by", String(40)),
+)
+
+api_keys = Table(
+    "carenet_api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("revoked", String(40)),
+)
+
+uploads = Table(
+    "carenet_uploads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("created_by", String(40)),
+)
+
+_SAFE = re.compile(r"[^a-z0-9_]")
+
+
+def table_key(run_id: str) -> str:
+    """A SQL-safe, unique table-name stem for a run id (readable prefix + digest).
+
+    >>> table_key("20260101T000000-abc123")
+    'r20260101t000000_abc123_6caea8'
+    """
+    stem = _SAFE.sub("_", run_id.lower())[:24]
+    digest = hashlib.sha1(run_id.encode()).hexdigest()[:6]
+    return f"r{stem}_{digest}"
+
+
+def sql_column_names(names: list[str]) -> dict[str, str]:
+    """A typed SQL column name (``m_...``) for each measure name, unique and SQL-safe.
+
+    >>> sql_column_names(["PageRank", "page rank", "x" * 80])["page rank"]
+    'm_page_rank'
+    """
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = "m_" + _SAFE.sub("_", name.lower())[:48]
+        candidate = base
+        i = 1
+        while candidate in used:
+            candidate = f"{base}_{i}"
+            i += 1
+        used.add(candidate)
+        out[name] = candidate
+    return out
+
+
+_SQL_TYPES: dict[str, Any] = {"float": Float, "int": BigInteger, "bool": Boolean, "text": Text}
+INDEXED = ("priority", "influence", "exposure", "pagerank")
+"""Sort keys whose typed columns get an index (every numeric column can still be sorted)."""
+
+
+def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData) -> Table:
+    """The per-run customers table for a column catalogue (``runs.columns``)."""
+    cols: list[Any] = [
+        Column("customer_id", Text, primary_key=True),
+        Column("pos", Integer, nullable=False),
+        Column("record", Text, nullable=False),
+    ]
+    for c in columns:
+        if c.get("sql"):
+            cols.append(Column(c["sql"], _SQL_TYPES[c["type"]]))
+    table = Table(f"cn_{key}_customers", meta, *cols)
+    Index(f"cn_{key}_pos", table.c.pos, unique=True)
+    for c in columns:
+        if c.get("indexed"):
+            Index(f"cn_{key}_ix_{c['sql']}", table.c[c["sql"]], table.c.customer_id)
+        if c.get("name") in ("community", "role") and c.get("sql"):
+            Index(f"cn_{key}_ix_{c['sql']}", table.c[c["sql"]])
+    return table
+
+
+def ties_table(key: str, meta: MetaData) -> Table:
+    """The per-run packed-ties table (one row per customer position)."""
+    return Table(
+        f"cn_{key}_ties",
+        meta,
+        Column("pos", Integer, primary_key=True, autoincrement=False),
+        Column("out_ties", LargeBinary),
+        Column("in_ties", LargeBinary),
+    )
+
+
+def rows_table(key: str, meta: MetaData) -> Table:
+    """The per-run extra-tables table (communities, care plan, ...)."""
+    table = Table(
+        f"cn_{key}_rows",
+        meta,
+        Column("tbl", String(64), primary_key=True),
+        Column("row_no", Integer, primary_key=True, autoincrement=False),
+        Column("key", Text),
+        Column("record", Text, nullable=False),
+    )
+    Index(f"cn_{key}_rows_key", table.c.tbl, table.c.key)
+    return table

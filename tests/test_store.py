@@ -1,0 +1,242 @@
+"""The run store, on SQLite and (with CARENET_TEST_POSTGRES_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from servicekit import BACKENDS, base_run, fresh_db, variant
+
+from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.store import RunNotReadyError, RunStateError, RunStore, UnknownFieldError
+from carenet.store.store import decode_cursor
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
+    with fresh_db(request.param, tmp_path) as url:
+        s = RunStore(url, keep_runs=2)
+        yield s
+        s.close()
+
+
+def doc(store: RunStore, view, cid: str) -> dict:
+    raw = store.customer(view, cid)
+    assert raw is not None
+    return json.loads(raw)
+
+
+def test_publish_then_read_every_column(store: RunStore) -> None:
+    run = variant(1.0)
+    rid = store.publish(run)
+    view = store.resolve(None)
+    assert view.run_id == rid
+    row = run.customers.iloc[7]
+    d = doc(store, view, row["customer_id"])
+    assert d["customer_id"] == row["customer_id"]
+    assert d["community"] == str(row["community"]) and d["role"] == row["role"]
+    assert d["priority"] == pytest.approx(row["priority"], rel=1e-15)
+    assert d["reason"] == row["reason"]
+    assert d["scores"]["pagerank"] == pytest.approx(row["pagerank"], rel=1e-15)
+    assert d["scores"]["degree_in"] == row["degree_in"]
+    assert d["attributes"]["segment"] == row["segment"]
+    assert d["attributes"]["first_seen"].endswith("Z")
+    # percentile ranks agree with pandas
+    pct = run.customers["strength_in"].rank(pct=True) * 100
+    assert d["percentiles"]["strength_in"] == pytest.approx(pct.iloc[7], abs=0.006)
+    assert store.customer(view, "nobody") is None
+    meta = store.get_run(rid)
+    assert meta["status"] == "published" and meta["latest"]
+    assert meta["counts"]["customers"] == len(run.customers)
+    assert meta["versions"]["carenet"]
+
+
+def test_ranked_pages_cover_everyone_once_in_order(store: RunStore) -> None:
+    run = variant(2.0)
+    store.publish(run)
+    view = store.resolve(None)
+    seen: list[tuple[float, str]] = []
+    cursor = None
+    while True:
+        page = store.customers_page(view, sort="influence", limit=700, cursor=cursor)
+        seen += [(json.loads(d)["scores"]["influence"], json.loads(d)["customer_id"])
+                 for d in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    ranked = run.customers.dropna(subset=["influence"])
+    assert len(seen) == len(ranked) == len({c for _, c in seen})
+    assert [v for v, _ in seen] == sorted(ranked["influence"], reverse=True)
+
+
+def test_filters_and_default_sort(store: RunStore) -> None:
+    run = variant(3.0)
+    store.publish(run)
+    view = store.resolve(None)
+    page = store.customers_page(view, community="4", role="hub",
+                                bounds={"exposure": (0.5, None), "degree_in": (None, 50)},
+                                limit=1000)
+    assert page.sort == "priority"
+    c = run.customers
+    want = c[(c.community == 4) & (c.role == "hub") & (c.exposure >= 0.5) & (c.degree_in <= 50)]
+    got = [json.loads(d)["customer_id"] for d in page.items]
+    assert got == list(want.sort_values(["priority", "customer_id"],
+                                        ascending=False)["customer_id"])
+    asc = store.customers_page(view, sort="pagerank", order="asc", limit=3)
+    assert [json.loads(d)["customer_id"] for d in asc.items] == list(
+        c.sort_values("pagerank")["customer_id"].head(3))
+
+
+def test_unknown_sort_filter_and_cursor_are_input_errors(store: RunStore) -> None:
+    run = base_run()  # the foundation run: no pagerank, community or role yet
+    store.publish(run)
+    view = store.resolve(None)
+    with pytest.raises(UnknownFieldError) as e:
+        store.customers_page(view, sort="pagerank")
+    assert "strength_in" in e.value.available and "pagerank" not in e.value.available
+    with pytest.raises(UnknownFieldError):
+        store.customers_page(view, role="hub")
+    with pytest.raises(UnknownFieldError):
+        store.customers_page(view, bounds={"segment": (1.0, None)})
+    page = store.customers_page(view, limit=2)
+    assert page.sort == view.default_sort and page.sort in e.value.available
+    other = next(c for c in e.value.available if c != page.sort)
+    with pytest.raises(InvalidInputError):
+        store.customers_page(view, sort=other, cursor=page.next_cursor)
+    with pytest.raises(InvalidInputError):
+        decode_cursor("not-a-cursor!")
+
+
+def test_neighbors_match_the_graph(store: RunStore) -> None:
+    run = variant(4.0)
+    store.publish(run)
+    view = store.resolve(None)
+    g = run.graph
+    node = int(np.argmax(g.out_degree()))
+    cid = g.ids[node]
+    items = store.neighbors(view, cid, limit=1000)
+    assert items is not None
+    edges = g.edges_frame()
+    touching = edges[(edges.source == cid) | (edges.target == cid)].copy()
+    touching["other"] = np.where(touching.source == cid, touching.target, touching.source)
+    expected = touching.groupby("other")["weight"].sum()
+    assert {i["customer_id"] for i in items} == set(expected.index)
+    for i in items:
+        assert i["weight"] == pytest.approx(expected[i["customer_id"]])
+        assert set(i["channels"]) <= set(g.channel_names)
+    assert [i["weight"] for i in items] == sorted((i["weight"] for i in items), reverse=True)
+    assert store.neighbors(view, "nobody") is None
+    assert len(store.neighbors(view, cid, limit=3) or []) == 3
+
+
+def test_graph_rebuilt_from_the_store_is_the_runs_graph(store: RunStore) -> None:
+    run = variant(4.5)
+    store.publish(run)
+    g = store.load_graph(store.resolve(None))
+    for name in ("ids", "indptr", "indices", "weights", "counts", "channels"):
+        assert np.array_equal(getattr(g, name), getattr(run.graph, name)), name
+    assert g.channel_names == run.graph.channel_names and g.directed == run.graph.directed
+
+
+def test_communities_and_care_plan_tables(store: RunStore) -> None:
+    run = variant(5.0)
+    store.publish(run)
+    view = store.resolve(None)
+    rows, total = store.table_rows(view, "communities", limit=100)
+    assert total == 9
+    docs = [json.loads(r) for r in rows]
+    assert sum(d["size"] for d in docs) == len(run.customers)
+    c3 = json.loads(store.table_row(view, "communities", "3") or "{}")
+    members = run.customers[run.customers.community == 3]
+    assert c3["top_customers"][0]["customer_id"] == members.sort_values(
+        "priority", ascending=False)["customer_id"].iloc[0]
+    assert c3["links"] and all(link["community"] != "3" for link in c3["links"])
+    plan, n = store.table_rows(view, "care_plan", limit=10)
+    assert n == 100 and json.loads(plan[0])["rank"] == 1
+
+
+def test_failed_publication_leaves_the_published_run(store: RunStore, monkeypatch) -> None:
+    first = store.publish(variant(6.0))
+    bad = variant(7.0)
+    calls = {"n": 0}
+    original = store._bulk
+
+    def failing(table, names, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:  # customers written, ties half-way: the disk filled up
+            raise OSError("disk full")
+        return original(table, names, rows)
+
+    monkeypatch.setattr(store, "_bulk", failing)
+    with pytest.raises(OSError):
+        store.publish(bad)
+    assert store.resolve(None).run_id == first
+    failed = store.get_run(bad.run_id)
+    assert failed["status"] == "failed" and "disk full" in failed["error"]
+    with pytest.raises(RunNotReadyError):
+        store.resolve(bad.run_id)
+    from sqlalchemy import inspect
+
+    leftovers = [t for t in inspect(store.engine).get_table_names() if failed["table_key"] in t]
+    assert leftovers == []
+
+
+def test_retention_keeps_last_n_and_kept_runs(store: RunStore) -> None:
+    a = store.publish(variant(8.0))
+    store.set_kept(a, True)
+    b = store.publish(variant(9.0))
+    c = store.publish(variant(10.0))
+    d = store.publish(variant(11.0))
+    ids = {r["id"] for r in store.list_runs()}
+    assert ids == {a, c, d}  # keep_runs=2 plus the kept one; b was dropped
+    assert b not in ids
+    with pytest.raises(RunNotFoundError):
+        store.resolve(b)
+    assert json.loads(store.customer(store.resolve(a), base_run().customers.customer_id[0])
+                      or "{}")["scores"]["marker"] == 8.0
+
+
+def test_run_lifecycle_claim_cancel_recover(store: RunStore) -> None:
+    q = store.create_run({"logs": []})
+    assert q["status"] == "queued"
+    assert store.request_cancel(q["id"])["status"] == "cancelled"
+    with pytest.raises(RunStateError):
+        store.request_cancel(q["id"])
+    r = store.create_run({"logs": []})
+    claimed = store.claim_next("somehost:1")
+    assert claimed is not None and claimed["id"] == r["id"] and claimed["status"] == "running"
+    assert store.claim_next("somehost:1") is None
+    assert store.report_progress(r["id"], "load", 10, 100, 0.1) is False
+    store.request_cancel(r["id"])
+    assert store.report_progress(r["id"], "load", 20, 100, 0.2) is True
+    s = store.create_run({"logs": []})
+    store.claim_next("deadhost:4242")
+    failed = store.recover(alive=lambda owner: not owner.startswith("deadhost"))
+    assert failed == [s["id"]]
+    assert store.get_run(s["id"])["status"] == "failed"
+    with pytest.raises(RunStateError):  # an interrupted run can never be published later
+        store.publish(variant(12.0), run_id=s["id"])
+    with pytest.raises(RunNotFoundError):
+        store.get_run("no-such-run")
+
+
+def test_api_keys_are_hashed_and_revocable(store: RunStore) -> None:
+    info, token = store.create_key("analyst", "crm")
+    assert store.verify_key(token) == info
+    assert token not in json.dumps(store.list_keys())
+    assert store.verify_key(token[:-1] + ("x" if token[-1] != "x" else "y")) is None
+    assert store.verify_key("garbage") is None
+    store.revoke_key(info.id)
+    assert store.verify_key(token) is None
+    with pytest.raises(InvalidInputError):
+        store.create_key("root")
+    with pytest.raises(RunNotFoundError):
+        store.revoke_key("k-none")
+
+
+def test_no_run_yet(store: RunStore) -> None:
+    with pytest.raises(RunNotFoundError, match="no published run"):
+        store.resolve(None)
