@@ -30,7 +30,7 @@ layers: $(STAMP)
 
 unit: $(STAMP)
 	# the CLI tests publish runs: to a store of their own, never the user's default one
-	env -u CARENET_DB CARENET_HOME=$(CURDIR)/out/test-home $(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ## make bench-env: a separate environment with carenet plus the peers it is measured against
 benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests never touch a user's own store, however pytest is started: a private CARENET_HOME (where
+# the default SQLite store and uploads live) and no inherited CARENET_DB. Set at import time so
+# that subprocesses (servers, workers, CLI runs) inherit it too.
+os.environ.pop("CARENET_DB", None)
+os.environ["CARENET_HOME"] = tempfile.mkdtemp(prefix="carenet-test-home-")
+atexit.register(shutil.rmtree, os.environ["CARENET_HOME"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
