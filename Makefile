@@ -44,6 +44,7 @@ bench-env: benchmarks/.venv/.installed
 ## make bench: run the benchmarks (slow; each prints a table and writes JSON to benchmarks/results)
 bench: bench-env $(STAMP)
 	benchmarks/.venv/bin/python benchmarks/ingest.py
+	benchmarks/.venv/bin/python benchmarks/measures.py
 	benchmarks/.venv/bin/python benchmarks/diffusion.py
 	$(BIN)/python benchmarks/api.py
 

@@ -47,6 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 INPUT = "Input columns (found by name or position when not given)"
 GRAPH = "Graph"
 TABLES = "Side tables and config"
+MEASURES = "Centralities and communities"
 OUTPUT = "Output"
 DIFFUSION = "Influence and exposure"
 
@@ -212,6 +213,15 @@ def analyze(
     exposure_runs: Annotated[int | None, typer.Option(help="Simulations for exposure (default 2000).", rich_help_panel=DIFFUSION, show_default=False)] = None,
     seed_set_size: Annotated[int | None, typer.Option(help="k of the IMM seed set compared with degree and PageRank (default 50; 0 skips).", rich_help_panel=DIFFUSION, show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for every stochastic step (default 42).", show_default=False)] = None,
+    measures: Annotated[str | None, typer.Option(help="Centralities to compute: comma list of pagerank, eigenvector, betweenness, harmonic, core (default all).", rich_help_panel=MEASURES)] = None,
+    exact_max: Annotated[int | None, typer.Option(help="Betweenness and harmonic closeness are exact up to this many customers, sampled above (default 5000).", rich_help_panel=MEASURES)] = None,
+    samples: Annotated[int | None, typer.Option(help="Source customers sampled for betweenness / harmonic above --exact-max (default 128).", rich_help_panel=MEASURES)] = None,
+    backend: Annotated[str | None, typer.Option(help="Centrality backend: auto, native, igraph or networkx.", rich_help_panel=MEASURES)] = None,
+    community_algorithm: Annotated[str | None, typer.Option("--communities", help="leiden (default), louvain, label_propagation or infomap.", rich_help_panel=MEASURES)] = None,
+    objective: Annotated[str | None, typer.Option(help="Leiden objective: modularity (default) or cpm.", rich_help_panel=MEASURES)] = None,
+    resolution: Annotated[float | None, typer.Option(help="Community resolution: higher gives smaller communities (default 1.0).", rich_help_panel=MEASURES)] = None,
+    recent: Annotated[str | None, typer.Option(help="Window before the reference time in which churn/complaint events count as recent, e.g. 30d; none = any age.", rich_help_panel=MEASURES)] = None,
+    previous: Annotated[Path | None, typer.Option("--previous", help="Previous run directory: communities keep its ids; splits, merges, births and deaths are reported.", rich_help_panel=MEASURES)] = None,
     db: Annotated[str | None, typer.Option("--db", help="Store to publish the run to: a SQLite file or postgresql:// URL (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet).", rich_help_panel=OUTPUT, show_default=False)] = None,
     publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.", rich_help_panel=OUTPUT)] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
@@ -236,6 +246,10 @@ def analyze(
         "graph.channel_weights": _channel_weights(channel_weights),
         "graph.symmetrize": symmetrize, "graph.min_weight": min_weight,
         "graph.pseudonymize": pseudonymize,
+        "measures.measures": _split_list(measures), "measures.exact_max": exact_max,
+        "measures.samples": samples, "measures.backend": backend,
+        "communities.algorithm": community_algorithm, "communities.objective": objective,
+        "communities.resolution": resolution, "communities.recent": recent,
         "influence.enabled": influence, "influence.model": diffusion_model,
         "influence.edge_model": edge_model, "influence.edge_scale": edge_scale,
         "influence.edge_probability": edge_probability, "influence.epsilon": epsilon,
@@ -243,14 +257,19 @@ def analyze(
         "influence.lookback": lookback, "influence.exposure_runs": exposure_runs,
         "influence.seed_set_size": seed_set_size,
     })
+    prev_run = None
+    if previous is not None:
+        from carenet.pipeline import AnalysisRun
+
+        prev_run = AnalysisRun.load(previous)
     run_and_report(logs, cfg, out, customers=customers, events=events, quiet=quiet,
-                   db=db if publish else None, publish=publish)
+                   previous=prev_run, db=db if publish else None, publish=publish)
 
 
 def run_and_report(
     logs: list[Path], cfg: AnalysisConfig, out: Path, *, customers: Path | None = None,
-    events: Path | None = None, quiet: bool = False, db: str | None = None,
-    publish: bool = False,
+    events: Path | None = None, quiet: bool = False, previous: Any = None,
+    db: str | None = None, publish: bool = False,
 ) -> Any:
     """Analyse, save the run, publish it to the store (``publish``; ``db`` or the default
     store) and print its summary (shared by ``analyze`` and ``demo``).
@@ -259,7 +278,7 @@ def run_and_report(
 
     with progress_bar(not quiet) as report:
         run = run_analysis(logs, customers=customers, events=events, config=cfg,
-                           progress=report)
+                           progress=report, previous=previous)
         report("save", None, None)
         path = run.save(out)
         store_url = None
@@ -298,6 +317,16 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("reciprocity", f"{s['reciprocity']:.3f}")
     if c.get("events"):
         table.add_row("events", f"{c['events']:,}")
+    comm = (run.results or {}).get("communities")
+    if comm:
+        table.add_row("communities", f"{comm['communities']:,} ({comm['algorithm']}, "
+                      f"modularity {comm['modularity']:.3f}, largest {comm['largest']:,})")
+        roles = comm.get("roles", {}).get("counts", {})
+        if roles:
+            table.add_row("roles", ", ".join(f"{k} {v:,}" for k, v in roles.items()))
+    changes = (run.results or {}).get("community_changes")
+    if changes:
+        table.add_row("vs previous run", ", ".join(f"{k} {v:,}" for k, v in changes["counts"].items()))
     infl = run.results.get("influence", {})
     if infl:
         est = infl["influence"]["estimate"]

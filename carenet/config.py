@@ -14,6 +14,13 @@ the API's run requests all speak the same names::
     symmetrize = false
     channel_weights = { call = 2.0, sms = 1.0 }
 
+    [measures]              # centralities
+    samples = 128           # source customers for betweenness / harmonic above exact_max
+
+    [communities]           # communities, roles, the community table
+    algorithm = "leiden"
+    resolution = 1.0
+
     [influence]             # diffusion: influence, exposure, seed sets
     edge_model = "weighted_cascade"
     epsilon = 0.1
@@ -133,6 +140,129 @@ class GraphConfig:
 
 
 @dataclass(frozen=True)
+class MeasuresConfig:
+    """Centralities (:mod:`carenet.graphs.centrality`): which to compute and how.
+
+    ``measures``: any of pagerank, eigenvector, betweenness, harmonic, core (degree and
+    strength are always there). ``backend``: auto, native, igraph or networkx.
+    ``weighted``: use tie weights (path length ``1 / weight``) or hop counts.
+    ``exact_max``: betweenness and harmonic closeness are exact up to this many customers,
+    else estimated from ``samples`` source customers with a stated error bound at
+    ``confidence``. ``eigenvector_direction``: undirected (default) or in.
+    """
+
+    enabled: bool = True
+    measures: tuple[str, ...] = ("pagerank", "eigenvector", "betweenness", "harmonic", "core")
+    backend: str = "auto"
+    weighted: bool = True
+    pagerank_damping: float = 0.85
+    pagerank_tol: float = 1e-6
+    eigenvector_direction: str = "undirected"
+    exact_max: int = 5000
+    samples: int = 128
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        known = ("pagerank", "eigenvector", "betweenness", "harmonic", "core")
+        bad = [m for m in self.measures if m not in known]
+        if bad:
+            raise InvalidInputError(
+                f"measures.measures: unknown measure(s) {bad}; known: {', '.join(known)}"
+            )
+        _one_of("measures.backend", self.backend, ("auto", "native", "igraph", "networkx"))
+        _one_of("measures.eigenvector_direction", self.eigenvector_direction,
+                ("undirected", "in"))
+        if not 0.0 <= self.pagerank_damping < 1.0:
+            raise InvalidInputError(
+                f"measures.pagerank_damping must be in [0, 1), not {self.pagerank_damping}"
+            )
+        if not self.pagerank_tol > 0:
+            raise InvalidInputError(f"measures.pagerank_tol must be > 0, not {self.pagerank_tol}")
+        if self.exact_max < 0:
+            raise InvalidInputError(f"measures.exact_max must be >= 0, not {self.exact_max}")
+        if self.samples < 1:
+            raise InvalidInputError(f"measures.samples must be >= 1, not {self.samples}")
+        if not 0.0 < self.confidence < 1.0:
+            raise InvalidInputError(
+                f"measures.confidence must be in (0, 1), not {self.confidence}"
+            )
+
+
+@dataclass(frozen=True)
+class CommunitiesConfig:
+    """Communities, roles and the community table (:mod:`carenet.community.detection`,
+    :mod:`carenet.community.roles`, :mod:`carenet.community.summary`).
+
+    ``algorithm``: leiden, louvain, label_propagation or infomap; ``objective`` (Leiden):
+    modularity or cpm; ``resolution``; ``theta`` (Leiden's randomness); ``n_iterations``
+    (Leiden passes, negative = until stable). ``min_jaccard``: overlap for a community to
+    keep its id from the previous run. Role thresholds: ``hub_z``, ``connector_p``,
+    ``bridge_p`` (Guimerà and Amaral's defaults), ``peripheral_ties``. ``negative_events``
+    within ``recent`` (a duration, ``"none"`` = any age) of the reference time count as
+    recent negative events; ``top_k`` customers and links per community in the table.
+    """
+
+    enabled: bool = True
+    algorithm: str = "leiden"
+    objective: str = "modularity"
+    resolution: float = 1.0
+    theta: float = 0.01
+    n_iterations: int = 2
+    weighted: bool = True
+    backend: str = "auto"
+    min_jaccard: float = 0.3
+    hub_z: float = 2.5
+    connector_p: float = 0.30
+    bridge_p: float = 0.62
+    peripheral_ties: int = 1
+    negative_events: tuple[str, ...] = ("churn", "complaint", "detractor")
+    recent: str | None = "30d"
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        _one_of("communities.algorithm", self.algorithm,
+                ("leiden", "louvain", "label_propagation", "infomap"))
+        _one_of("communities.objective", self.objective, ("modularity", "cpm"))
+        _one_of("communities.backend", self.backend, ("auto", "native", "igraph", "networkx"))
+        if not self.resolution >= 0:
+            raise InvalidInputError(
+                f"communities.resolution must be >= 0, not {self.resolution}"
+            )
+        if not self.theta > 0:
+            raise InvalidInputError(f"communities.theta must be > 0, not {self.theta}")
+        if self.n_iterations == 0:
+            raise InvalidInputError("communities.n_iterations must not be 0")
+        if not 0.0 < self.min_jaccard <= 1.0:
+            raise InvalidInputError(
+                f"communities.min_jaccard must be in (0, 1], not {self.min_jaccard}"
+            )
+        for name in ("connector_p", "bridge_p"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"communities.{name} must be in [0, 1], not {value}")
+        if self.peripheral_ties < 0:
+            raise InvalidInputError(
+                f"communities.peripheral_ties must be >= 0, not {self.peripheral_ties}"
+            )
+        if self.top_k < 0:
+            raise InvalidInputError(f"communities.top_k must be >= 0, not {self.top_k}")
+        try:
+            parse_duration(self.recent)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"communities.recent: {exc}") from exc
+
+    @property
+    def recent_seconds(self) -> float | None:
+        """The recent-event window in seconds (None: any age)."""
+        return parse_duration(self.recent)
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidInputError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+@dataclass(frozen=True)
 class InfluenceConfig:
     """Diffusion-based influence, exposure and seed selection (the ``influence`` step).
 
@@ -219,6 +349,8 @@ class AnalysisConfig:
     input: InputConfig = field(default_factory=InputConfig)
     tables: TablesConfig = field(default_factory=TablesConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    measures: MeasuresConfig = field(default_factory=MeasuresConfig)
+    communities: CommunitiesConfig = field(default_factory=CommunitiesConfig)
     influence: InfluenceConfig = field(default_factory=InfluenceConfig)
 
     @classmethod

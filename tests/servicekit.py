@@ -122,13 +122,17 @@ _BASE: dict[str, Any] = {}
 
 
 def base_run() -> Any:
-    """The shipped sample analysed once per test process."""
+    """The shipped sample analysed once per test process, without the centrality and
+    community steps (no pagerank, community or role: a "foundation" run that the variants
+    below fill with synthetic values)."""
     if "run" not in _BASE:
         import carenet
 
         d = ROOT / "data" / "sample"
+        cfg = carenet.AnalysisConfig.from_mapping({"measures": {"enabled": False},
+                                                   "communities": {"enabled": False}})
         _BASE["run"] = carenet.analyze(d / "interactions.csv", customers=d / "customers.csv",
-                                       events=d / "events.csv")
+                                       events=d / "events.csv", config=cfg)
     return _BASE["run"]
 
 
