@@ -394,7 +394,10 @@ class GraphBuilder:
             ref, self.half_life if self._acc.has_time else None, activity,
         )
         graph._cache["sources"] = sources
-        keep = graph.weights > 0
+        # Subnormal weights (< 2.2e-308, e.g. a tie decayed over thousands of half-lives) count
+        # as zero: their value depends on the order of floating-point rescaling, so keeping
+        # them would make the tie set depend on how the log was streamed.
+        keep = graph.weights >= np.finfo(np.float64).tiny
         if min_weight > 0:
             keep &= graph.weights >= min_weight
         if not keep.all():
