@@ -327,6 +327,13 @@ def print_run(run: Any, path: Path) -> None:
     changes = (run.results or {}).get("community_changes")
     if changes:
         table.add_row("vs previous run", ", ".join(f"{k} {v:,}" for k, v in changes["counts"].items()))
+    moved = (run.results or {}).get("changes")
+    if moved:
+        risen = ", ".join(f"{m} {r['customers']:,} ({r['significant']:,} significant)"
+                          for m, r in moved["rising"].items() if r["customers"])
+        table.add_row("rose since previous", risen or "nobody")
+        if moved["lost_hubs"]:
+            table.add_row("lost their hub", "communities " + ", ".join(map(str, moved["lost_hubs"])))
     infl = run.results.get("influence", {})
     if infl:
         est = infl["influence"]["estimate"]

@@ -342,6 +342,24 @@ class InfluenceConfig:
 
 
 @dataclass(frozen=True)
+class ChangesConfig:
+    """Run-to-run change against the previous run (the ``changes`` step,
+    :mod:`carenet.community.changes`): the ``top`` customers whose ``metrics`` rose most, and
+    the communities that split, merged, appeared, vanished or lost their hub.
+    """
+
+    enabled: bool = True
+    metrics: tuple[str, ...] = ("influence", "exposure", "priority")
+    top: int = 100
+
+    def __post_init__(self) -> None:
+        if self.top < 1:
+            raise InvalidInputError(f"changes.top must be >= 1, not {self.top}")
+        if not self.metrics:
+            raise InvalidInputError("changes.metrics must name at least one column")
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """Every setting of one analysis run; ``to_dict()`` goes into ``run.json``."""
 
@@ -352,6 +370,7 @@ class AnalysisConfig:
     measures: MeasuresConfig = field(default_factory=MeasuresConfig)
     communities: CommunitiesConfig = field(default_factory=CommunitiesConfig)
     influence: InfluenceConfig = field(default_factory=InfluenceConfig)
+    changes: ChangesConfig = field(default_factory=ChangesConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> AnalysisConfig:
