@@ -549,9 +549,12 @@ class Realisations:
         return np.bincount(r[roots], weights=self.subtree_value[roots], minlength=self.runs)
 
 
-def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None = None
-            ) -> Realisations:
-    """R forward realisations of the cascade with the dominator tree of each."""
+def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None = None,
+            max_entries: int | None = None) -> Realisations:
+    """R forward realisations of the cascade with the dominator tree of each. With
+    ``max_entries``, stops after the batch in which the trees reach that many entries (a
+    memory bound: 24 bytes an entry), so fewer than ``runs`` realisations may come back.
+    """
     t0 = time.perf_counter()
     if runs < 1:
         raise InvalidInputError(f"runs must be >= 1, not {runs}")
@@ -578,6 +581,9 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
             sizes_.append(osz[i, :k].astype(np.int32))
             vals.append(ov[i, :k].copy())
             counts.append(k)
+        if max_entries is not None and sum(counts) >= max_entries:
+            break
+    runs = len(counts)
     offsets = np.zeros(runs + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
@@ -608,17 +614,20 @@ class BlockingPlan:
 
 
 def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int = 0,
+                    max_entries: int | None = None,
                     realisations: Realisations | None = None) -> BlockingPlan:
     """Up to k nodes to protect, greedily over the dominator trees of ``runs`` realisations
-    (see the module docstring); stops early when no node gains anything.
+    (fewer when their trees reach ``max_entries``; see :func:`realise` and the module
+    docstring); stops early when no node gains anything.
     """
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, not {k}")
-    rs = realisations if realisations is not None else realise(model, runs, seed=seed)
+    rs = (realisations if realisations is not None
+          else realise(model, runs, seed=seed, max_entries=max_entries))
     t0 = time.perf_counter()
     _, _, blockable, _ = model.arrays()
-    picks, gains = _greedy(model.dg.n_nodes, rs.node.astype(np.int64), rs.parent,
-                           rs.size.astype(np.int64), rs.subtree_value.copy(), rs.runs,
+    picks, gains = _greedy(model.dg.n_nodes, rs.node, rs.parent, rs.size,
+                           rs.subtree_value.copy(), rs.runs,
                            float(model.retention), blockable, int(min(k, model.dg.n_nodes)))
     return BlockingPlan(nodes=picks, gains=gains, runs=rs.runs,
                         lost_value=float(rs.lost_value.mean()) if rs.runs else 0.0,
