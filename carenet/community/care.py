@@ -357,12 +357,16 @@ def reasons(
             tmp = pd.DataFrame({"row": pos.reindex(src["customer_id"].astype(str)).to_numpy(),
                                 "sid": src["source_id"].astype(str).to_numpy(),
                                 "kind": kinds, "share": src["share"].to_numpy(float)})
-            for r, grp in tmp.groupby("row", sort=False):
-                i = int(r)  # type: ignore[arg-type,call-overload]
-                d_ids[i] = ",".join(grp["sid"])
-                d_events[i] = ",".join(grp["kind"])
-                d_count[i] = len(grp)
-                d_share[i] = float(grp["share"].sum())
+            agg = tmp.groupby("row", sort=False).agg(
+                sid=("sid", ",".join), kind=("kind", ",".join), count=("sid", "size"),
+                share=("share", "sum"))
+            at = agg.index.to_numpy(np.int64)
+            for i, a, b in zip(at.tolist(), agg["sid"].tolist(), agg["kind"].tolist(),
+                               strict=True):
+                d_ids[i] = a
+                d_events[i] = b
+            d_count[at] = agg["count"].to_numpy(np.int64)
+            d_share[at] = agg["share"].to_numpy(np.float64)
     frame["drivers"] = d_count
     frame["driver_ids"] = d_ids
     frame["driver_events"] = d_events
