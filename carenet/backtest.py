@@ -659,7 +659,9 @@ def run_backtest(
 
     >>> from carenet.community.generator import GeneratorConfig, generate
     >>> data = generate(GeneratorConfig(customers=300, interactions=6000, seed=3))
-    >>> res = run_backtest(data.interactions, cutoffs=["70%"],
+    >>> light = AnalysisConfig.from_mapping({"measures": {"measures": ["pagerank"]},
+    ...     "influence": {"seed_set_size": 0, "exposure_runs": 200, "epsilon": 0.3}})
+    >>> res = run_backtest(data.interactions, cutoffs=["70%"], config=light,
     ...                    options=BacktestOptions(horizon_days=20))
     >>> sorted(res.metrics["score"].unique())[:3]
     ['degree', 'exposure', 'influence']

@@ -616,8 +616,10 @@ def backtest(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 42).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result table.")] = False,
 ) -> None:
-    """Backtest the scores on a real log: built from the interactions before each cutoff, how
-    well do exposure, influence, priority and the baselines rank who churned next?
+    """Backtest the scores on a real log: how well do they rank who churned next.
+
+    Scores come from the interactions before each cutoff only: exposure, influence, priority
+    (with the care step) and the baselines.
 
     Churned = active in the window before the cutoff and silent during the horizon (or a churn
     event in --events). Baselines: degree, PageRank, recency-frequency, a classifier on

@@ -170,7 +170,7 @@ def lift_at(labels: np.ndarray, scores: np.ndarray, fraction: float) -> float:
         return float("nan")
     k = top_k(y.size, fraction)
     got = float(expected_captured(y, s, k)[0])
-    return (got / k) / (y.sum() / y.size)
+    return float((got / k) / (y.sum() / y.size))
 
 
 def lift_curve(labels: np.ndarray, scores: np.ndarray,

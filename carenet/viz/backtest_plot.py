@@ -68,7 +68,8 @@ def _cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
     if isinstance(v, (float, np.floating)):
-        return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
+        x = float(v)
+        return f"{x:.3f}" if abs(x) < 100 else f"{x:,.0f}"
     return html.escape(str(v))
 
 
