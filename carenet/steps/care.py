@@ -1,0 +1,121 @@
+"""The ``care`` analysis step: priority and reasons for every customer, and the care plan.
+
+Adds per-customer columns ``risk``, ``priority``, ``priority_low``, ``priority_high``,
+``priority_rank`` (1 = contact first; ties by id), ``plan_rank`` (rank in the care plan, 0 when
+not in it) and ``reason`` (one plain sentence; "" beyond the explained customers: every plan
+member and the ``reasons_top`` first by priority). Tables: ``care_plan`` (plan order:
+``customer_id, rank, priority, gain, protected, protected_low, protected_high, reason,
+community, role``), ``care_reasons`` (the structured reasons) and ``care_comparison`` (plan
+against top-k by priority, degree, PageRank and at random on fresh simulations). Settings:
+:class:`~carenet.config.CareConfig` (``[care]``); the formulas are in
+:mod:`carenet.community.care`. Needs the influence step (``exposure`` and ``influence``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carenet.community.care import (
+    blocking_model,
+    care_plan,
+    churn_scores,
+    last_events,
+    priorities,
+    reasons,
+)
+from carenet.errors import InvalidInputError
+from carenet.steps.base import RunContext, register_step
+from carenet.steps.measures import derived_seed
+
+
+@register_step("care", after="influence")
+def care_step(ctx: RunContext) -> None:
+    """Priority, reasons and the budgeted care plan."""
+    cfg = ctx.config.care
+    if not cfg.enabled:
+        return
+    c = ctx.customers
+    if "exposure" not in c or "influence" not in c:
+        ctx.results["care"] = {"skipped": "the care step needs the influence step "
+                                          "(columns exposure and influence)"}
+        return
+    if cfg.churn_col is not None and cfg.churn_col not in c and cfg.churn_col != "churn_score":
+        raise InvalidInputError(f"care.churn_col: the customers table has no column "
+                                f"{cfg.churn_col!r}")
+    inf = ctx.config.influence
+    graph = ctx.graph
+    n = graph.n_customers
+    events = ctx.network.events
+    ref = graph.reference_time
+    ctx.progress("care", 0, 3)
+    recent = last_events(events, n, kinds=inf.negative_events, reference_time=ref,
+                         lookback=inf.lookback_seconds)
+    lost = last_events(events, n, kinds=cfg.lost_events, reference_time=ref,
+                       lookback=None) != ""
+    seeds = (c["exposure_seed"].fillna(False).to_numpy(bool) if "exposure_seed" in c
+             else recent != "")
+    pr = priorities(c, retention=cfg.retention, source_risk=cfg.source_risk,
+                    churn_col=cfg.churn_col, use_values=cfg.use_values,
+                    missing_value=inf.missing_value, seeds=seeds, lost=lost)
+    ctx.add_columns(pr.columns())  # type: ignore[arg-type]
+    plan_rank = np.zeros(n, np.int64)
+    results: dict[str, Any] = {
+        "formula": "priority = retention * risk * (value + carried); risk = 1 - (1 - "
+                   "exposure) * (1 - churn_score) [* (1 - source_risk) with a recent "
+                   "negative event]; carried = "
+                   + ("influence (unit values)" if pr.unit_values else "value_influence"),
+        "retention": cfg.retention, "source_risk": cfg.source_risk,
+        "churn_col": cfg.churn_col if cfg.churn_col in c else None,
+        "values": "unit" if pr.unit_values else "value",
+        "lost_customers": int(lost.sum()), "risk_sources": int(seeds.sum()),
+        "mean_risk": float(pr.risk[~lost].mean()) if (~lost).any() else 0.0,
+    }
+    ctx.progress("care", 1, 3)
+    plan = None
+    budget = min(cfg.budget, int((~lost).sum()))
+    if budget > 0:
+        model = blocking_model(
+            graph, values=pr.value, churn=churn_scores(c, cfg.churn_col), seeds=seeds,
+            lost=lost, retention=cfg.retention, source_risk=cfg.source_risk,
+            churn_spreads=cfg.churn_spreads, edge_model=inf.edge_model, scale=inf.edge_scale,
+            probability=inf.edge_probability,
+        )
+        plan = care_plan(
+            graph, model, budget, priority=pr.priority,
+            pagerank_scores=c["pagerank"].to_numpy(float) if "pagerank" in c else None,
+            runs=cfg.plan_runs, evaluation_runs=cfg.evaluation_runs,
+            compare_k=cfg.compare_k, confidence=cfg.confidence,
+            seed=derived_seed(ctx.seed, "care.plan"),
+        )
+        plan_rank[plan.nodes] = np.arange(1, plan.nodes.size + 1)
+    ctx.add_columns({"plan_rank": plan_rank})
+    ctx.progress("care", 2, 3)
+    top = np.flatnonzero(pr.rank <= cfg.reasons_top)
+    explained = np.union1d(top, plan.nodes if plan is not None else np.zeros(0, np.int64))
+    explained = explained[np.argsort(pr.rank[explained], kind="stable")]
+    why = reasons(graph, ctx.customers, explained,
+                  exposure_sources=ctx.tables.get("exposure_sources"), recent_event=recent,
+                  lost=lost, churn_col=cfg.churn_col, ties=cfg.reason_ties,
+                  lookback=inf.lookback)
+    sentence = np.full(n, "", dtype=object)
+    sentence[explained] = why["reason"].to_numpy()
+    ctx.add_columns({"reason": sentence})
+    ctx.tables["care_reasons"] = why
+    if plan is not None:
+        frame = plan.to_frame()
+        frame.insert(2, "priority", pr.priority[plan.nodes])
+        frame["greedy_gain"] = plan.greedy_gain
+        frame["reason"] = sentence[plan.nodes]
+        frame["community"] = (ctx.customers["community"].to_numpy()[plan.nodes]
+                              if "community" in ctx.customers else pd.NA)
+        frame["role"] = (ctx.customers["role"].to_numpy()[plan.nodes]
+                         if "role" in ctx.customers else pd.NA)
+        ctx.tables["care_plan"] = frame
+        ctx.tables["care_comparison"] = plan.comparison
+        results["plan"] = plan.to_dict()
+    results["explained"] = int(explained.size)
+    ctx.progress("care", 3, 3)
+    ctx.results["care"] = results
