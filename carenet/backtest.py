@@ -410,6 +410,11 @@ def _analysis(log: InteractionLog, at: float, *, config: AnalysisConfig,
                                    event_time_col="timestamp"),
         influence=dataclasses.replace(config.influence, lookback=lookback),
     )
+    if hasattr(cfg, "care"):
+        # priority and risk are per-customer formulas; the plan and its sentences are not
+        # scored here, so skip their simulations
+        cfg = dataclasses.replace(cfg, care=dataclasses.replace(cfg.care, budget=0,
+                                                                 reasons_top=0))
     run = analyze(log.before(at), customers=customers, events=ev if len(ev) else None,
                   config=cfg)
     node_of_row = log.id_table.lookup(pa.array(run.customers["customer_id"].tolist(),

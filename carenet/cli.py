@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -657,20 +658,22 @@ def backtest(
     write_backtest_page(result.to_dict(), result.metrics, path, svg=svg)
     for cut in result.cutoffs:
         lab = cut.labels
-        table = Table(title=f"cutoff {lab['cutoff']}: {lab['population']:,} active, "
+        console.print(f"[bold]cutoff {lab['cutoff']}[/]: {lab['population']:,} active, "
                       f"{lab['churners']:,} churned in {horizon:g} days "
                       f"({100 * (lab['churn_rate'] or 0):.1f}%), K = {lab['budget']:,}",
-                      title_justify="left")
-        for col in ("target", "score", "AUC", "95% CI", "lift 1%", "lift 5%", "lift 10%",
-                    "captured by K"):
-            table.add_column(col, justify="left" if col in ("target", "score") else "right",
-                             no_wrap=True)
-        for r in cut.metrics.to_dict("records"):
-            table.add_row(r["target"], r["score"], f"{r['auc']:.3f}",
-                          f"{r['auc_low']:.2f}-{r['auc_high']:.2f}",
-                          f"{r['lift_1']:.2f}", f"{r['lift_5']:.2f}", f"{r['lift_10']:.2f}",
-                          f"{r['captured_at_k']:.1f}")
-        console.print(table)
+                      highlight=False)
+        for target, part in cut.metrics.groupby("target", sort=False):
+            table = Table(title=f"target: {target}", title_justify="left", box=box.SIMPLE,
+                          pad_edge=False)
+            for col in ("score", "AUC", "95% CI", "lift1%", "lift5%", "lift10%", "got@K"):
+                table.add_column(col, justify="left" if col == "score" else "right",
+                                 no_wrap=True)
+            for r in part.to_dict("records"):
+                table.add_row(r["score"], f"{r['auc']:.3f}",
+                              f"{r['auc_low']:.2f}-{r['auc_high']:.2f}",
+                              f"{r['lift_1']:.2f}", f"{r['lift_5']:.2f}", f"{r['lift_10']:.2f}",
+                              f"{r['captured_at_k']:.1f}")
+            console.print(table)
         for name, comp in cut.comparison.items():
             console.print(f"{name.replace('_', ' ')}: AUC difference {comp['difference']:+.3f} "
                           f"({comp['low']:+.3f} to {comp['high']:+.3f}), p = {comp['p_value']:.3g}",
