@@ -535,6 +535,7 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
         )
     t0 = time.perf_counter()
     labels = _labels(log, cutoff, options, events)
+    timings["labels"] = time.perf_counter() - t0
     if labels.population == 0:
         raise InvalidInputError(
             f"no customer is active in the {options.lookback / DAY:g} days before the cutoff "
@@ -542,9 +543,10 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
         )
     report(f"cutoff {_iso(cutoff)}: {labels.population:,} active customers, "
            f"{labels.churners:,} churned in the next {h / DAY:g} days")
+    t1 = time.perf_counter()
     feats, run = _features(log, cutoff, options, config=config, events=events,
                            customers=customers)
-    timings["analyze"] = time.perf_counter() - t0
+    timings["analyze"] = time.perf_counter() - t1
     pop = np.flatnonzero(labels.active)
     y = labels.churned[pop]
     table = feats.iloc[pop].reset_index(drop=True)
@@ -576,6 +578,8 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
     else:
         tfeats, _ = _features(log, train_at, options, config=config, events=events,
                               customers=customers)
+        timings["analyze_train"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
         tpop = np.flatnonzero(train_labels.active)
         ty = train_labels.churned[tpop]
         ttable = tfeats.iloc[tpop].reset_index(drop=True)
@@ -588,7 +592,8 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
                                                options.classifier, config.seed)
         training |= {"trained": True, "population": int(tpop.size), "churners": int(ty.sum()),
                      "own_features": own_cols, "network_features": net_cols}
-    timings["train"] = time.perf_counter() - t1
+        timings["fit"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
 
     budget = options.budget or bt.top_k(len(pop), 0.05)
     values = table["value"].to_numpy(np.float64) if "value" in table else None
@@ -636,6 +641,7 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
         out["cascade_churned"] = targets[1][1]
     for name, s in scores.items():
         out[name] = s
+    timings["metrics"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     return CutoffResult(
         cutoff=cutoff, labels=labels.to_dict() | {"cutoff": _iso(cutoff), "budget": budget,

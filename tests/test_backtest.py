@@ -248,8 +248,8 @@ def test_scores_do_not_see_the_future(synthetic: dict[str, pd.DataFrame]) -> Non
     sb = b.scores.set_index("customer_id").sort_index()
     assert sa.index.equals(sb.index)
     assert not sa["churned"].equals(sb["churned"])
-    for col in ("exposure", "influence", "degree", "pagerank", "recency_frequency",
-                "own_activity_model", "network_model"):
+    for col in ("exposure", "influence", "priority", "risk", "degree", "pagerank",
+                "recency_frequency", "own_activity_model", "network_model"):
         np.testing.assert_allclose(sa[col], sb[col], err_msg=col)
 
 
@@ -297,8 +297,8 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
         assert (out / name).stat().st_size > 0, name
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics["cutoff"]) == {"2004-05-08T00:00:00Z", "2004-05-15T00:00:00Z"}
-    assert {"exposure", "influence", "degree", "pagerank", "recency_frequency",
-            "own_activity_model", "network_model"} <= set(metrics["score"])
+    assert {"exposure", "influence", "priority", "risk", "degree", "pagerank",
+            "recency_frequency", "own_activity_model", "network_model"} <= set(metrics["score"])
     assert {"auc", "auc_low", "auc_high", "lift_1", "lift_5", "lift_10",
             "captured_at_k"} <= set(metrics.columns)
     assert (metrics["budget"] == 25).all()
