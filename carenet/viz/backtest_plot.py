@@ -70,6 +70,8 @@ def _cell(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         x = float(v)
         return f"{x:.3f}" if abs(x) < 100 else f"{x:,.0f}"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
     return html.escape(str(v))
 
 
@@ -89,13 +91,13 @@ def write_backtest_page(summary: dict[str, Any], metrics: pd.DataFrame, out_dir:
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}",
         "td:first-child,th:first-child{text-align:left}",
         "tr.hl td{background:#fff4e5}",
-        ".note{color:#666}</style></head><body>",
+        ".note{color:#666}svg{max-width:100%;height:auto}</style></head><body>",
         "<h1>Backtest</h1>",
         f"<p>Log <code>{html.escape(str(summary.get('log')))}</code>, "
         f"{_cell(summary.get('rows', {}).get('loaded'))} interactions from "
         f"{html.escape(' to '.join(summary.get('log_span', [])))}. Horizon "
-        f"{_cell(summary['options']['horizon_days'])} days; activity window "
-        f"{_cell(summary['options']['lookback_days'])} days; classifier "
+        f"{summary['options']['horizon_days']:g} days; activity window "
+        f"{summary['options']['lookback_days']:g} days; classifier "
         f"{html.escape(summary['options']['classifier'])}.</p>",
     ]
     for cut in summary.get("cutoffs", []):
