@@ -237,7 +237,10 @@ def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, sa
 
     if has_communities:
         say("community map")
-        page(FileLinks.map_file, community_map(data, links=links), "Community map")
+        score = next((c for c in ("exposure", "pagerank", "strength_in") if data.has(c)),
+                     "degree_in")
+        page(FileLinks.map_file, community_map(data, score=score, links=links),
+             "Community map")
         for c in comm_ids:
             say(f"community {c}")
             page(FileLinks.community_file(c), community_view(data, int(c), links=links),
