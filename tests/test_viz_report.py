@@ -120,7 +120,15 @@ def test_report_uses_care_priority_and_reasons(run_dir: Path, tmp_path: Path) ->
     customers["priority_rank"] = customers["priority"].rank(ascending=False,
                                                             method="first").astype(int)
     customers["reason"] = [f"reason for {c}" for c in customers["customer_id"]]
-    cared = AnalysisRun(**{**run.__dict__, "customers": customers})
+    ordered = customers.sort_values("priority", ascending=False)
+    plan = pd.DataFrame({"customer_id": ordered["customer_id"].head(5).to_numpy(),
+                         "rank": np.arange(1, 6), "priority": ordered["priority"].head(5),
+                         "gain": np.linspace(5, 1, 5), "protected": np.cumsum(
+                             np.linspace(5, 1, 5)), "reason": "planned",
+                         "community": ordered["community"].head(5),
+                         "role": ordered["role"].head(5)})
+    cared = AnalysisRun(**{**run.__dict__, "customers": customers,
+                           "tables": {**run.tables, "care_plan": plan}})
     cared_dir = cared.save(tmp_path / "cared")
     index = write_report(cared_dir)
     assert index == cared_dir / "report" / "index.html"
@@ -132,6 +140,10 @@ def test_report_uses_care_priority_and_reasons(run_dir: Path, tmp_path: Path) ->
     assert f"reason for {first.iloc[0]}" in html
     views = {p.name for p in (cared_dir / "report").glob("customer-*.html")}
     assert views == {f"customer-{c}.html" for c in first}
+    # the care plan section, in plan order, linking to the customers' views
+    section = html[html.index('id="plan"'):html.index('id="communities"')]
+    positions = [section.index(f'href="customer-{c}.html"') for c in plan["customer_id"]]
+    assert positions == sorted(positions)
     # the reason shows on hover in the views too
     page = (cared_dir / "report" / f"customer-{first.iloc[0]}.html").read_text()
     assert f"reason for {first.iloc[0]}" in page

@@ -133,6 +133,36 @@ def _priority_table(data: ViewData, rows: list[int], links: FileLinks
     return title, note, head, out
 
 
+def _plan_table(data: ViewData, links: FileLinks
+                ) -> tuple[str, list[tuple[str, bool]], list[list[dict[str, Any]]]]:
+    """The care plan (the care step's ``care_plan`` table), when the run has one."""
+    plan = data.care_plan
+    if plan is None or not len(plan) or "customer_id" not in plan:
+        return "", [], []
+    if "rank" in plan:
+        plan = plan.sort_values("rank")
+    cols = [(c, c != "customer_id" and c not in ("reason", "role", "community"))
+            for c in ("rank", "customer_id", "gain", "protected", "priority", "role",
+                      "community", "reason") if c in plan]
+    rows = []
+    for _, r in plan.head(TABLE_ROWS).iterrows():
+        line = []
+        for c, num in cols:
+            v = r[c]
+            if c == "customer_id":
+                line.append(_cell(str(v), url=links.customer(str(v))))
+            elif c == "community":
+                line.append(_cell(_fmt(v), url=links.community(int(v)) if v >= 0 else ""))
+            elif c in ("reason", "role"):
+                line.append(_cell(v if isinstance(v, str) else ""))
+            else:
+                line.append(_cell(v, num=num))
+        rows.append(line)
+    note = (f"{len(plan):,} customers in plan order: gain is the expected value the contact "
+            "adds, protected the running total.")
+    return note, [(c.replace("_", " "), num) for c, num in cols], rows
+
+
 def _community_table(data: ViewData, links: FileLinks
                      ) -> tuple[str, list[tuple[str, bool]], list[list[dict[str, Any]]]]:
     table = data.communities
@@ -271,6 +301,7 @@ def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, sa
                                                       links)
     c_note, c_head, c_rows = (_community_table(data, links) if has_communities
                               else ("This run has no communities.", [], []))
+    plan_note, plan_head, plan_rows = _plan_table(data, links)
     inputs = run.inputs.get("logs") or []
     html = _environment().get_template("report.html").render(
         title="carenet report", run_id=run.run_id, finished=run.finished,
@@ -278,6 +309,7 @@ def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, sa
         figures=figures, notes=notes, plots=plot_list, priority_title=p_title,
         priority_note=p_note, priority_head=p_head, priority_rows=p_rows,
         community_note=c_note, community_head=c_head, community_rows=c_rows, views=views,
+        plan_note=plan_note, plan_head=plan_head, plan_rows=plan_rows,
         version=_version(),
     )
     (out / "index.html").write_text(html, encoding="utf-8")
