@@ -136,7 +136,11 @@ class ViewData:
 
 
 class ViewLinks(Protocol):
-    """Where a view's clicks lead; the empty string means "no page for it"."""
+    """Where a view's clicks lead; the empty string means "no page for it".
+
+    An implementation may also have ``community_map() -> str``: community views then link
+    back to the map.
+    """
 
     def community(self, c: int) -> str:
         """URL of a community's view."""
