@@ -226,6 +226,7 @@ def analyze(
     db: Annotated[str | None, typer.Option("--db", help="Store to publish the run to: a SQLite file or postgresql:// URL (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet).", rich_help_panel=OUTPUT, show_default=False)] = None,
     publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.", rich_help_panel=OUTPUT)] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write the HTML report and its interactive views to OUT/report.", rich_help_panel=OUTPUT)] = False,
 ) -> None:
     """Analyse interaction logs, write a run directory and publish the run to the store.
 
@@ -265,6 +266,8 @@ def analyze(
         prev_run = AnalysisRun.load(previous)
     run_and_report(logs, cfg, out, customers=customers, events=events, quiet=quiet,
                    previous=prev_run, db=db if publish else None, publish=publish)
+    if make_report:
+        write_html_report(out, quiet=quiet)
 
 
 def run_and_report(
@@ -424,6 +427,40 @@ def demo(
     run_and_report([d / "interactions.csv"], AnalysisConfig(), out,
                    customers=d / "customers.csv", events=d / "events.csv", quiet=quiet,
                    db=db, publish=publish)
+    write_html_report(out, quiet=quiet)
+
+
+# ---------------------------------------------------------------------------- report
+def write_html_report(run_dir: Path, out: Path | None = None, *, backtest: Path | None = None,
+                      quiet: bool = False) -> Path:
+    """Write the HTML report of a run (and its views) and print where it is."""
+    from carenet.viz.report import write_report
+
+    t0 = time.perf_counter()
+    with progress_bar(not quiet) as report:
+        path = write_report(run_dir, out, backtest=backtest,
+                            progress=lambda msg: report("report", None, None))
+    console.print(f"report: {path} ({len(list(path.parent.glob('*.html'))) - 1} interactive "
+                  f"views next to it; {time.perf_counter() - t0:.1f} s)", highlight=False,
+                  soft_wrap=True)
+    return path
+
+
+@app.command()
+@friendly_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze` or `carenet demo`.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report directory (default: RUN_DIR/report).", show_default=False)] = None,
+    backtest: Annotated[Path | None, typer.Option("--backtest", help="A `carenet backtest` output directory (or its lift_curve.csv): adds the lift curve.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Write one HTML report of a run: summary figures, plots, the customers to look at
+    first with their reasons, the community table, and links to interactive views (community
+    map, the largest communities, the top customers, a what-if cascade) written next to it.
+
+    Every page works offline (no script or style is fetched). Example: carenet report out/demo
+    """
+    write_html_report(run_dir, out, backtest=backtest, quiet=quiet)
 
 
 # ---------------------------------------------------------------------------- serve, keys
