@@ -32,13 +32,16 @@ class Site:
     server: Server
     customers: pd.DataFrame
     key: str
+    run_id: str
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("browser")
-    # the whole pipeline on the sample; only the slow path measures are left out
-    cfg = carenet.AnalysisConfig.from_mapping({"measures": {"measures": ["pagerank", "core"]}})
+    # the whole pipeline on the sample; the slow path measures left out, influence coarser
+    cfg = carenet.AnalysisConfig.from_mapping({
+        "measures": {"measures": ["pagerank", "core"]},
+        "influence": {"epsilon": 0.3, "seed_set_size": 0}})
     run = carenet.analyze(SAMPLE / "interactions.csv", customers=SAMPLE / "customers.csv",
                           events=SAMPLE / "events.csv", config=cfg)
     with fresh_db("sqlite", tmp) as url:
@@ -48,7 +51,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         store.close()
         server = Server(url, tmp).start()
         try:
-            yield Site(server, run.customers, key)
+            yield Site(server, run.customers, key, run.run_id)
         finally:
             server.stop()
 
@@ -152,7 +155,10 @@ def test_community_map_hover_and_click_open_a_community(page: Any, site: Site) -
     assert urlsplit(page.url).path == "/pages/community-map"
     wait_drawn(page)
     assert page.inner_text("#legend").strip()
-    node = visible_nodes(page)[0]
+    # the smallest drawn community of at least 5 members opens fastest
+    sizes = site.customers["community"].astype(str).value_counts()
+    drawn_ids = [n for n in visible_nodes(page) if sizes.get(str(n), 0) >= 5]
+    node = min(drawn_ids, key=lambda n: sizes[str(n)])
     text = hover_shows_details(page, node)
     assert str(node) in text
     x, y = node_point(page, node)
@@ -160,12 +166,19 @@ def test_community_map_hover_and_click_open_a_community(page: Any, site: Site) -
         page.mouse.click(x, y)
     assert urlsplit(page.url).path == f"/pages/communities/{quote(str(node))}"
     wait_drawn(page)
+    # a map of a named run links to that run's community views
+    open_path(page, site, f"/pages/community-map?run={site.run_id}")
+    wait_drawn(page)
+    x, y = node_point(page, node)
+    with page.expect_navigation():
+        page.mouse.click(x, y)
+    assert urlsplit(page.url).query == f"run={quote(site.run_id)}"
 
 
 def test_community_view_hover_shows_scores_role_and_reason(page: Any, site: Site) -> None:
     c = site.customers
     community = int(c["community"].value_counts().index[0])
-    open_path(page, site, f"/pages/communities/{community}")
+    open_path(page, site, f"/pages/communities/{community}?max_nodes=120")
     wait_drawn(page)
     assert page.inner_text("#legend").strip()
     members = set(c.loc[c["community"] == community, "customer_id"].astype(str))
@@ -182,7 +195,7 @@ def test_community_view_hover_shows_scores_role_and_reason(page: Any, site: Site
 def test_customer_view_is_the_ego_network(page: Any, site: Site) -> None:
     c = site.customers
     ego = str(c.sort_values("degree_in", ascending=False)["customer_id"].iloc[0])
-    open_path(page, site, f"/pages/customers/{ego}")
+    open_path(page, site, f"/pages/customers/{ego}?max_nodes=80")
     wait_drawn(page)
     ids = set(page.evaluate("() => window.carenetView.nodes.getIds().map(String)"))
     assert ego in ids and len(ids) > 2
@@ -193,7 +206,7 @@ def test_customer_view_is_the_ego_network(page: Any, site: Site) -> None:
 def test_cascade_steps_with_the_slider_and_the_play_button(page: Any, site: Site) -> None:
     c = site.customers
     seeds = c.sort_values("influence", ascending=False)["customer_id"].astype(str).head(2)
-    open_path(page, site, f"/pages/cascade?seeds={','.join(seeds)}&runs=500")
+    open_path(page, site, f"/pages/cascade?seeds={','.join(seeds)}&runs=300&max_nodes=120")
     wait_drawn(page)
     assert page.inner_text("#legend").strip()
     top = int(page.get_attribute("#step", "max") or 0)
