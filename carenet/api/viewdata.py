@@ -9,11 +9,10 @@ so a cached entry is never stale; a run dropped by retention simply falls out of
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 import pandas as pd
@@ -105,13 +104,10 @@ def view_data(store: RunStore, view: RunView) -> ViewData:
     if communities is not None:
         communities = _communities_frame(communities)
     row = store.get_run(view.run_id)
-    extra: dict[str, Any] = {}
-    if "parameters" in {f.name for f in dataclasses.fields(ViewData)}:
-        extra["parameters"] = dict(row.get("parameters") or {})  # the run's edge model etc.
     return ViewData(run_id=view.run_id, customers=customers, graph=store.load_graph(view),
                     communities=communities, exposure_sources=tables["exposure_sources"],
                     care_plan=tables["care_plan"], results=dict(row.get("results") or {}),
-                    **extra)
+                    parameters=dict(row.get("parameters") or {}))  # the run's edge model etc.
 
 
 class PageLinks:
