@@ -441,7 +441,7 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown
     err_console.print(f"dashboard: http://{shown}:{port}/dashboard (log in with an API key: "
-                      "`carenet keys create --role reader`)", highlight=False)
+                      "`carenet keys create --role reader`)", highlight=False, soft_wrap=True)
     uvicorn.run("carenet.api.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level=log_level, access_log=False)
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +23,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from servicekit import BACKENDS, Server, base_run, fresh_db, variant
+from servicekit import BACKENDS, Server, base_run, free_port, fresh_db, variant
 
 from carenet.api.sessions import COOKIE, SessionCache, sign
 from carenet.store import RunStore
@@ -292,6 +295,46 @@ def test_bad_requests_are_html_error_pages(site: Site) -> None:
         for path, status in cases.items():
             is_html_error(c.get(path), status)
         assert c.post("/dashboard").status_code == 405
+
+
+def test_carenet_serve_prints_the_dashboard_url(site: Site, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "CARENET_WORKER": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carenet.cli", "serve", "--port", str(port), "--db",
+         site.server.db, "--log-level", "warning"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        while not any("dashboard:" in line for line in lines) and len(lines) < 20:
+            lines.append(proc.stderr.readline())
+        url = next(m.group(1) for line in lines
+                   if (m := re.search(r"dashboard: (http://\S+)", line)))
+        assert url == f"http://127.0.0.1:{port}/dashboard"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(url, follow_redirects=False, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, lines
+                time.sleep(0.2)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        r = httpx.get(url, headers={"X-API-Key": site.keys["reader"]}, timeout=30)
+        assert r.status_code == 200 and site.run_id in r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_favicon_is_public(site: Site) -> None:
+    with site.client() as c:
+        r = c.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content.startswith(b"\x89PNG")
 
 
 # ---------------------------------------------------------------------------- store reads

@@ -201,6 +201,10 @@ def test_customer_view_is_the_ego_network(page: Any, site: Site) -> None:
     assert ego in ids and len(ids) > 2
     text = hover_shows_details(page, ego)
     assert ego in text
+    # served views carry the site's bar back to the dashboard
+    with page.expect_navigation():
+        page.click("#pages-nav a:first-child")
+    assert urlsplit(page.url).path == "/dashboard"
 
 
 def test_cascade_steps_with_the_slider_and_the_play_button(page: Any, site: Site) -> None:

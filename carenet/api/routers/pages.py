@@ -15,9 +15,11 @@ return. Rendering is CPU work, so these routes are plain ``def`` (FastAPI's thre
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
+from html import escape
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -89,6 +91,24 @@ def html(body: str) -> HTMLResponse:
     return HTMLResponse(body, headers=SECURITY_HEADERS)
 
 
+def with_pages_nav(page: str, links: PageLinks) -> str:
+    """A view's page with a thin bar linking back to the dashboard and the community map.
+
+    The views (:mod:`carenet.viz.views`) are written to stand alone (files of a report);
+    served, they are part of the site, so the bar goes first in their ``<body>``.
+    """
+    start = page.find("<body")
+    end = page.find(">", start) if start >= 0 else -1
+    if end < 0:
+        return page
+    bar = ('<nav id="pages-nav" style="padding:5px 16px;background:#102a43;font-size:13px">'
+           f'<a style="color:#fff;margin-right:16px" href="{escape(links.dashboard())}">'
+           '&larr; Dashboard</a>'
+           f'<a style="color:#fff" href="{escape(links.community_map())}">Community map</a>'
+           '</nav>')
+    return page[:end + 1] + bar + page[end + 1:]
+
+
 # ---------------------------------------------------------------------------- auth
 class LoginRequiredError(Exception):
     """A page was asked for without a key or valid session: the browser goes to /login."""
@@ -131,6 +151,21 @@ def _safe_next(target: str | None) -> str:
             or "\\" in target or any(ord(ch) < 32 for ch in target) or len(target) > 2000):
         return "/dashboard"
     return target
+
+
+FAVICON = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAYAAABzenr0AAAAzUlEQVR42mNgGAUjHTCSq/FqHMN/dDHtRaSbx0Qty/"
+    "GJU9UBhCwh1RFM1LScHEcwDXQiHHXA0HIAsfmclPKA5BAgZDiphRHJDpi/+cT/U6EnsMqdCj3BMH/zCZLKAUZSLYex"
+    "E30tGEmVp1oixGU4sZYiAxZcEvL5r7EE5V2iDcam/+FEUUaiogC75bgNoUQ/EymaaSHPRIpmQurI0c9CbgmGLbs17B"
+    "mCRTHZIYAtyxEbBYO3MiImi+FTR45+JlINobY8E619SI7+UTCyAAA4+GSPNZvFdAAAAABJRU5ErkJggg==")
+"""A 32 px icon (three tied customers), so that browsers asking for one get no 404."""
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """The site icon (public)."""
+    return Response(FAVICON, media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/")
@@ -280,9 +315,11 @@ def _data(request: Request, view: RunView) -> Any:
     return cache.get(view.run_id, lambda: view_data(store, view))
 
 
-def _page(request: Request, key: tuple[Any, ...], build: Callable[[], str]) -> HTMLResponse:
+def _page(request: Request, run: str | None, key: tuple[Any, ...], build: Callable[[], str]
+          ) -> HTMLResponse:
+    """A rendered view (cached per process under ``key``) with the site's bar."""
     cache: LRU[str] = request.app.state.view_pages
-    return html(cache.get(key, build))
+    return html(cache.get((*key, run), lambda: with_pages_nav(build(), PageLinks(run))))
 
 
 def _opt(**kwargs: Any) -> dict[str, Any]:
@@ -300,7 +337,7 @@ def community_map_page(request: Request, key: PageKey, run: RunParam = None,
     view = _store(request).resolve(run)
     data = _data(request, view)
     opts = _opt(score=score)
-    return _page(request, ("map", view.run_id, run, score),
+    return _page(request, run, ("map", view.run_id, score),
                  lambda: views.community_map(data, links=PageLinks(run), **opts))
 
 
@@ -315,7 +352,7 @@ def community_page(request: Request, key: PageKey,
     data = _data(request, view)
     label = _community_label(data, view, community)
     opts = _opt(max_nodes=max_nodes)
-    return _page(request, ("community", view.run_id, run, label, max_nodes),
+    return _page(request, run, ("community", view.run_id, label, max_nodes),
                  lambda: views.community_view(data, label, links=PageLinks(run), **opts))
 
 
@@ -344,7 +381,7 @@ def customer_page(request: Request, key: PageKey,
     cid, _ = find_customer(request, store, view, customer_id)
     data = _data(request, view)
     opts = _opt(hops=hops, max_nodes=max_nodes)
-    return _page(request, ("customer", view.run_id, run, cid, hops, max_nodes),
+    return _page(request, run, ("customer", view.run_id, cid, hops, max_nodes),
                  lambda: views.customer_view(data, cid, links=PageLinks(run), **opts))
 
 
@@ -374,8 +411,8 @@ def cascade_page(request: Request, key: PageKey,
     resolved = list(dict.fromkeys(find_customer(request, store, view, s)[0] for s in ids))
     data = _data(request, view)
     opts = _opt(model=model, runs=runs, seed=seed, max_nodes=max_nodes)
-    return _page(request, ("cascade", view.run_id, run, tuple(resolved), model, runs, seed,
-                           max_nodes),
+    return _page(request, run, ("cascade", view.run_id, tuple(resolved), model, runs, seed,
+                                max_nodes),
                  lambda: views.cascade_view(data, resolved, links=PageLinks(run), **opts))
 
 
