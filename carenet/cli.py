@@ -476,9 +476,11 @@ def serve(
     workers: Annotated[int, typer.Option(help="Server processes (each with its own connections).")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the store over HTTP: the REST API under /v1, docs at /docs.
+    """Serve the store over HTTP: the REST API under /v1, docs at /docs, the dashboard and
+    views at /dashboard.
 
-    Every /v1 endpoint needs an API key: create one with `carenet keys create --role reader`.
+    Every /v1 endpoint needs an API key: create one with `carenet keys create --role reader`;
+    the dashboard asks for one once and keeps a session cookie.
     """
     import os
 
@@ -491,6 +493,10 @@ def serve(
     RunStore(url).close()  # create the schema once, and fail early on a bad URL
     err_console.print(f"serving {describe_url(url)} on http://{host}:{port} (docs: /docs)",
                       highlight=False)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    err_console.print(f"dashboard: http://{shown}:{port}/dashboard (log in with an API key: "
+                      "`carenet keys create --role reader`)", highlight=False, soft_wrap=True)
     uvicorn.run("carenet.api.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level=log_level, access_log=False)
 
