@@ -26,14 +26,16 @@ does not run at 1M (the tests compare the plan with priority on the shipped samp
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, run_child, write_json
+from _common import RESULTS, machine, print_table, run_child, write_json
 
 DATA = Path(__file__).resolve().parent / "data"
+RESULTS_FILE = RESULTS / "care.json"
 SIZES = {"100k": (100_000, 14, 3_000_000), "1M": (1_000_000, 14, 30_000_000)}
 
 MAKE = """
@@ -164,14 +166,31 @@ def main() -> None:
                     help="cap on dominator-tree entries (default 20M, the step's default)")
     ap.add_argument("--eval-runs", default="100k=200,1M=40",
                     help="fresh realisations for the comparison per size")
+    ap.add_argument("--parts", default="plan,dominators",
+                    help="what to measure; a part left out keeps its rows from the last JSON")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    last = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
     eval_runs = dict(x.split("=") for x in args.eval_runs.split(","))
     sizes = ["100k", "1M"] if args.big else ["100k"]
     plans: list[dict[str, Any]] = []
     comps: list[dict[str, Any]] = []
     doms: list[dict[str, Any]] = []
+    if "plan" not in parts:
+        plans = [p for p in last.get("plans", []) if p["size"] in sizes]
+        comps = [c for c in last.get("comparison", []) if c["size"] in sizes]
+    if "dominators" not in parts:
+        doms = [d for d in last.get("dominators", []) if d["size"] in sizes]
     for size in sizes:
         path = str(ensure(size))
+        if "dominators" in parts:
+            print(f"{size}: dominator trees, carenet vs networkx ...", flush=True)
+            dom = run_child(DOMINATORS.format(path=path), timeout=7200)
+            if "error" not in dom:
+                dom["ratio"] = dom["networkx_s"] / max(dom["carenet_s"], 1e-9)
+            doms.append({"size": size, **dom})
+        if "plan" not in parts:
+            continue
         print(f"{size}: plan K={args.k} ...", flush=True)
         res = run_child(PLAN.format(path=path, runs=args.runs, max_entries=args.max_entries,
                                     k=args.k, eval_runs=int(eval_runs[size])), timeout=7200)
@@ -179,11 +198,6 @@ def main() -> None:
             raise SystemExit(f"{size}: {res['error']}")
         plans.append({"size": size, **{k: v for k, v in res.items() if k != "comparison"}})
         comps += [{"size": size, **row} for row in res["comparison"]]
-        print(f"{size}: dominator trees, carenet vs networkx ...", flush=True)
-        dom = run_child(DOMINATORS.format(path=path), timeout=7200)
-        if "error" not in dom:
-            dom["ratio"] = dom["networkx_s"] / max(dom["carenet_s"], 1e-9)
-        doms.append({"size": size, **dom})
     print()
     print_table(plans, ["size", "customers", "ties", "sources", "lost", "runs", "mean_reached",
                         "entries", "realise_s", "greedy_s", "plan_s", "evaluate_s", "peak_mb"])
@@ -193,7 +207,8 @@ def main() -> None:
     print()
     print_table(doms, ["size", "nodes", "edges", "carenet_s", "networkx_s", "ratio",
                        "same_tree"])
-    out = write_json("care", {"machine": machine(), "k": args.k, "plans": plans,
+    out = write_json("care", {"machine": machine() if "plan" in parts else last.get("machine"),
+                              "dominators_machine": machine(), "k": args.k, "plans": plans,
                               "comparison": comps, "dominators": doms})
     print(f"\nwritten {out}")
 
