@@ -356,7 +356,9 @@ def print_run(run: Any, path: Path) -> None:
                       f"{p['value_at_risk']:,.0f} value at risk (retention {p['retention']:g})")
         for row in p["comparison"]:
             if row["k"] == p["budget"] and row["strategy"] != "plan":
-                table.add_row(f"  top-{row['k']} by {row['strategy']}",
+                label = (f"  {row['k']} at random" if row["strategy"] == "random"
+                         else f"  top-{row['k']} by {row['strategy']}")
+                table.add_row(label,
                               f"{row['protected']:,.0f} ({row['low']:,.0f} - {row['high']:,.0f})")
     table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
     table.add_row("written to", str(path))
