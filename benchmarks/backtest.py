@@ -137,12 +137,15 @@ def main() -> None:
                 "auc network": median_of(runs, "auc_network_model"),
             })
             print_table(rows[-1:], list(rows[-1]))
+        # written after every size, so a long 1M run never loses the 100k results
+        write_json(args.out, {"machine": machine(), "horizon_days": HORIZON,
+                              "cutoff": CUTOFF, "light": LIGHT, "rows": rows, "raw": raw})
     print()
     cols = ["size", "what", "seconds", "read", "labels", "analyze", "analyze train", "fit",
             "metrics", "peak_mb", "population", "churners", "auc own", "auc network"]
     print_table(rows, cols)
     path = write_json(args.out, {"machine": machine(), "horizon_days": HORIZON,
-                                 "cutoff": CUTOFF, "rows": rows, "raw": raw})
+                                 "cutoff": CUTOFF, "light": LIGHT, "rows": rows, "raw": raw})
     print(f"\nwritten {path}")
 
 
