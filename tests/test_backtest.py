@@ -351,3 +351,10 @@ def test_cli_backtest_needs_timestamps(tmp_path: Path) -> None:
                                  "--horizon", "7", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "no-time.csv" in result.output and "timestamp column" in result.output
+
+
+def test_cli_backtest_help_is_useful_on_its_own() -> None:
+    result = runner.invoke(app, ["backtest", "--help"])
+    assert result.exit_code == 0
+    for word in ("--cutoff", "--horizon", "--events", "--budget", "--truth", "silent"):
+        assert word in result.output
