@@ -338,6 +338,18 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}")
         for row in infl.get("seed_set_comparison", []):
             table.add_row(f"  seeds by {row['strategy']}", f"k={row['k']} spread {row['spread']:,.1f} ± {row['std_error']:.1f}")
+    care = (run.results or {}).get("care") or {}
+    if care.get("plan"):
+        p = care["plan"]
+        table.add_row("care plan", f"{p['planned']:,} customers protect {p['protected']:,.0f} "
+                      f"({p['protected_low']:,.0f} - {p['protected_high']:,.0f}) of "
+                      f"{p['value_at_risk']:,.0f} value at risk (retention {p['retention']:g})")
+        for row in p["comparison"]:
+            if row["k"] == p["budget"] and row["strategy"] != "plan":
+                label = (f"  {row['k']} at random" if row["strategy"] == "random"
+                         else f"  top-{row['k']} by {row['strategy']}")
+                table.add_row(label,
+                              f"{row['protected']:,.0f} ({row['low']:,.0f} - {row['high']:,.0f})")
     table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
     table.add_row("written to", str(path))
     console.print(table)
@@ -683,6 +695,111 @@ def backtest(
     console.print(f"written to {path} (backtest.html, metrics.csv, lift_curve.csv, "
                   f"scores.parquet, lift_curve.svg/.png) in {time.perf_counter() - t0:.1f} s",
                   highlight=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------- plan
+@app.command()
+@friendly_errors
+def plan(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze` or `carenet demo` (with its influence step).", show_default=False)],
+    budget: Annotated[int, typer.Option("--budget", "-k", min=1, help="Customers to contact.")] = 50,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the plan for a CRM import: .csv or .parquet.")] = None,
+    retention: Annotated[float | None, typer.Option(help="Share of contacted customers retained (default: the run's, 0.3).", show_default=False)] = None,
+    runs: Annotated[int | None, typer.Option(help="Cascade realisations the greedy optimises on (default: the run's, 200).", show_default=False)] = None,
+    evaluation_runs: Annotated[int | None, typer.Option(help="Fresh realisations measuring the plan and the other strategies (default: the run's, 1000).", show_default=False)] = None,
+    compare: Annotated[str | None, typer.Option(help="Comma list of K at which strategies are compared (default: the run's, 10,50,200).", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the run's).", show_default=False)] = None,
+    rows: Annotated[int, typer.Option(help="Plan rows to print.")] = 10,
+) -> None:
+    """The care plan for a budget of K contacts: who to contact, in which order, and why.
+
+    The plan maximises the expected customer value kept out of the churn cascade when contacted
+    customers are retained with the retention rate. It reuses the run's plan when the run
+    computed one for at least K customers with the same settings (a greedy plan's first K rows
+    are the plan for K), else computes it from the run's tables. Prints the first rows and the
+    comparison with top-K by priority, degree, PageRank and at random (fresh simulations,
+    95% intervals); --out writes customer_id, rank, priority, reason, community, role, gain,
+    protected, protected_low, protected_high.
+
+    Example: carenet plan out/demo --budget 100 --out plan.csv
+    """
+    from carenet.pipeline import AnalysisRun
+
+    if not (run_dir / "run.json").exists():
+        raise InvalidInputError(
+            f"{run_dir} is not a run directory (no run.json); analyse the logs first: "
+            f"carenet analyze LOG --out RUN_DIR, then carenet plan RUN_DIR --budget {budget}")
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
+        raise InvalidInputError(f"--out must end in .csv or .parquet, not {out.name!r}")
+    run = AnalysisRun.load(run_dir)
+    base = AnalysisConfig.from_mapping(run.parameters)
+    overrides: dict[str, Any] = {
+        "care.budget": budget, "care.retention": retention, "care.plan_runs": runs,
+        "care.evaluation_runs": evaluation_runs, "seed": seed,
+        "care.compare_k": [int(k) for k in _split_list(compare) or []] or None,
+    }
+    cfg = base.with_overrides(overrides)
+    old = run.tables.get("care_plan")
+    same = cfg.with_overrides({"care.budget": base.care.budget}) == base
+    if old is not None and same and len(old) >= budget:
+        frame = old.head(budget).copy()
+        comparison = run.tables.get("care_comparison")
+        if comparison is not None:
+            comparison = comparison[comparison["k"] <= budget]
+        source = f"the run's plan ({len(old):,} customers), first {budget:,}"
+    else:
+        from carenet.steps.care import compute_care
+
+        t0 = time.perf_counter()
+        with progress_bar(True) as report:
+            res = compute_care(cfg.with_overrides({"care.reasons_top": 0}), run.graph,
+                               run.customers, run.events, run.tables.get("exposure_sources"),
+                               progress=report)
+        if "care_plan" not in res.tables:
+            raise InvalidInputError(f"{run_dir}: {res.results.get('skipped', 'no care plan')}")
+        frame = res.tables["care_plan"]
+        comparison = res.tables.get("care_comparison")
+        source = f"computed in {time.perf_counter() - t0:.1f} s"
+    _print_plan(frame, comparison, source, rows)
+    if out is not None:
+        cols = ["customer_id", "rank", "priority", "reason", "community", "role", "gain",
+                "protected", "protected_low", "protected_high"]
+        export = frame[[c for c in cols if c in frame.columns]]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            export.to_csv(out, index=False)
+        else:
+            export.to_parquet(out, index=False)
+        console.print(f"written {out} ({len(export):,} customers)")
+
+
+def _print_plan(frame: Any, comparison: Any, source: str, rows: int) -> None:
+    table = Table(title=f"care plan: {source}", title_justify="left")
+    for col in ("rank", "customer", "priority", "protected (cumulative, 95%)", "community",
+                "role"):
+        table.add_column(col)
+    first = frame.head(rows).to_dict("records")
+    for r in first:
+        table.add_row(str(r["rank"]), str(r["customer_id"]), f"{r['priority']:,.1f}",
+                      f"{r['protected']:,.1f} ({r['protected_low']:,.1f} - "
+                      f"{r['protected_high']:,.1f})", str(r.get("community", "")),
+                      str(r.get("role", "")))
+    console.print(table)
+    for r in first:
+        if r.get("reason"):
+            console.print(f"{r['rank']}. {r['customer_id']}: {r['reason']}", highlight=False,
+                          soft_wrap=True)
+    if comparison is not None and len(comparison):
+        comp = Table(title="expected value protected, fresh simulations (95% interval)",
+                     title_justify="left")
+        for col in ("strategy", "k", "protected", "interval", "vs plan (paired)"):
+            comp.add_column(col)
+        for r in comparison.to_dict("records"):
+            vs = ("-" if r["strategy"] == "plan" else
+                  f"{r['vs_plan']:+,.1f} ({r['vs_plan_low']:+,.1f} .. {r['vs_plan_high']:+,.1f})")
+            comp.add_row(r["strategy"], str(r["k"]), f"{r['protected']:,.1f}",
+                         f"{r['low']:,.1f} - {r['high']:,.1f}", vs)
+        console.print(comp)
 
 
 @app.command()

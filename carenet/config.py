@@ -357,7 +357,8 @@ class CareConfig:
     churned (priority 0, never in the plan). ``churn_spreads``: in the plan's cascade model,
     every other customer also churns spontaneously with its churn score. ``budget``: customers
     in the care plan (0: no plan); ``plan_runs``: cascade realisations the greedy optimises
-    on; ``evaluation_runs``: fresh realisations that measure the plan and the other
+    on (fewer when their dominator trees reach ``plan_max_entries`` entries, 24 bytes each);
+    ``evaluation_runs``: fresh realisations that measure the plan and the other
     strategies at every ``compare_k``; ``confidence``: level of the intervals.
     ``reasons_top``: customers explained beyond the plan, by priority; ``reason_ties``:
     strongest ties named in a reason.
@@ -372,6 +373,7 @@ class CareConfig:
     churn_spreads: bool = True
     budget: int = 200
     plan_runs: int = 200
+    plan_max_entries: int = 20_000_000
     evaluation_runs: int = 1000
     compare_k: tuple[int, ...] = (10, 50, 200)
     confidence: float = 0.95
@@ -391,7 +393,7 @@ class CareConfig:
         for key in ("budget", "reasons_top"):
             if getattr(self, key) < 0:
                 raise bad(key, ">= 0", getattr(self, key))
-        for key in ("plan_runs", "reason_ties"):
+        for key in ("plan_runs", "reason_ties", "plan_max_entries"):
             if getattr(self, key) < 1:
                 raise bad(key, ">= 1", getattr(self, key))
         if self.evaluation_runs < 2:

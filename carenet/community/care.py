@@ -42,7 +42,7 @@ differences against the plan.
 >>> c = pd.DataFrame({"customer_id": ["a", "b"], "exposure": [0.5, 0.0],
 ...                   "influence": [2.0, 0.0], "churn_score": [0.2, None]})
 >>> p = priorities(c, retention=0.5)
->>> p.risk.tolist(), p.priority.tolist()      # 1 - 0.5 * 0.8 = 0.6; 0.5 * 0.6 * (1 + 2)
+>>> p.risk.round(6).tolist(), p.priority.round(6).tolist()  # 1 - 0.5 * 0.8; 0.5 * 0.6 * 3
 ([0.6, 0.0], [0.9, 0.0])
 """
 
@@ -357,12 +357,16 @@ def reasons(
             tmp = pd.DataFrame({"row": pos.reindex(src["customer_id"].astype(str)).to_numpy(),
                                 "sid": src["source_id"].astype(str).to_numpy(),
                                 "kind": kinds, "share": src["share"].to_numpy(float)})
-            for r, grp in tmp.groupby("row", sort=False):
-                i = int(r)  # type: ignore[arg-type,call-overload]
-                d_ids[i] = ",".join(grp["sid"])
-                d_events[i] = ",".join(grp["kind"])
-                d_count[i] = len(grp)
-                d_share[i] = float(grp["share"].sum())
+            agg = tmp.groupby("row", sort=False).agg(
+                sid=("sid", ",".join), kind=("kind", ",".join), count=("sid", "size"),
+                share=("share", "sum"))
+            at = agg.index.to_numpy(np.int64)
+            for i, a, b in zip(at.tolist(), agg["sid"].tolist(), agg["kind"].tolist(),
+                               strict=True):
+                d_ids[i] = a
+                d_events[i] = b
+            d_count[at] = agg["count"].to_numpy(np.int64)
+            d_share[at] = agg["share"].to_numpy(np.float64)
     frame["drivers"] = d_count
     frame["driver_ids"] = d_ids
     frame["driver_events"] = d_events
@@ -574,13 +578,15 @@ def care_plan(
     priority: np.ndarray,
     pagerank_scores: np.ndarray | None = None,
     runs: int = 200,
+    max_entries: int | None = 20_000_000,
     evaluation_runs: int = 1000,
     compare_k: Sequence[int] = (10, 50, 200),
     confidence: float = 0.95,
     seed: int = 0,
 ) -> CarePlan:
-    """The care plan for ``budget`` contacts (greedy over ``runs`` realisations), evaluated
-    with every comparison strategy on ``evaluation_runs`` fresh realisations.
+    """The care plan for ``budget`` contacts (greedy over ``runs`` realisations, fewer when
+    their dominator trees reach ``max_entries``), evaluated with every comparison strategy on
+    ``evaluation_runs`` fresh realisations.
 
     The comparison table has one row per (strategy, k) for k in ``compare_k`` (those within
     the budget, and the budget): ``protected`` (expected value kept out of the cascade),
@@ -593,8 +599,8 @@ def care_plan(
         raise InvalidInputError("runs must be >= 1 and evaluation_runs >= 2")
     z = _z(confidence)
     timings: dict[str, float] = {}
-    plan = greedy_blocking(model, int(budget), runs=int(runs),
-                           seed=_sub(seed, 1))
+    plan = greedy_blocking(model, int(budget), runs=int(runs), seed=_sub(seed, 1),
+                           max_entries=max_entries)
     timings["realise"] = plan.realise_seconds
     timings["greedy"] = plan.greedy_seconds
     t0 = time.perf_counter()
@@ -627,7 +633,8 @@ def care_plan(
         ids=graph.ids[plan.nodes], nodes=plan.nodes, greedy_gain=plan.gains, gain=gain,
         protected=mean, protected_low=mean - z * se, protected_high=mean + z * se,
         at_risk=float(lost.mean()), budget=int(budget), retention=float(model.retention),
-        runs=int(runs), evaluation_runs=int(evaluation_runs), confidence=float(confidence),
+        runs=int(plan.runs), evaluation_runs=int(evaluation_runs),
+        confidence=float(confidence),
         seed=int(seed), comparison=pd.DataFrame(rows), timings=timings,
         parameters={"dominator_tree_entries": plan.entries,
                     "greedy_value_at_risk": plan.lost_value},

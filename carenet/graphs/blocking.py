@@ -361,6 +361,57 @@ def _greedy(
 
 
 # ---------------------------------------------------------------------------- evaluation
+@nb.njit(cache=True, nogil=True)
+def _reached(
+    indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, cand: np.ndarray,
+    sprob: np.ndarray, sb: np.uint64, eb: np.uint64, loc: np.ndarray,
+) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The nodes one realisation's cascade reaches with nothing blocked (``gnode[:m]``, local
+    ids in ``loc``; the first ``ns`` are the active sources) and its live ties among them as
+    local CSR (every tie's coin drawn once).
+    """
+    gnode = np.empty(16, np.int64)
+    m = 0
+    for j in range(cand.size):
+        v = cand[j]
+        if _coin(sb, v) < sprob[v]:
+            if m == gnode.size:
+                gnode = _grow(gnode, 2 * m)
+            loc[v] = m
+            gnode[m] = v
+            m += 1
+    ns = m
+    cap = 64
+    ea = np.empty(cap, np.int64)
+    eb_ = np.empty(cap, np.int64)
+    ne = 0
+    head = 0
+    while head < m:
+        u = gnode[head]
+        lu = head
+        head += 1
+        for e in range(indptr[u], indptr[u + 1]):
+            if _coin(eb, e) < prob[e]:
+                v = indices[e]
+                if loc[v] < 0:
+                    if m == gnode.size:
+                        gnode = _grow(gnode, 2 * m)
+                    loc[v] = m
+                    gnode[m] = v
+                    m += 1
+                if ne == cap:
+                    cap *= 2
+                    ea = _grow(ea, cap)
+                    eb_ = _grow(eb_, cap)
+                ea[ne] = lu
+                eb_[ne] = loc[v]
+                ne += 1
+    ptr, col = _csr(m, ea, eb_, ne)
+    for i in range(m):
+        loc[gnode[i]] = -1
+    return m, ns, gnode, ptr, col, ea
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _curves_kernel(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, cand: np.ndarray,
@@ -370,6 +421,11 @@ def _curves_kernel(
 ) -> None:
     """For each realisation and each ordering (``ranks[s, v]`` in 1..kmax, kmax + 1 when not
     picked): ``curves[r, s, k]`` = value kept out of the cascade by the first k picks.
+
+    The realisation's reached nodes and live ties are drawn once; then, per ordering,
+    ``b(u)`` = the best over paths from active sources of the smallest effective rank on the
+    path (a bottleneck path by a bucket queue, buckets visited from kmax + 1 down), and u is
+    kept out by the first k picks exactly when ``b(u) <= k``.
     """
     n = indptr.size - 1
     runs = curves.shape[0]
@@ -380,43 +436,40 @@ def _curves_kernel(
         sb = _base(bsrc[0], rr)
         eb = _base(bedge[0], rr)
         rb = _base(bret[0], rr)
-        srcs = np.empty(cand.size, np.int64)
-        ns = 0
-        for j in range(cand.size):
-            v = cand[j]
-            if _coin(sb, v) < sprob[v]:
-                srcs[ns] = v
-                ns += 1
-        kept = np.zeros(n, np.bool_)
-        for v in range(n):
-            kept[v] = blockable[v] and _coin(rb, v) < retention
-        b = np.zeros(n, np.int64)
-        done = np.zeros(n, np.bool_)
-        touched = np.empty(n, np.int64)
+        loc = np.full(n, -1, np.int64)
+        m, ns, gnode, ptr, col, _ = _reached(indptr, indices, prob, cand, sprob, sb, eb, loc)
+        kept = np.empty(m, np.bool_)
+        total = 0.0
+        for i in range(m):
+            v = gnode[i]
+            kept[i] = blockable[v] and _coin(rb, v) < retention
+            total += value[v]
+        lost[r] = total
+        b = np.zeros(m, np.int64)
+        eff = np.empty(m, np.int64)
+        done = np.zeros(m, np.bool_)
         head = np.full(inf + 1, -1, np.int64)
-        cap = 2 * n + 16
+        cap = 2 * m + 16
         pnode = np.empty(cap, np.int64)
         pnext = np.empty(cap, np.int64)
         for s in range(strategies):
             rank = ranks[s]
-            nt = 0
+            for i in range(m):
+                eff[i] = rank[gnode[i]] if kept[i] else inf
+                b[i] = 0
+                done[i] = False
             npool = 0
-            for j in range(ns):
-                v = srcs[j]
-                c = rank[v] if kept[v] else inf
-                if b[v] == 0:
-                    touched[nt] = v
-                    nt += 1
-                if c > b[v]:
-                    b[v] = c
-                    if npool == cap:
-                        cap *= 2
-                        pnode = _grow(pnode, cap)
-                        pnext = _grow(pnext, cap)
-                    pnode[npool] = v
-                    pnext[npool] = head[c]
-                    head[c] = npool
-                    npool += 1
+            for i in range(ns):
+                c = eff[i]
+                b[i] = c
+                if npool == cap:
+                    cap *= 2
+                    pnode = _grow(pnode, cap)
+                    pnext = _grow(pnext, cap)
+                pnode[npool] = i
+                pnext[npool] = head[c]
+                head[c] = npool
+                npool += 1
             for c in range(inf, 0, -1):
                 while head[c] >= 0:
                     p = head[c]
@@ -425,40 +478,28 @@ def _curves_kernel(
                     if done[u] or b[u] != c:
                         continue
                     done[u] = True
-                    for e in range(indptr[u], indptr[u + 1]):
-                        if _coin(eb, e) < prob[e]:
-                            w = indices[e]
-                            if done[w]:
-                                continue
-                            c2 = rank[w] if kept[w] else inf
-                            if c2 > c:
-                                c2 = c
-                            if c2 > b[w]:
-                                if b[w] == 0:
-                                    touched[nt] = w
-                                    nt += 1
-                                b[w] = c2
-                                if npool == cap:
-                                    cap *= 2
-                                    pnode = _grow(pnode, cap)
-                                    pnext = _grow(pnext, cap)
-                                pnode[npool] = w
-                                pnext[npool] = head[c2]
-                                head[c2] = npool
-                                npool += 1
+                    for q in range(ptr[u], ptr[u + 1]):
+                        w = col[q]
+                        if done[w]:
+                            continue
+                        c2 = eff[w] if eff[w] < c else c
+                        if c2 > b[w]:
+                            b[w] = c2
+                            if npool == cap:
+                                cap *= 2
+                                pnode = _grow(pnode, cap)
+                                pnext = _grow(pnext, cap)
+                            pnode[npool] = w
+                            pnext[npool] = head[c2]
+                            head[c2] = npool
+                            npool += 1
             row = curves[r, s]
-            total = 0.0
-            for i in range(nt):
-                u = touched[i]
-                total += value[u]
-                if b[u] <= kmax:
-                    row[b[u]] += value[u]
-                b[u] = 0
-                done[u] = False
+            for i in range(m):
+                if b[i] <= kmax:
+                    row[b[i]] += value[gnode[i]]
+            row[0] = 0.0
             for k in range(1, kmax + 1):
                 row[k] += row[k - 1]
-            if s == 0:
-                lost[r] = total
 
 
 # ---------------------------------------------------------------------------- Python side
@@ -549,9 +590,12 @@ class Realisations:
         return np.bincount(r[roots], weights=self.subtree_value[roots], minlength=self.runs)
 
 
-def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None = None
-            ) -> Realisations:
-    """R forward realisations of the cascade with the dominator tree of each."""
+def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None = None,
+            max_entries: int | None = None) -> Realisations:
+    """R forward realisations of the cascade with the dominator tree of each. With
+    ``max_entries``, stops after the batch in which the trees reach that many entries (a
+    memory bound: 24 bytes an entry), so fewer than ``runs`` realisations may come back.
+    """
     t0 = time.perf_counter()
     if runs < 1:
         raise InvalidInputError(f"runs must be >= 1, not {runs}")
@@ -578,6 +622,9 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
             sizes_.append(osz[i, :k].astype(np.int32))
             vals.append(ov[i, :k].copy())
             counts.append(k)
+        if max_entries is not None and sum(counts) >= max_entries:
+            break
+    runs = len(counts)
     offsets = np.zeros(runs + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
@@ -608,17 +655,20 @@ class BlockingPlan:
 
 
 def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int = 0,
+                    max_entries: int | None = None,
                     realisations: Realisations | None = None) -> BlockingPlan:
     """Up to k nodes to protect, greedily over the dominator trees of ``runs`` realisations
-    (see the module docstring); stops early when no node gains anything.
+    (fewer when their trees reach ``max_entries``; see :func:`realise` and the module
+    docstring); stops early when no node gains anything.
     """
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, not {k}")
-    rs = realisations if realisations is not None else realise(model, runs, seed=seed)
+    rs = (realisations if realisations is not None
+          else realise(model, runs, seed=seed, max_entries=max_entries))
     t0 = time.perf_counter()
     _, _, blockable, _ = model.arrays()
-    picks, gains = _greedy(model.dg.n_nodes, rs.node.astype(np.int64), rs.parent,
-                           rs.size.astype(np.int64), rs.subtree_value.copy(), rs.runs,
+    picks, gains = _greedy(model.dg.n_nodes, rs.node, rs.parent, rs.size,
+                           rs.subtree_value.copy(), rs.runs,
                            float(model.retention), blockable, int(min(k, model.dg.n_nodes)))
     return BlockingPlan(nodes=picks, gains=gains, runs=rs.runs,
                         lost_value=float(rs.lost_value.mean()) if rs.runs else 0.0,
