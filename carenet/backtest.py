@@ -32,6 +32,7 @@ the target ``cascade``: the churners infected through a tie (the generator's
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -299,8 +300,6 @@ class BacktestResult:
         """Write ``backtest.json``, ``metrics.csv``, ``lift_curve.csv`` and ``scores.parquet``
         (the plots and the HTML page are drawn by :mod:`carenet.viz.backtest_plot`).
         """
-        import json
-
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "backtest.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -376,8 +375,9 @@ def _read_truth(source: str | Path | pd.DataFrame, log: InteractionLog) -> pd.Da
 def _analysis(log: InteractionLog, at: float, *, config: AnalysisConfig,
               events: _Events | None, options: BacktestOptions,
               customers: LogSource | None) -> tuple[AnalysisRun, np.ndarray]:
-    """Analyse the interactions before ``at``; returns the run and the node positions (in the
-    log) of its customers, plus the churned-before flags used as exposure seeds.
+    """Analyse the interactions before ``at`` (reference time ``at``, exposure seeded by the
+    churn events before it); returns the run and, for each row of its customers table, the
+    customer's node position in the log (-1 for a customer only in the customers table).
     """
     h, w = options.horizon, options.lookback
     id_col = config.tables.customer_id_col or "customer_id"

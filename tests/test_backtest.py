@@ -228,7 +228,8 @@ def test_neighbour_churn_features_against_direct_counts() -> None:
 def synthetic() -> dict[str, pd.DataFrame]:
     data = generate(GeneratorConfig(customers=500, interactions=9000, transmission=0.5,
                                     timestamps="epoch", seed=11))
-    return {"interactions": data.interactions, "events": data.events, "truth": data.truth}
+    return {"interactions": data.interactions, "events": data.events, "truth": data.truth,
+            "customers": data.customers}
 
 
 def test_scores_do_not_see_the_future(synthetic: dict[str, pd.DataFrame]) -> None:
@@ -258,6 +259,7 @@ def test_truth_cascade_target(synthetic: dict[str, pd.DataFrame]) -> None:
     t = log["timestamp"].to_numpy()
     cutoff = float(np.quantile(t, 0.55))
     res = run_backtest(log, cutoffs=[cutoff], events=synthetic["events"], truth=truth,
+                       customers=synthetic["customers"],
                        options=BacktestOptions(horizon_days=25, min_class=3), config=FAST)
     cut = res.cutoffs[0]
     # the population and the cascade churners, recomputed with pandas
@@ -276,6 +278,11 @@ def test_truth_cascade_target(synthetic: dict[str, pd.DataFrame]) -> None:
     rows = cut.metrics[cut.metrics["target"] == "cascade"]
     assert set(rows["score"]) >= {"exposure", "degree", "own_activity_model", "network_model"}
     assert (rows["churners"] == len(cascade)).all()
+    # with a customers table: value captured by K, and risk combines exposure with the CRM
+    # churn score (risk = 1 - (1 - exposure)(1 - churn_score) >= exposure)
+    assert cut.metrics["value_captured_share_at_k"].between(0, 1).all()
+    assert (scores["risk"] >= scores["exposure"] - 1e-12).all()
+    assert (scores["risk"] > scores["exposure"]).any()
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -344,3 +351,10 @@ def test_cli_backtest_needs_timestamps(tmp_path: Path) -> None:
                                  "--horizon", "7", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "no-time.csv" in result.output and "timestamp column" in result.output
+
+
+def test_cli_backtest_help_is_useful_on_its_own() -> None:
+    result = runner.invoke(app, ["backtest", "--help"])
+    assert result.exit_code == 0
+    for word in ("--cutoff", "--horizon", "--events", "--budget", "--truth", "silent"):
+        assert word in result.output

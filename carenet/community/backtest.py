@@ -370,7 +370,8 @@ def activity_features(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *
     pairs = np.unique(a * n + b)
     contacts = np.bincount(pairs // n, minlength=n).astype(np.float64)
     day = np.floor(np.concatenate([wt, wt]) / DAY).astype(np.int64)
-    day -= day.min(initial=0)
+    if day.size:
+        day -= day.min()  # small non-negative day numbers keep node * days + day in int64
     days = int(day.max(initial=0)) + 1
     node_days = np.unique(a * days + day)
     active_days = np.bincount(node_days // days, minlength=n).astype(np.float64)
