@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit bench bench-env clean
+.PHONY: demo test lint typecheck layers unit chromium bench bench-env clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,13 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) chromium
 	# the CLI tests publish runs: to a store of their own, never the user's default one
 	$(BIN)/pytest -n 2 --dist loadfile
+
+## make chromium: the browser tests' Chromium (/usr/bin/chromium; apt-installed when root)
+chromium:
+	@scripts/ensure-chromium.sh
 
 ## make bench-env: a separate environment with carenet plus the peers it is measured against
 benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt

@@ -18,7 +18,17 @@ from carenet import __version__
 from carenet.api import errors
 from carenet.api.deps import SECURITY_SCHEMES, KeyCache, RateLimiter
 from carenet.api.fastpath import CustomerFastPath
-from carenet.api.routers import care, communities, customers, health, keys, logs, runs, simulations
+from carenet.api.routers import (
+    care,
+    communities,
+    customers,
+    health,
+    keys,
+    logs,
+    pages,
+    runs,
+    simulations,
+)
 from carenet.api.settings import Settings
 from carenet.api.worker import RunSupervisor
 from carenet.errors import InvalidInputError
@@ -68,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CustomerFastPath)
     for module in (health, customers, communities, care, simulations, logs, runs, keys):
         app.include_router(module.router)
+    pages.install(app)  # the dashboard and views; wraps the handlers above for HTML pages
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
                                "for this long is marked failed.")
     max_simulation_runs: int = Field(default=10_000, ge=1, description="Cap on cascade runs per "
                                      "what-if simulation.")
+    session_hours: float = Field(default=12.0, gt=0, description="How long a browser session "
+                                 "of the served pages lasts after logging in.")
+    view_cache_runs: int = Field(default=2, ge=1, description="Runs whose whole customer table "
+                                 "and graph each server process keeps for the views.")
+    view_cache_pages: int = Field(default=64, ge=1, description="Rendered view pages each server "
+                                  "process keeps.")
 
     def upload_dir(self) -> Path:
         """The directory uploads are written to."""

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import (
     Connection,
     MetaData,
@@ -821,6 +822,57 @@ class RunStore:
             return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
                 r.c.tbl == name, r.c.key == key)).scalar()
 
+    # ------------------------------------------------------------------ whole frames (views)
+    def customers_frame(self, view: RunView) -> pd.DataFrame:
+        """The run's per-customer table rebuilt from its typed columns, in graph position
+        order (``customer_id`` first; columns kept only as JSON documents are left out).
+
+        The served views need the whole table at once; the API's reads never do.
+        """
+        t = view.customers
+        typed = [c for c in view.columns if c["sql"]]
+        q = select(t.c.customer_id, *[t.c[c["sql"]] for c in typed]).order_by(t.c.pos)
+        with self._reading(view) as conn:
+            rows = conn.execute(q).all()
+        frame = pd.DataFrame.from_records(
+            rows, columns=["customer_id", *[c["name"] for c in typed]])
+        for c in typed:
+            s = frame[c["name"]]
+            if c["type"] == "float":
+                frame[c["name"]] = pd.to_numeric(s, errors="coerce").astype("float64")
+            elif c["type"] == "int":
+                frame[c["name"]] = (s.astype("int64") if s.notna().all()
+                                    else pd.to_numeric(s).astype("Int64"))
+            elif c["type"] == "bool":
+                frame[c["name"]] = s.astype("boolean") if s.isna().any() else s.astype(bool)
+            elif c["type"] == "text" and _all_iso_times(s):
+                # times are stored as ISO 8601 text (UTC, whole seconds): give them back as times
+                frame[c["name"]] = pd.to_datetime(s, utc=True, format="%Y-%m-%dT%H:%M:%SZ")
+            else:
+                frame[c["name"]] = s.astype(object)
+        return frame
+
+    def table_frame(self, view: RunView, name: str) -> pd.DataFrame:
+        """Extra table ``name`` of the run as a DataFrame, rows in stored order (raises
+        :class:`MissingTableError` listing the run's tables when it has none of that name).
+        """
+        rows, _ = self.table_rows(view, name, limit=2**31 - 1)
+        return pd.DataFrame.from_records([json.loads(r) for r in rows])
+
+    def search_customers(self, view: RunView, text: str, *, limit: int = 20) -> list[str]:
+        """Ids of customers whose id starts with ``text`` (case-sensitive; an exact match
+        first), at most ``limit``.
+        """
+        t = view.customers
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = (select(t.c.customer_id).where(t.c.customer_id.like(f"{escaped}%", escape="\\"))
+             .order_by(t.c.customer_id).limit(limit))
+        with self._reading(view) as conn:
+            exact = conn.execute(select(t.c.customer_id)
+                                 .where(t.c.customer_id == text)).scalars().all()
+            found = conn.execute(q).scalars().all()
+        return [*exact, *[c for c in found if c != text]][:limit]
+
     def _reading(self, view: RunView) -> _Reading:
         return _Reading(self, view)
 
@@ -874,6 +926,16 @@ class RunStore:
         if not hmac.compare_digest(row.hash, _hash_token(token)):
             return None
         return KeyInfo(row.id, row.name, row.role)
+
+    def key_secret(self, key_id: str) -> tuple[KeyInfo, str] | None:
+        """A live key's info and stored hash, for signing and checking browser sessions
+        (None if unknown or revoked). The hash never leaves the server.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        if row is None or row.revoked is not None:
+            return None
+        return KeyInfo(row.id, row.name, row.role), str(row.hash)
 
     # ------------------------------------------------------------------ uploads
     def add_upload(self, *, upload_id: str, name: str, path: str, size: int, sha256: str,
@@ -943,6 +1005,13 @@ def _is_disconnect(exc: Exception) -> bool:
 def _missing_table(exc: DBAPIError) -> bool:
     msg = str(exc.orig).lower()
     return "no such table" in msg or "does not exist" in msg
+
+
+def _all_iso_times(s: pd.Series) -> bool:
+    """Whether every value of a text column is a time as the store writes it."""
+    values = s.dropna()
+    return bool(len(values)) and bool(
+        values.astype(str).str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all())
 
 
 def _hash_token(token: str) -> str:
