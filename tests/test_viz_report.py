@@ -105,11 +105,17 @@ def test_report_end_to_end(run_dir: Path, backtest_dir: Path, tmp_path: Path) ->
     assert all(s in cascade for s in seeds)
     # the index needs no network and says what it shows
     assert external_references(html) == []
-    for text in (f"{run.counts['customers']:,}", "Most influential customers", "Communities",
-                 "Backtest: lift"):
+    cared = "priority_rank" in run.customers
+    for text in (f"{run.counts['customers']:,}", "Communities", "Backtest: lift",
+                 "Customers to contact first" if cared else "Most influential customers"):
         assert text in html
-    top = run.customers.sort_values("influence", ascending=False)["customer_id"].iloc[0]
+    by = "priority_rank" if cared else "influence"
+    top = run.customers.sort_values(by, ascending=cared)["customer_id"].iloc[0]
     assert f'href="customer-{top}.html"' in html
+    if cared:  # the care step ran: its reasons and its plan are in the report
+        reason = run.customers.set_index("customer_id").loc[top, "reason"]
+        assert reason and str(reason).split()[0] in html
+        assert 'id="plan"' in html
 
 
 def test_report_uses_care_priority_and_reasons(run_dir: Path, tmp_path: Path) -> None:
