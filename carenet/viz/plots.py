@@ -5,6 +5,8 @@
 * :func:`exposure_distribution`: how many customers are how exposed;
 * :func:`community_sizes`: customers per community, largest first;
 * :func:`influence_vs_pagerank`: where the two rankings agree and where they do not, by role;
+* :func:`care_comparison`: value protected by the care plan against priority, degree,
+  PageRank and random picks (the care step's ``care_comparison`` table);
 * :func:`lift_curve`: the backtest's lift and capture curves per score (``lift_curve.csv``
   written by ``carenet backtest``: ``score, fraction, lift, captured``).
 
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
 
 from carenet.errors import InvalidInputError
 
@@ -202,6 +205,47 @@ def lift_curve(curve: pd.DataFrame) -> Figure:
     return fig
 
 
+def care_comparison(table: pd.DataFrame) -> Figure:
+    """Value protected by the care plan against the other ways of choosing whom to contact
+    (the care step's ``care_comparison``: ``strategy, k, protected, low, high``), one group
+    of bars per budget k, with their intervals.
+    """
+    missing = [c for c in ("strategy", "k", "protected") if c not in table]
+    if missing:
+        raise InvalidInputError(f"care comparison: missing column(s) {', '.join(missing)}")
+    strategies = list(dict.fromkeys(table["strategy"].astype(str)))
+    ks = sorted({int(k) for k in table["k"]})
+    fig = _figure((7.2, 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(strategies))
+    for j, strategy in enumerate(strategies):
+        part = table[table["strategy"].astype(str) == strategy]
+        k_of = [int(k) for k in part["k"]]
+
+        def col(name: str, part: pd.DataFrame = part, k_of: list[int] = k_of
+                ) -> dict[int, float]:
+            return dict(zip(k_of, part[name].to_numpy(float).tolist(), strict=True))
+
+        prot = col("protected")
+        ys = [prot.get(k, np.nan) for k in ks]
+        x = np.arange(len(ks)) + (j - (len(strategies) - 1) / 2) * width
+        err = None
+        if {"low", "high"} <= set(part.columns):
+            low, high = col("low"), col("high")
+            err = np.array([[ys[i] - low[k] if k in low else 0.0 for i, k in enumerate(ks)],
+                            [high[k] - ys[i] if k in high else 0.0 for i, k in enumerate(ks)]])
+        ax.bar(x, ys, width=width * 0.95, yerr=err, capsize=2, label=strategy,
+               color=OKABE_ITO_CYCLE[j % len(OKABE_ITO_CYCLE)],
+               hatch=["", "//", "..", "xx", "\\\\", "oo"][j % 6], edgecolor="white",
+               linewidth=0.4)
+    ax.set_xticks(np.arange(len(ks)), [f"k = {k:,}" for k in ks])
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    _style(ax, "Value protected by contacting k customers", "customers contacted",
+           "expected value protected")
+    return fig
+
+
 def to_svg(fig: Figure) -> str:
     """The figure as SVG text (no date, fixed id salt: the same figure gives the same text)."""
     import matplotlib
@@ -231,7 +275,8 @@ def data_uri(fig: Figure, *, fmt: str = "svg") -> str:
 
 
 def run_plots(customers: pd.DataFrame, communities: pd.DataFrame | None = None,
-              lift: pd.DataFrame | None = None) -> dict[str, tuple[str, Figure]]:
+              lift: pd.DataFrame | None = None, care: pd.DataFrame | None = None,
+              ) -> dict[str, tuple[str, Figure]]:
     """The report's plots of a run: ``{name: (caption, figure)}``; a plot whose columns the
     run lacks (e.g. no influence step) is left out.
     """
@@ -249,13 +294,16 @@ def run_plots(customers: pd.DataFrame, communities: pd.DataFrame | None = None,
     if "influence" in customers and "pagerank" in customers:
         out["influence-pagerank"] = ("Influence versus PageRank",
                                      influence_vs_pagerank(customers))
+    if care is not None and len(care):
+        out["care"] = ("Care plan against priority, degree, PageRank and random picks",
+                       care_comparison(care))
     if lift is not None:
         out["lift"] = ("Backtest: lift and captured churners per score", lift_curve(lift))
     return out
 
 
 __all__ = [
-    "LIFT_COLUMNS", "community_sizes", "data_uri", "exposure_distribution",
+    "LIFT_COLUMNS", "care_comparison", "community_sizes", "data_uri", "exposure_distribution",
     "influence_distribution", "influence_vs_pagerank", "lift_curve", "read_lift_curve",
     "run_plots", "to_png", "to_svg",
 ]
