@@ -196,6 +196,15 @@ def test_plots_render_the_numbers(run_dir: Path, backtest_dir: Path) -> None:
     fig = plots.lift_curve(lift)
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
     assert np.allclose(lines["priority"].get_ydata(), lift[lift.score == "priority"]["lift"])
+    # several targets and cutoffs (as carenet backtest writes them): churn, last cutoff
+    many = pd.concat([lift.assign(target=t, cutoff=c, lift=lift["lift"] * m)
+                      for t, c, m in (("churn", "2026-01-01", 1.0), ("churn", "2026-03-01", 2.0),
+                                      ("complaint", "2026-03-01", 3.0))])
+    fig2 = plots.lift_curve(many)
+    lines = {ln.get_label(): ln for ln in fig2.axes[0].get_lines()}
+    assert np.allclose(lines["priority"].get_ydata(),
+                       2.0 * lift[lift.score == "priority"]["lift"])
+    assert "churn, cutoff 2026-03-01" in fig2.axes[0].get_title(loc="left")
     svg = plots.to_svg(fig)
     assert svg == plots.to_svg(fig)  # deterministic (no date)
     assert plots.data_uri(fig, fmt="png").startswith("data:image/png;base64,iVBOR")

@@ -180,6 +180,23 @@ def read_lift_curve(path: Any) -> pd.DataFrame:
     return frame
 
 
+def _one_backtest(curve: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One target and one cutoff of a backtest's curves (``carenet backtest`` writes one
+    block per target and cutoff): churn if present, else the first target; the last cutoff.
+    """
+    what = []
+    if "target" in curve and curve["target"].nunique() > 1:
+        targets = curve["target"].astype(str)
+        pick = "churn" if (targets == "churn").any() else targets.iloc[0]
+        curve = curve[targets == pick]
+        what.append(str(pick))
+    if "cutoff" in curve and curve["cutoff"].nunique() > 1:
+        last = sorted(curve["cutoff"].astype(str).unique())[-1]
+        curve = curve[curve["cutoff"].astype(str) == last]
+        what.append(f"cutoff {last}")
+    return curve, (f" ({', '.join(what)})" if what else "")
+
+
 def lift_curve(curve: pd.DataFrame) -> Figure:
     """The backtest's lift curve per score (left) and the share of churners captured when
     contacting the top fraction (right), against the random baseline.
@@ -187,19 +204,22 @@ def lift_curve(curve: pd.DataFrame) -> Figure:
     missing = [c for c in LIFT_COLUMNS if c not in curve]
     if missing:
         raise InvalidInputError(f"lift curve: missing column(s) {', '.join(missing)}")
+    curve, what = _one_backtest(curve)
     fig = _figure((8.6, 3.8))
     left, right = fig.subplots(1, 2)
     for k, (score, part) in enumerate(curve.groupby("score", sort=False)):
         part = part.sort_values("fraction")
-        colour = OKABE_ITO_CYCLE[k % len(OKABE_ITO_CYCLE)]
-        style = ["-", "--", "-.", ":"][k % 4]
+        # yellow is too pale for a line on white; 7 colours x 3 styles tell 21 scores apart
+        colours = [c for c in OKABE_ITO_CYCLE if c != "#F0E442"]
+        colour = colours[k % len(colours)]
+        style = ["-", "--", ":"][k % 3]
         left.plot(part["fraction"], part["lift"], color=colour, linestyle=style,
                   label=str(score))
         right.plot(part["fraction"], part["captured"], color=colour, linestyle=style,
                    label=str(score))
     left.axhline(1.0, color="#777777", linewidth=0.8)
     right.plot([0, 1], [0, 1], color="#777777", linewidth=0.8, label="chance (diagonal)")
-    _style(left, "Lift", "fraction of customers contacted", "lift over random")
+    _style(left, "Lift" + what, "fraction of customers contacted", "lift over random")
     _style(right, "Captured", "fraction of customers contacted", "share of churners captured")
     right.legend(frameon=False, fontsize=8)
     return fig
