@@ -13,6 +13,14 @@ STEP_MODULES: tuple[str, ...] = ("measures", "influence", "care", "changes")
 
 
 def import_steps() -> None:
-    """Import every step module so that its steps are registered."""
+    """Import every step module so that its steps are registered, then put the steps in
+    :data:`STEP_MODULES` order (a module imported early, e.g. by doctest collection, would
+    otherwise register its steps before the ones they need).
+    """
+    from carenet.steps.base import STEPS
+
     for module in STEP_MODULES:
         importlib.import_module(f"carenet.steps.{module}")
+    rank = {f"carenet.steps.{m}": i for i, m in enumerate(STEP_MODULES)}
+    # stable: steps of one module keep their registration order
+    STEPS.sort(key=lambda step: rank.get(step[1].__module__, len(rank)))
