@@ -379,3 +379,12 @@ def test_hostile_ids_stay_text() -> None:
     # the ids come back intact through the JSON block
     for html in pages[1:]:
         assert set(ids) <= set(nodes_by_id(html))
+
+
+def test_views_of_one_graph_with_two_tables_do_not_mix(data: ViewData) -> None:
+    community_view(data, 0)  # fills the first table's lookups
+    other = data.customers.copy()
+    other["reason"] = "a reason only the second table has"
+    second = ViewData(run_id="second", customers=other, graph=data.graph)
+    assert "a reason only the second table has" in community_view(second, 0)
+    assert "a reason only the second table has" not in community_view(data, 0)

@@ -206,12 +206,12 @@ def _tooltip(heading: str, info: list[tuple[str, str]], reason: str = "") -> str
 
 def _sym(data: ViewData) -> sp.csr_array:
     """Undirected tie weights (w(u, v) + w(v, u)), cached on the graph."""
-    cache_ = data._cache
-    if "sym" not in cache_:
+    cache_ = data.graph._cache  # derived from the graph alone: shared by every view of it
+    if "viz:sym" not in cache_:
         a = data.graph.csr
         s = a if not data.graph.directed else (a + a.T)
-        cache_["sym"] = sp.csr_array(s)
-    return cache_["sym"]  # type: ignore[no-any-return]
+        cache_["viz:sym"] = sp.csr_array(s)
+    return cache_["viz:sym"]  # type: ignore[no-any-return]
 
 
 def _ties_among(data: ViewData, nodes: np.ndarray, *, directed: bool = False,
