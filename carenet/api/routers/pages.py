@@ -52,6 +52,8 @@ SECURITY_HEADERS = {
 PAGE_PREFIXES = ("/pages/", "/dashboard", "/login", "/logout")
 MAX_SEEDS = 100
 MAX_TOP = 500
+MAX_COMMUNITIES = 200
+"""Communities listed on the dashboard (the largest; the map and the API show them all)."""
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("carenet.api", "templates"),
@@ -261,8 +263,9 @@ def dashboard(request: Request, key: PageKey, run: RunParam = None,
                      "community_link": (links.community(doc["community"])
                                         if doc.get("community") is not None else None)})
     communities: list[dict[str, Any]] = []
+    n_communities = 0
     if "communities" in view.tables:
-        docs, _ = store.table_rows(view, "communities", limit=200)
+        docs, n_communities = store.table_rows(view, "communities", limit=MAX_COMMUNITIES)
         communities = [json.loads(d) for d in docs]
     comm_cols = [c for c in ("size", "density", "conductance", "negative_share",
                              "value_total", "hubs", "bridges")
@@ -277,7 +280,8 @@ def dashboard(request: Request, key: PageKey, run: RunParam = None,
     return render(
         "dashboard.html", title="Dashboard", run=row, run_param=run, links=links,
         sort=sort, score_cols=score_cols, customers=rows, comm_cols=comm_cols,
-        communities=comm_rows, q=q, matches=matches, seeds=",".join(seeds),
+        communities=comm_rows, n_communities=n_communities, q=q, matches=matches,
+        seeds=",".join(seeds), columns={c["name"] for c in view.columns},
         cascade_link=links.cascade(seeds) if seeds else None,
         runs=[r["id"] for r in published], key=key,
         has_communities="community" in {c["name"] for c in view.columns})
