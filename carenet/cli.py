@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -225,6 +226,7 @@ def analyze(
     db: Annotated[str | None, typer.Option("--db", help="Store to publish the run to: a SQLite file or postgresql:// URL (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet).", rich_help_panel=OUTPUT, show_default=False)] = None,
     publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.", rich_help_panel=OUTPUT)] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write the HTML report and its interactive views to OUT/report.", rich_help_panel=OUTPUT)] = False,
 ) -> None:
     """Analyse interaction logs, write a run directory and publish the run to the store.
 
@@ -264,6 +266,8 @@ def analyze(
         prev_run = AnalysisRun.load(previous)
     run_and_report(logs, cfg, out, customers=customers, events=events, quiet=quiet,
                    previous=prev_run, db=db if publish else None, publish=publish)
+    if make_report:
+        write_html_report(out, quiet=quiet)
 
 
 def run_and_report(
@@ -327,6 +331,13 @@ def print_run(run: Any, path: Path) -> None:
     changes = (run.results or {}).get("community_changes")
     if changes:
         table.add_row("vs previous run", ", ".join(f"{k} {v:,}" for k, v in changes["counts"].items()))
+    moved = (run.results or {}).get("changes")
+    if moved:
+        risen = ", ".join(f"{m} {r['customers']:,} ({r['significant']:,} significant)"
+                          for m, r in moved["rising"].items() if r["customers"])
+        table.add_row("rose since previous", risen or "nobody")
+        if moved["lost_hubs"]:
+            table.add_row("lost their hub", "communities " + ", ".join(map(str, moved["lost_hubs"])))
     infl = run.results.get("influence", {})
     if infl:
         est = infl["influence"]["estimate"]
@@ -337,6 +348,16 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}")
         for row in infl.get("seed_set_comparison", []):
             table.add_row(f"  seeds by {row['strategy']}", f"k={row['k']} spread {row['spread']:,.1f} ± {row['std_error']:.1f}")
+    care = (run.results or {}).get("care") or {}
+    if care.get("plan"):
+        p = care["plan"]
+        table.add_row("care plan", f"{p['planned']:,} customers protect {p['protected']:,.0f} "
+                      f"({p['protected_low']:,.0f} - {p['protected_high']:,.0f}) of "
+                      f"{p['value_at_risk']:,.0f} value at risk (retention {p['retention']:g})")
+        for row in p["comparison"]:
+            if row["k"] == p["budget"] and row["strategy"] != "plan":
+                table.add_row(f"  top-{row['k']} by {row['strategy']}",
+                              f"{row['protected']:,.0f} ({row['low']:,.0f} - {row['high']:,.0f})")
     table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
     table.add_row("written to", str(path))
     console.print(table)
@@ -406,6 +427,40 @@ def demo(
     run_and_report([d / "interactions.csv"], AnalysisConfig(), out,
                    customers=d / "customers.csv", events=d / "events.csv", quiet=quiet,
                    db=db, publish=publish)
+    write_html_report(out, quiet=quiet)
+
+
+# ---------------------------------------------------------------------------- report
+def write_html_report(run_dir: Path, out: Path | None = None, *, backtest: Path | None = None,
+                      quiet: bool = False) -> Path:
+    """Write the HTML report of a run (and its views) and print where it is."""
+    from carenet.viz.report import write_report
+
+    t0 = time.perf_counter()
+    with progress_bar(not quiet) as report:
+        path = write_report(run_dir, out, backtest=backtest,
+                            progress=lambda msg: report("report", None, None))
+    console.print(f"report: {path} ({len(list(path.parent.glob('*.html'))) - 1} interactive "
+                  f"views next to it; {time.perf_counter() - t0:.1f} s)", highlight=False,
+                  soft_wrap=True)
+    return path
+
+
+@app.command()
+@friendly_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze` or `carenet demo`.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report directory (default: RUN_DIR/report).", show_default=False)] = None,
+    backtest: Annotated[Path | None, typer.Option("--backtest", help="A `carenet backtest` output directory (or its lift_curve.csv): adds the lift curve.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Write one HTML report of a run: summary figures, plots, the customers to look at
+    first with their reasons, the community table, and links to interactive views (community
+    map, the largest communities, the top customers, a what-if cascade) written next to it.
+
+    Every page works offline (no script or style is fetched). Example: carenet report out/demo
+    """
+    write_html_report(run_dir, out, backtest=backtest, quiet=quiet)
 
 
 # ---------------------------------------------------------------------------- serve, keys
@@ -587,6 +642,212 @@ def simulate(
         csv.parent.mkdir(parents=True, exist_ok=True)
         result.to_frame().to_csv(csv, index=False)
         console.print(f"written {csv}")
+
+
+# ---------------------------------------------------------------------------- plan
+@app.command()
+@friendly_errors
+def plan(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze` or `carenet demo` (with its influence step).", show_default=False)],
+    budget: Annotated[int, typer.Option("--budget", "-k", min=1, help="Customers to contact.")] = 50,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the plan for a CRM import: .csv or .parquet.")] = None,
+    retention: Annotated[float | None, typer.Option(help="Share of contacted customers retained (default: the run's, 0.3).", show_default=False)] = None,
+    runs: Annotated[int | None, typer.Option(help="Cascade realisations the greedy optimises on (default: the run's, 200).", show_default=False)] = None,
+    evaluation_runs: Annotated[int | None, typer.Option(help="Fresh realisations measuring the plan and the other strategies (default: the run's, 1000).", show_default=False)] = None,
+    compare: Annotated[str | None, typer.Option(help="Comma list of K at which strategies are compared (default: the run's, 10,50,200).", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the run's).", show_default=False)] = None,
+    rows: Annotated[int, typer.Option(help="Plan rows to print.")] = 10,
+) -> None:
+    """The care plan for a budget of K contacts: who to contact, in which order, and why.
+
+    The plan maximises the expected customer value kept out of the churn cascade when contacted
+    customers are retained with the retention rate. It reuses the run's plan when the run
+    computed one for at least K customers with the same settings (a greedy plan's first K rows
+    are the plan for K), else computes it from the run's tables. Prints the first rows and the
+    comparison with top-K by priority, degree, PageRank and at random (fresh simulations,
+    95% intervals); --out writes customer_id, rank, priority, reason, community, role, gain,
+    protected, protected_low, protected_high.
+
+    Example: carenet plan out/demo --budget 100 --out plan.csv
+    """
+    from carenet.pipeline import AnalysisRun
+
+    if not (run_dir / "run.json").exists():
+        raise InvalidInputError(
+            f"{run_dir} is not a run directory (no run.json); analyse the logs first: "
+            f"carenet analyze LOG --out RUN_DIR, then carenet plan RUN_DIR --budget {budget}")
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
+        raise InvalidInputError(f"--out must end in .csv or .parquet, not {out.name!r}")
+    run = AnalysisRun.load(run_dir)
+    base = AnalysisConfig.from_mapping(run.parameters)
+    overrides: dict[str, Any] = {
+        "care.budget": budget, "care.retention": retention, "care.plan_runs": runs,
+        "care.evaluation_runs": evaluation_runs, "seed": seed,
+        "care.compare_k": [int(k) for k in _split_list(compare) or []] or None,
+    }
+    cfg = base.with_overrides(overrides)
+    old = run.tables.get("care_plan")
+    same = cfg.with_overrides({"care.budget": base.care.budget}) == base
+    if old is not None and same and len(old) >= budget:
+        frame = old.head(budget).copy()
+        comparison = run.tables.get("care_comparison")
+        if comparison is not None:
+            comparison = comparison[comparison["k"] <= budget]
+        source = f"the run's plan ({len(old):,} customers), first {budget:,}"
+    else:
+        from carenet.steps.care import compute_care
+
+        t0 = time.perf_counter()
+        with progress_bar(True) as report:
+            res = compute_care(cfg.with_overrides({"care.reasons_top": 0}), run.graph,
+                               run.customers, run.events, run.tables.get("exposure_sources"),
+                               progress=report)
+        if "care_plan" not in res.tables:
+            raise InvalidInputError(f"{run_dir}: {res.results.get('skipped', 'no care plan')}")
+        frame = res.tables["care_plan"]
+        comparison = res.tables.get("care_comparison")
+        source = f"computed in {time.perf_counter() - t0:.1f} s"
+    _print_plan(frame, comparison, source, rows)
+    if out is not None:
+        cols = ["customer_id", "rank", "priority", "reason", "community", "role", "gain",
+                "protected", "protected_low", "protected_high"]
+        export = frame[[c for c in cols if c in frame.columns]]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            export.to_csv(out, index=False)
+        else:
+            export.to_parquet(out, index=False)
+        console.print(f"written {out} ({len(export):,} customers)")
+
+
+def _print_plan(frame: Any, comparison: Any, source: str, rows: int) -> None:
+    table = Table(title=f"care plan: {source}", title_justify="left")
+    for col in ("rank", "customer", "priority", "protected (cumulative, 95%)", "community",
+                "role"):
+        table.add_column(col)
+    first = frame.head(rows).to_dict("records")
+    for r in first:
+        table.add_row(str(r["rank"]), str(r["customer_id"]), f"{r['priority']:,.1f}",
+                      f"{r['protected']:,.1f} ({r['protected_low']:,.1f} - "
+                      f"{r['protected_high']:,.1f})", str(r.get("community", "")),
+                      str(r.get("role", "")))
+    console.print(table)
+    for r in first:
+        if r.get("reason"):
+            console.print(f"{r['rank']}. {r['customer_id']}: {r['reason']}", highlight=False,
+                          soft_wrap=True)
+    if comparison is not None and len(comparison):
+        comp = Table(title="expected value protected, fresh simulations (95% interval)",
+                     title_justify="left")
+        for col in ("strategy", "k", "protected", "interval", "vs plan (paired)"):
+            comp.add_column(col)
+        for r in comparison.to_dict("records"):
+            vs = ("-" if r["strategy"] == "plan" else
+                  f"{r['vs_plan']:+,.1f} ({r['vs_plan_low']:+,.1f} .. {r['vs_plan_high']:+,.1f})")
+            comp.add_row(r["strategy"], str(r["k"]), f"{r['protected']:,.1f}",
+                         f"{r['low']:,.1f} - {r['high']:,.1f}", vs)
+        console.print(comp)
+
+
+# ---------------------------------------------------------------------------- backtest
+BACKTEST = "Backtest"
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    log: Annotated[Path, typer.Argument(help="Interaction log with timestamps (CSV, Parquet, JSON Lines).", show_default=False)],
+    cutoff: Annotated[list[str], typer.Option("--cutoff", help="Cutoff date(s): ISO 8601, epoch seconds or a share of the log's time span such as 60%; repeat or comma-separate for several.", rich_help_panel=BACKTEST, show_default=False)],
+    horizon: Annotated[float, typer.Option("--horizon", help="Days after the cutoff in which churn is predicted.", rich_help_panel=BACKTEST, show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for backtest.json, metrics.csv, lift_curve.csv, scores.parquet, lift_curve.svg/.png and backtest.html.", rich_help_panel=OUTPUT)] = Path("carenet-backtest"),
+    events: Annotated[Path | None, typer.Option("--events", help="Events table (customer_id, event, timestamp): churn events label the horizon; earlier churn/complaint events seed exposure. Without it, churn = silence.", rich_help_panel=TABLES)] = None,
+    customers: Annotated[Path | None, typer.Option("--customers", help="Customers table (value, churn_score, ...), as for analyze.", rich_help_panel=TABLES)] = None,
+    truth: Annotated[Path | None, typer.Option("--truth", help="truth.csv from `carenet generate`: also score the true cascade churners.", rich_help_panel=TABLES)] = None,
+    budget: Annotated[int | None, typer.Option("--budget", "-k", help="Contacts K for 'churn captured by K' (default: 5% of the active customers).", rich_help_panel=BACKTEST, show_default=False)] = None,
+    lookback: Annotated[float | None, typer.Option("--lookback", help="Days before the cutoff in which a customer must be active to count (default: the horizon).", rich_help_panel=BACKTEST, show_default=False)] = None,
+    classifier: Annotated[str, typer.Option("--classifier", help="logistic or hgb (gradient boosting) for the own-activity and network models.", rich_help_panel=BACKTEST)] = "logistic",
+    churn_events: Annotated[str, typer.Option("--churn-events", help="Comma list of event kinds meaning churn in --events.", rich_help_panel=BACKTEST)] = "churn",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="analysis.toml for the pre-cutoff analyses; flags override it.", rich_help_panel=TABLES)] = None,
+    source_col: Annotated[str | None, typer.Option(help="Column of the customer who initiated.", rich_help_panel=INPUT)] = None,
+    target_col: Annotated[str | None, typer.Option(help="Column of the customer contacted.", rich_help_panel=INPUT)] = None,
+    time_col: Annotated[str | None, typer.Option(help="Timestamp column.", rich_help_panel=INPUT)] = None,
+    weight_col: Annotated[str | None, typer.Option(help="Weight column; '' for none.", rich_help_panel=INPUT)] = None,
+    channel_col: Annotated[str | None, typer.Option(help="Channel column; '' for none.", rich_help_panel=INPUT)] = None,
+    columns: Annotated[str | None, typer.Option(help="Names for the fields of a headerless file, e.g. source,target,timestamp.", rich_help_panel=INPUT)] = None,
+    header: Annotated[bool | None, typer.Option("--header/--no-header", help="Whether the first line names the columns (default: detected).", rich_help_panel=INPUT, show_default=False)] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).", rich_help_panel=INPUT)] = None,
+    time_unit: Annotated[str | None, typer.Option(help="auto, s, ms, us, ns or iso.", rich_help_panel=INPUT)] = None,
+    channel: Annotated[str | None, typer.Option(help="Channel of every row of a log without a channel column.", rich_help_panel=INPUT)] = None,
+    half_life: Annotated[str | None, typer.Option(help="Decay half-life of interaction weight (default 30d).", rich_help_panel=GRAPH, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 42).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result table.")] = False,
+) -> None:
+    """Backtest the scores on a real log: how well do they rank who churned next.
+
+    Scores come from the interactions before each cutoff only: exposure, influence, priority
+    (with the care step) and the baselines.
+
+    Churned = active in the window before the cutoff and silent during the horizon (or a churn
+    event in --events). Baselines: degree, PageRank, recency-frequency, a classifier on
+    own-activity features and the same classifier with network features, both trained out of
+    time (one horizon earlier). Reports AUC (DeLong 95% interval), lift at the top 1/5/10%
+    and the churners captured by K contacts.
+
+    Example: carenet backtest CollegeMsg.txt --columns source,target,timestamp --cutoff 2004-05-15 --horizon 14 --out bt/college
+    """
+    from carenet.backtest import BacktestOptions, run_backtest
+    from carenet.viz.backtest_plot import plot_lift_curves, write_backtest_page
+
+    cfg = _config(config, {
+        "seed": seed,
+        "input.source_col": source_col, "input.target_col": target_col,
+        "input.time_col": time_col, "input.weight_col": weight_col,
+        "input.channel_col": channel_col, "input.columns": _split_list(columns),
+        "input.header": header, "input.delimiter": delimiter, "input.time_unit": time_unit,
+        "input.channel": channel, "graph.half_life": half_life,
+    })
+    options = BacktestOptions(horizon_days=horizon, lookback_days=lookback, budget=budget,
+                              classifier=classifier,
+                              churn_events=tuple(_split_list(churn_events) or ("churn",)))
+    cutoffs = [c for text in cutoff for c in (_split_list(text) or [])]
+
+    def say(message: str) -> None:
+        if not quiet:
+            err_console.print(message, highlight=False)
+
+    t0 = time.perf_counter()
+    result = run_backtest(log, cutoffs=cutoffs, options=options, events=events,
+                          customers=customers, truth=truth, config=cfg, report=say)
+    path = result.save(out)
+    svg, _ = plot_lift_curves(result.lift_curve, path)
+    write_backtest_page(result.to_dict(), result.metrics, path, svg=svg)
+    for cut in result.cutoffs:
+        lab = cut.labels
+        console.print(f"[bold]cutoff {lab['cutoff']}[/]: {lab['population']:,} active, "
+                      f"{lab['churners']:,} churned in {horizon:g} days "
+                      f"({100 * (lab['churn_rate'] or 0):.1f}%), K = {lab['budget']:,}",
+                      highlight=False)
+        for target, part in cut.metrics.groupby("target", sort=False):
+            table = Table(title=f"target: {target}", title_justify="left", box=box.SIMPLE,
+                          pad_edge=False)
+            for col in ("score", "AUC", "95% CI", "lift1%", "lift5%", "lift10%", "got@K"):
+                table.add_column(col, justify="left" if col == "score" else "right",
+                                 no_wrap=True)
+            for r in part.to_dict("records"):
+                table.add_row(r["score"], f"{r['auc']:.3f}",
+                              f"{r['auc_low']:.2f}-{r['auc_high']:.2f}",
+                              f"{r['lift_1']:.2f}", f"{r['lift_5']:.2f}", f"{r['lift_10']:.2f}",
+                              f"{r['captured_at_k']:.1f}")
+            console.print(table)
+        for name, comp in cut.comparison.items():
+            console.print(f"{name.replace('_', ' ')}: AUC difference {comp['difference']:+.3f} "
+                          f"({comp['low']:+.3f} to {comp['high']:+.3f}), p = {comp['p_value']:.3g}",
+                          highlight=False)
+        for note in cut.notes:
+            console.print(f"note: {note}", highlight=False, style="dim")
+    console.print(f"written to {path} (backtest.html, metrics.csv, lift_curve.csv, "
+                  f"scores.parquet, lift_curve.svg/.png) in {time.perf_counter() - t0:.1f} s",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

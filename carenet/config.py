@@ -27,6 +27,10 @@ the API's run requests all speak the same names::
     negative_events = ["churn", "complaint"]
     lookback = "90d"
 
+    [care]                  # priority, reasons, the budgeted care plan
+    retention = 0.3
+    budget = 200
+
 Unknown keys and wrong types are errors naming the key (a typo must not silently fall back to
 a default).
 """
@@ -342,6 +346,83 @@ class InfluenceConfig:
 
 
 @dataclass(frozen=True)
+class CareConfig:
+    """Proactive care (the ``care`` step; formulas in :mod:`carenet.community.care`).
+
+    ``retention``: share of contacted customers who stay (contact success). ``churn_col``:
+    the customers column with a churn score in [0, 1] (missing -> 0; ``none`` ignores it).
+    ``use_values``: weigh customers by the ``value`` column (else every customer is worth 1).
+    ``source_risk``: probability that a customer with a recent complaint churns and passes it
+    on (1 = as in the exposure model). ``lost_events``: events that mean a customer already
+    churned (priority 0, never in the plan). ``churn_spreads``: in the plan's cascade model,
+    every other customer also churns spontaneously with its churn score. ``budget``: customers
+    in the care plan (0: no plan); ``plan_runs``: cascade realisations the greedy optimises
+    on (fewer when their dominator trees reach ``plan_max_entries`` entries, 24 bytes each);
+    ``evaluation_runs``: fresh realisations that measure the plan and the other
+    strategies at every ``compare_k``; ``confidence``: level of the intervals.
+    ``reasons_top``: customers explained beyond the plan, by priority; ``reason_ties``:
+    strongest ties named in a reason.
+    """
+
+    enabled: bool = True
+    retention: float = 0.3
+    churn_col: str | None = "churn_score"
+    use_values: bool = True
+    source_risk: float = 1.0
+    lost_events: tuple[str, ...] = ("churn",)
+    churn_spreads: bool = True
+    budget: int = 200
+    plan_runs: int = 200
+    plan_max_entries: int = 20_000_000
+    evaluation_runs: int = 1000
+    compare_k: tuple[int, ...] = (10, 50, 200)
+    confidence: float = 0.95
+    reasons_top: int = 10_000
+    reason_ties: int = 3
+
+    def __post_init__(self) -> None:
+        def bad(key: str, want: str, got: Any) -> InvalidInputError:
+            return InvalidInputError(f"care.{key} must be {want}, not {got!r}")
+
+        if not 0 < self.retention <= 1:
+            raise bad("retention", "in (0, 1]", self.retention)
+        if not 0 <= self.source_risk <= 1:
+            raise bad("source_risk", "in [0, 1]", self.source_risk)
+        if not 0 < self.confidence < 1:
+            raise bad("confidence", "in (0, 1)", self.confidence)
+        for key in ("budget", "reasons_top"):
+            if getattr(self, key) < 0:
+                raise bad(key, ">= 0", getattr(self, key))
+        for key in ("plan_runs", "reason_ties", "plan_max_entries"):
+            if getattr(self, key) < 1:
+                raise bad(key, ">= 1", getattr(self, key))
+        if self.evaluation_runs < 2:
+            raise bad("evaluation_runs", ">= 2", self.evaluation_runs)
+        if any(k < 1 for k in self.compare_k):
+            raise bad("compare_k", "positive integers", list(self.compare_k))
+        if self.churn_col is not None and self.churn_col.lower() in ("", "none"):
+            object.__setattr__(self, "churn_col", None)
+
+
+@dataclass(frozen=True)
+class ChangesConfig:
+    """Run-to-run change against the previous run (the ``changes`` step,
+    :mod:`carenet.community.changes`): the ``top`` customers whose ``metrics`` rose most, and
+    the communities that split, merged, appeared, vanished or lost their hub.
+    """
+
+    enabled: bool = True
+    metrics: tuple[str, ...] = ("influence", "exposure", "priority")
+    top: int = 100
+
+    def __post_init__(self) -> None:
+        if self.top < 1:
+            raise InvalidInputError(f"changes.top must be >= 1, not {self.top}")
+        if not self.metrics:
+            raise InvalidInputError("changes.metrics must name at least one column")
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """Every setting of one analysis run; ``to_dict()`` goes into ``run.json``."""
 
@@ -352,6 +433,8 @@ class AnalysisConfig:
     measures: MeasuresConfig = field(default_factory=MeasuresConfig)
     communities: CommunitiesConfig = field(default_factory=CommunitiesConfig)
     influence: InfluenceConfig = field(default_factory=InfluenceConfig)
+    care: CareConfig = field(default_factory=CareConfig)
+    changes: ChangesConfig = field(default_factory=ChangesConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> AnalysisConfig:

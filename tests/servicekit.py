@@ -122,15 +122,16 @@ _BASE: dict[str, Any] = {}
 
 
 def base_run() -> Any:
-    """The shipped sample analysed once per test process, without the centrality and
-    community steps (no pagerank, community or role: a "foundation" run that the variants
-    below fill with synthetic values)."""
+    """The shipped sample analysed once per test process, without the centrality, community
+    and care steps (no pagerank, community, role or priority: a "foundation" run that the
+    variants below fill with synthetic values)."""
     if "run" not in _BASE:
         import carenet
 
         d = ROOT / "data" / "sample"
         cfg = carenet.AnalysisConfig.from_mapping({"measures": {"enabled": False},
-                                                   "communities": {"enabled": False}})
+                                                   "communities": {"enabled": False},
+                                                   "care": {"enabled": False}})
         _BASE["run"] = carenet.analyze(d / "interactions.csv", customers=d / "customers.csv",
                                        events=d / "events.csv", config=cfg)
     return _BASE["run"]

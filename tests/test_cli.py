@@ -104,6 +104,10 @@ def test_demo_writes_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     meta = json.loads((out / "run.json").read_text())
     assert meta["counts"]["customers"] == 3000
     assert meta["counts"]["events"] > 0
+    # the demo ends with the HTML report and says where it is
+    assert (out / "report" / "index.html").exists()
+    assert (out / "report" / "community-map.html").exists()
+    assert "report: " in result.output and "index.html" in result.output
 
 
 def test_version_prints_libraries() -> None:

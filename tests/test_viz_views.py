@@ -363,3 +363,28 @@ def test_view_data_checks_alignment(run: AnalysisRun) -> None:
     assert np.array_equal(d.ids, run.graph.ids.astype(str))
     with pytest.raises(InvalidInputError):
         ViewData(run_id="x", customers=run.customers.head(3), graph=run.graph)
+
+
+def test_hostile_ids_stay_text() -> None:
+    ids = ["<img src=x onerror=alert(1)>", "</script><script>alert(1)</script>", 'a"b', "c"]
+    g = CustomerGraph.from_edges(ids, [0, 1, 2], [1, 2, 3], [1.0, 2.0, 3.0])
+    data = ViewData(run_id="x", graph=g, customers=pd.DataFrame({
+        "customer_id": ids, "community": [0] * 4, "role": ["member"] * 4,
+        "influence": [1.0, 2.0, 3.0, 4.0]}))
+    pages = [community_map(data, score="influence"), community_view(data, 0),
+             customer_view(data, ids[1], hops=2), cascade_view(data, [ids[0]], runs=10)]
+    for html in pages:
+        assert "<img" not in html and "<script>alert" not in html
+        assert html.count("</script>") == 3  # vis-network, the data block, the view script
+    # the ids come back intact through the JSON block
+    for html in pages[1:]:
+        assert set(ids) <= set(nodes_by_id(html))
+
+
+def test_views_of_one_graph_with_two_tables_do_not_mix(data: ViewData) -> None:
+    community_view(data, 0)  # fills the first table's lookups
+    other = data.customers.copy()
+    other["reason"] = "a reason only the second table has"
+    second = ViewData(run_id="second", customers=other, graph=data.graph)
+    assert "a reason only the second table has" in community_view(second, 0)
+    assert "a reason only the second table has" not in community_view(data, 0)

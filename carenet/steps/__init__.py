@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 # Each capability adds its module here, in run order.
-STEP_MODULES: tuple[str, ...] = ("measures", "influence")
+STEP_MODULES: tuple[str, ...] = ("measures", "influence", "care", "changes")
 
 
 def import_steps() -> None:

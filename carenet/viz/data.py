@@ -45,6 +45,7 @@ class ViewData:
     care_plan: pd.DataFrame | None = None
     results: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.customers) != self.graph.n_customers:
@@ -91,7 +92,8 @@ class ViewData:
 
     @property
     def _cache(self) -> dict[str, Any]:
-        return self.graph._cache.setdefault("viz", {})  # type: ignore[no-any-return]
+        """Lookups derived from this customers table (ids, index, hover columns)."""
+        return self._memo
 
     def position(self, customer_id: Any) -> int:
         """Node position of a customer id; an unknown id raises ``RunNotFoundError``."""
@@ -136,7 +138,11 @@ class ViewData:
 
 
 class ViewLinks(Protocol):
-    """Where a view's clicks lead; the empty string means "no page for it"."""
+    """Where a view's clicks lead; the empty string means "no page for it".
+
+    An implementation may also have ``community_map() -> str``: community views then link
+    back to the map.
+    """
 
     def community(self, c: int) -> str:
         """URL of a community's view."""

@@ -206,12 +206,12 @@ def _tooltip(heading: str, info: list[tuple[str, str]], reason: str = "") -> str
 
 def _sym(data: ViewData) -> sp.csr_array:
     """Undirected tie weights (w(u, v) + w(v, u)), cached on the graph."""
-    cache_ = data._cache
-    if "sym" not in cache_:
+    cache_ = data.graph._cache  # derived from the graph alone: shared by every view of it
+    if "viz:sym" not in cache_:
         a = data.graph.csr
         s = a if not data.graph.directed else (a + a.T)
-        cache_["sym"] = sp.csr_array(s)
-    return cache_["sym"]  # type: ignore[no-any-return]
+        cache_["viz:sym"] = sp.csr_array(s)
+    return cache_["viz:sym"]  # type: ignore[no-any-return]
 
 
 def _ties_among(data: ViewData, nodes: np.ndarray, *, directed: bool = False,
@@ -230,9 +230,25 @@ def _ties_among(data: ViewData, nodes: np.ndarray, *, directed: bool = False,
     return r[order], c[order], w[order]
 
 
+_INFO_COLUMNS = ("role", "community", "priority", "priority_rank", "influence",
+                 "influence_low", "influence_high", "exposure", "risk", "pagerank", "value",
+                 "degree_in", "degree_out", "reason")
+
+
+def _info_table(data: ViewData) -> dict[str, list[Any]]:
+    """The columns hover lines use, as Python lists (cached: row access through pandas is
+    the slow part of drawing hundreds of nodes).
+    """
+    cache_ = data._cache
+    if "info" not in cache_:
+        cache_["info"] = {c: data.customers[c].tolist() for c in _INFO_COLUMNS
+                          if c in data.customers}
+    return cache_["info"]  # type: ignore[no-any-return]
+
+
 def _customer_info(data: ViewData, i: int) -> tuple[list[tuple[str, str]], str]:
     """Hover/detail lines of a customer: scores, role, community, and its priority reason."""
-    row = data.customers.iloc[int(i)]
+    row = {c: v[int(i)] for c, v in _info_table(data).items()}
     info: list[tuple[str, str]] = []
     if "role" in row:
         info.append(("role", str(row["role"])))
@@ -254,8 +270,8 @@ def _customer_info(data: ViewData, i: int) -> tuple[list[tuple[str, str]], str]:
     for name in ("pagerank", "value", "degree_in", "degree_out"):
         if name in row:
             info.append((name.replace("_", " "), _fmt(row[name])))
-    reason = str(row["reason"]) if "reason" in row and isinstance(row["reason"], str) else ""
-    return info, reason
+    reason = row.get("reason")
+    return info, reason if isinstance(reason, str) else ""
 
 
 def _role_style(role: Any) -> tuple[str, str]:
