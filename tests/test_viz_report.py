@@ -68,8 +68,10 @@ def test_report_end_to_end(run_dir: Path, backtest_dir: Path, tmp_path: Path) ->
     # every plot embedded, equal to its file, and the lift curve among them
     parsed = _parse(html)
     svgs = sorted((out / "plots").glob("*.svg"))
-    assert {p.stem for p in svgs} == {"influence", "exposure", "communities",
-                                      "influence-pagerank", "lift"}
+    expected = {"influence", "exposure", "communities", "influence-pagerank", "lift"}
+    if "care_comparison" in run.tables:
+        expected.add("care")
+    assert {p.stem for p in svgs} == expected
     embedded = [base64.b64decode(src.split(",", 1)[1]).decode() for src in parsed.imgs
                 if src.startswith("data:image/svg+xml;base64,")]
     assert len(parsed.imgs) == len(embedded) == len(svgs)
@@ -194,11 +196,26 @@ def test_plots_render_the_numbers(run_dir: Path, backtest_dir: Path) -> None:
     fig = plots.lift_curve(lift)
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
     assert np.allclose(lines["priority"].get_ydata(), lift[lift.score == "priority"]["lift"])
+    # several targets and cutoffs (as carenet backtest writes them): churn, last cutoff
+    many = pd.concat([lift.assign(target=t, cutoff=c, lift=lift["lift"] * m)
+                      for t, c, m in (("churn", "2026-01-01", 1.0), ("churn", "2026-03-01", 2.0),
+                                      ("complaint", "2026-03-01", 3.0))])
+    fig2 = plots.lift_curve(many)
+    lines = {ln.get_label(): ln for ln in fig2.axes[0].get_lines()}
+    assert np.allclose(lines["priority"].get_ydata(),
+                       2.0 * lift[lift.score == "priority"]["lift"])
+    assert "churn, cutoff 2026-03-01" in fig2.axes[0].get_title(loc="left")
     svg = plots.to_svg(fig)
     assert svg == plots.to_svg(fig)  # deterministic (no date)
     assert plots.data_uri(fig, fmt="png").startswith("data:image/png;base64,iVBOR")
     with pytest.raises(InvalidInputError):
         plots.influence_vs_pagerank(run.customers.drop(columns=["pagerank"]))
+    care = pd.DataFrame({"strategy": ["plan", "plan", "random", "random"], "k": [10, 50, 10, 50],
+                         "protected": [5.0, 9.0, 1.0, 3.0], "low": [4.0, 8.0, 0.5, 2.0],
+                         "high": [6.0, 10.0, 1.5, 4.0]})
+    fig = plots.care_comparison(care)
+    heights = [b.get_height() for b in fig.axes[0].patches]
+    assert heights == [5.0, 9.0, 1.0, 3.0]  # plan's bars, then random's, in k order
 
 
 def test_cli_report_and_analyze_report(run_dir: Path, backtest_dir: Path,

@@ -5,6 +5,8 @@
 * :func:`exposure_distribution`: how many customers are how exposed;
 * :func:`community_sizes`: customers per community, largest first;
 * :func:`influence_vs_pagerank`: where the two rankings agree and where they do not, by role;
+* :func:`care_comparison`: value protected by the care plan against priority, degree,
+  PageRank and random picks (the care step's ``care_comparison`` table);
 * :func:`lift_curve`: the backtest's lift and capture curves per score (``lift_curve.csv``
   written by ``carenet backtest``: ``score, fraction, lift, captured``).
 
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
 
 from carenet.errors import InvalidInputError
 
@@ -177,6 +180,23 @@ def read_lift_curve(path: Any) -> pd.DataFrame:
     return frame
 
 
+def _one_backtest(curve: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One target and one cutoff of a backtest's curves (``carenet backtest`` writes one
+    block per target and cutoff): churn if present, else the first target; the last cutoff.
+    """
+    what = []
+    if "target" in curve and curve["target"].nunique() > 1:
+        targets = curve["target"].astype(str)
+        pick = "churn" if (targets == "churn").any() else targets.iloc[0]
+        curve = curve[targets == pick]
+        what.append(str(pick))
+    if "cutoff" in curve and curve["cutoff"].nunique() > 1:
+        last = sorted(curve["cutoff"].astype(str).unique())[-1]
+        curve = curve[curve["cutoff"].astype(str) == last]
+        what.append(f"cutoff {last}")
+    return curve, (f" ({', '.join(what)})" if what else "")
+
+
 def lift_curve(curve: pd.DataFrame) -> Figure:
     """The backtest's lift curve per score (left) and the share of churners captured when
     contacting the top fraction (right), against the random baseline.
@@ -184,21 +204,65 @@ def lift_curve(curve: pd.DataFrame) -> Figure:
     missing = [c for c in LIFT_COLUMNS if c not in curve]
     if missing:
         raise InvalidInputError(f"lift curve: missing column(s) {', '.join(missing)}")
+    curve, what = _one_backtest(curve)
     fig = _figure((8.6, 3.8))
     left, right = fig.subplots(1, 2)
     for k, (score, part) in enumerate(curve.groupby("score", sort=False)):
         part = part.sort_values("fraction")
-        colour = OKABE_ITO_CYCLE[k % len(OKABE_ITO_CYCLE)]
-        style = ["-", "--", "-.", ":"][k % 4]
+        # yellow is too pale for a line on white; 7 colours x 3 styles tell 21 scores apart
+        colours = [c for c in OKABE_ITO_CYCLE if c != "#F0E442"]
+        colour = colours[k % len(colours)]
+        style = ["-", "--", ":"][k % 3]
         left.plot(part["fraction"], part["lift"], color=colour, linestyle=style,
                   label=str(score))
         right.plot(part["fraction"], part["captured"], color=colour, linestyle=style,
                    label=str(score))
     left.axhline(1.0, color="#777777", linewidth=0.8)
     right.plot([0, 1], [0, 1], color="#777777", linewidth=0.8, label="chance (diagonal)")
-    _style(left, "Lift", "fraction of customers contacted", "lift over random")
+    _style(left, "Lift" + what, "fraction of customers contacted", "lift over random")
     _style(right, "Captured", "fraction of customers contacted", "share of churners captured")
     right.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def care_comparison(table: pd.DataFrame) -> Figure:
+    """Value protected by the care plan against the other ways of choosing whom to contact
+    (the care step's ``care_comparison``: ``strategy, k, protected, low, high``), one group
+    of bars per budget k, with their intervals.
+    """
+    missing = [c for c in ("strategy", "k", "protected") if c not in table]
+    if missing:
+        raise InvalidInputError(f"care comparison: missing column(s) {', '.join(missing)}")
+    strategies = list(dict.fromkeys(table["strategy"].astype(str)))
+    ks = sorted({int(k) for k in table["k"]})
+    fig = _figure((7.2, 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(strategies))
+    for j, strategy in enumerate(strategies):
+        part = table[table["strategy"].astype(str) == strategy]
+        k_of = [int(k) for k in part["k"]]
+
+        def col(name: str, part: pd.DataFrame = part, k_of: list[int] = k_of
+                ) -> dict[int, float]:
+            return dict(zip(k_of, part[name].to_numpy(float).tolist(), strict=True))
+
+        prot = col("protected")
+        ys = [prot.get(k, np.nan) for k in ks]
+        x = np.arange(len(ks)) + (j - (len(strategies) - 1) / 2) * width
+        err = None
+        if {"low", "high"} <= set(part.columns):
+            low, high = col("low"), col("high")
+            err = np.array([[ys[i] - low[k] if k in low else 0.0 for i, k in enumerate(ks)],
+                            [high[k] - ys[i] if k in high else 0.0 for i, k in enumerate(ks)]])
+        ax.bar(x, ys, width=width * 0.95, yerr=err, capsize=2, label=strategy,
+               color=OKABE_ITO_CYCLE[j % len(OKABE_ITO_CYCLE)],
+               hatch=["", "//", "..", "xx", "\\\\", "oo"][j % 6], edgecolor="white",
+               linewidth=0.4)
+    ax.set_xticks(np.arange(len(ks)), [f"k = {k:,}" for k in ks])
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    _style(ax, "Value protected by contacting k customers", "customers contacted",
+           "expected value protected")
     return fig
 
 
@@ -231,7 +295,8 @@ def data_uri(fig: Figure, *, fmt: str = "svg") -> str:
 
 
 def run_plots(customers: pd.DataFrame, communities: pd.DataFrame | None = None,
-              lift: pd.DataFrame | None = None) -> dict[str, tuple[str, Figure]]:
+              lift: pd.DataFrame | None = None, care: pd.DataFrame | None = None,
+              ) -> dict[str, tuple[str, Figure]]:
     """The report's plots of a run: ``{name: (caption, figure)}``; a plot whose columns the
     run lacks (e.g. no influence step) is left out.
     """
@@ -249,13 +314,16 @@ def run_plots(customers: pd.DataFrame, communities: pd.DataFrame | None = None,
     if "influence" in customers and "pagerank" in customers:
         out["influence-pagerank"] = ("Influence versus PageRank",
                                      influence_vs_pagerank(customers))
+    if care is not None and len(care):
+        out["care"] = ("Care plan against priority, degree, PageRank and random picks",
+                       care_comparison(care))
     if lift is not None:
         out["lift"] = ("Backtest: lift and captured churners per score", lift_curve(lift))
     return out
 
 
 __all__ = [
-    "LIFT_COLUMNS", "community_sizes", "data_uri", "exposure_distribution",
+    "LIFT_COLUMNS", "care_comparison", "community_sizes", "data_uri", "exposure_distribution",
     "influence_distribution", "influence_vs_pagerank", "lift_curve", "read_lift_curve",
     "run_plots", "to_png", "to_svg",
 ]

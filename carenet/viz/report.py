@@ -288,7 +288,9 @@ def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, sa
     say("plots")
     communities = data.communities
     plot_list = []
-    for name, (caption, fig) in plot_mod.run_plots(data.customers, communities, lift).items():
+    for name, (caption, fig) in plot_mod.run_plots(data.customers, communities, lift,
+                                                      run.tables.get("care_comparison")
+                                                      ).items():
         svg = plot_mod.to_svg(fig)
         (out / "plots" / f"{name}.svg").write_text(svg, encoding="utf-8")
         uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
