@@ -46,11 +46,12 @@ benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt
 bench-env: benchmarks/.venv/.installed
 
 ## make bench: run the benchmarks (slow; each prints a table and writes JSON to benchmarks/results)
-bench: bench-env $(STAMP)
+bench: bench-env $(STAMP) chromium
 	benchmarks/.venv/bin/python benchmarks/ingest.py
 	benchmarks/.venv/bin/python benchmarks/measures.py
 	benchmarks/.venv/bin/python benchmarks/diffusion.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/views.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -181,15 +181,18 @@ def test_community_view_hover_shows_scores_role_and_reason(page: Any, site: Site
     open_path(page, site, f"/pages/communities/{community}?max_nodes=120")
     wait_drawn(page)
     assert page.inner_text("#legend").strip()
-    members = set(c.loc[c["community"] == community, "customer_id"].astype(str))
-    shown = [n for n in visible_nodes(page) if str(n) in members]
-    assert shown, "no member of the community is drawn"
+    # a member with a priority reason (the care step explains the top customers)
+    inside = c[(c["community"] == community) & (c["reason"].fillna("") != "")]
+    explained = set(inside["customer_id"].astype(str))
+    shown = [n for n in visible_nodes(page) if str(n) in explained]
+    assert shown, "no explained member of the community is drawn"
     node = shown[0]
     text = hover_shows_details(page, node)
     row = c.loc[c["customer_id"] == node].iloc[0]
     assert str(node) in text
     assert str(row["role"]) in text
-    assert "influence" in text.lower()
+    assert "influence" in text.lower() and "priority" in text.lower()
+    assert str(row["reason"]) in text
 
 
 def test_customer_view_is_the_ego_network(page: Any, site: Site) -> None:

@@ -63,6 +63,9 @@ class LRU(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
 
 def _labels(s: pd.Series) -> pd.Series:
     """Community labels back as integers when every one is an integer (the store keeps them

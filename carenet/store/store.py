@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -834,8 +835,11 @@ class RunStore:
         q = select(t.c.customer_id, *[t.c[c["sql"]] for c in typed]).order_by(t.c.pos)
         with self._reading(view) as conn:
             rows = conn.execute(q).all()
-        frame = pd.DataFrame.from_records(
-            rows, columns=["customer_id", *[c["name"] for c in typed]])
+        names = ["customer_id", *[c["name"] for c in typed]]
+        # by columns: pandas reads SQLAlchemy rows one attribute at a time otherwise
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        frame = pd.DataFrame({n: pd.Series(col, dtype=object)
+                              for n, col in zip(names, columns, strict=True)})
         for c in typed:
             s = frame[c["name"]]
             if c["type"] == "float":
@@ -857,7 +861,9 @@ class RunStore:
         :class:`MissingTableError` listing the run's tables when it has none of that name).
         """
         rows, _ = self.table_rows(view, name, limit=2**31 - 1)
-        return pd.DataFrame.from_records([json.loads(r) for r in rows])
+        records = orjson.loads("[" + ",".join(rows) + "]")  # one parse, not one per row
+        keys = list(dict.fromkeys(k for r in records for k in r))
+        return pd.DataFrame({k: [r.get(k) for r in records] for k in keys})
 
     def search_customers(self, view: RunView, text: str, *, limit: int = 20) -> list[str]:
         """Ids of customers whose id starts with ``text`` (case-sensitive; an exact match

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from html import escape
@@ -34,10 +36,11 @@ from carenet.api.routers.customers import RunParam, find_customer
 from carenet.api.sessions import COOKIE, SessionCache, sign
 from carenet.api.settings import Settings
 from carenet.api.viewdata import LRU, PageLinks, view_data
-from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.errors import CarenetError, InvalidInputError, RunNotFoundError
 from carenet.store import KeyInfo, RunStore, RunView
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("carenet.api.pages")
 
 SECURITY_HEADERS = {
     # The pages and views are self-contained: nothing may be fetched from anywhere else.
@@ -52,6 +55,8 @@ SECURITY_HEADERS = {
 PAGE_PREFIXES = ("/pages/", "/dashboard", "/login", "/logout")
 MAX_SEEDS = 100
 MAX_TOP = 500
+MAX_COMMUNITIES = 200
+"""Communities listed on the dashboard (the largest; the map and the API show them all)."""
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("carenet.api", "templates"),
@@ -261,8 +266,9 @@ def dashboard(request: Request, key: PageKey, run: RunParam = None,
                      "community_link": (links.community(doc["community"])
                                         if doc.get("community") is not None else None)})
     communities: list[dict[str, Any]] = []
+    n_communities = 0
     if "communities" in view.tables:
-        docs, _ = store.table_rows(view, "communities", limit=200)
+        docs, n_communities = store.table_rows(view, "communities", limit=MAX_COMMUNITIES)
         communities = [json.loads(d) for d in docs]
     comm_cols = [c for c in ("size", "density", "conductance", "negative_share",
                              "value_total", "hubs", "bridges")
@@ -274,10 +280,12 @@ def dashboard(request: Request, key: PageKey, run: RunParam = None,
                  for d in communities]
     seeds = _default_seeds(store, view)
     published = store.list_runs(limit=20, status="published")
+    _warm(request, view)
     return render(
         "dashboard.html", title="Dashboard", run=row, run_param=run, links=links,
         sort=sort, score_cols=score_cols, customers=rows, comm_cols=comm_cols,
-        communities=comm_rows, q=q, matches=matches, seeds=",".join(seeds),
+        communities=comm_rows, n_communities=n_communities, q=q, matches=matches,
+        seeds=",".join(seeds), columns={c["name"] for c in view.columns},
         cascade_link=links.cascade(seeds) if seeds else None,
         runs=[r["id"] for r in published], key=key,
         has_communities="community" in {c["name"] for c in view.columns})
@@ -313,6 +321,23 @@ def _data(request: Request, view: RunView) -> Any:
     cache: LRU[Any] = request.app.state.view_data
     store = _store(request)
     return cache.get(view.run_id, lambda: view_data(store, view))
+
+
+def _warm(request: Request, view: RunView) -> None:
+    """Build the run's view data in the background (a dashboard visit usually precedes a
+    view: the first view of a large run then need not wait for it).
+    """
+    cache: LRU[Any] = request.app.state.view_data
+    if view.run_id in cache:
+        return
+
+    def build() -> None:
+        try:
+            _data(request, view)
+        except CarenetError as exc:  # e.g. the run was dropped meanwhile: a view will say so
+            log.info("view data of run %s not prepared: %s", view.run_id, exc)
+
+    threading.Thread(target=build, name=f"warm-{view.run_id}", daemon=True).start()
 
 
 def _page(request: Request, run: str | None, key: tuple[Any, ...], build: Callable[[], str]
