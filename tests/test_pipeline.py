@@ -112,23 +112,3 @@ def test_same_input_same_numbers(sample_dir: Path) -> None:
     b = analyze(sample_dir / "interactions.csv")
     pd.testing.assert_frame_equal(a.customers, b.customers)
 
-
-def test_steps_run_in_module_order_whatever_imported_first() -> None:
-    """Importing a step module early (as a doctest run or ``carenet plan`` does) must not
-    move its steps ahead of the steps they need."""
-    import importlib
-
-    from carenet.steps import STEP_MODULES, import_steps
-    from carenet.steps.base import STEPS
-
-    for module in reversed(STEP_MODULES):
-        importlib.import_module(f"carenet.steps.{module}")
-    saved = list(STEPS)
-    try:
-        STEPS.reverse()  # the worst registration order
-        import_steps()
-        modules = [fn.__module__.rsplit(".", 1)[1] for _, fn in STEPS]
-        assert modules == sorted(modules, key=STEP_MODULES.index)
-        assert [n for n, _ in STEPS].index("influence") < [n for n, _ in STEPS].index("care")
-    finally:
-        STEPS[:] = saved
