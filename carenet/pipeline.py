@@ -20,7 +20,8 @@ import platform
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -94,10 +95,7 @@ class AnalysisRun:
     def save(self, directory: str | Path) -> Path:
         """Write the run directory atomically (temporary sibling, then rename); returns it."""
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
+        with atomic_directory(target) as tmp:
             _write_table(self.customers, tmp / "customers")
             for name, table in self.tables.items():
                 _write_table(table, tmp / name)
@@ -105,16 +103,6 @@ class AnalysisRun:
             self.events.to_parquet(tmp / "events.parquet", index=False)
             self.graph.save(tmp / "graph")
             (tmp / "run.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-            if target.exists():
-                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod
@@ -138,6 +126,29 @@ class AnalysisRun:
             events=pd.read_parquet(d / "events.parquet"), rejects=rejects,
             results=meta.get("results", {}),
         )
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``target``; when the block ends without error it
+    replaces ``target`` in one rename (readers see the old or the new directory, never half
+    of one), else it is removed and ``target`` is left as it was.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write_table(frame: pd.DataFrame, stem: Path) -> None:

@@ -52,28 +52,20 @@ import numpy as np
 
 from carenet.errors import InvalidInputError
 from carenet.graphs._kernels import _PARALLEL_LOCK
-from carenet.graphs.diffusion import DiffusionGraph
+from carenet.graphs.diffusion import (
+    _GOLDEN,
+    _MASK64,
+    _S11,
+    _TO_UNIT,
+    DiffusionGraph,
+    _mix,
+)
 
-_G = np.uint64(0x9E3779B97F4A7C15)
-_G2 = np.uint64(0xD1B54A32D192ED03)
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TO_UNIT = 1.0 / 9007199254740992.0
-_MASK64 = (1 << 64) - 1
+_G = _GOLDEN
+_G2 = np.uint64(0xD1B54A32D192ED03)  # a second odd constant: realisation bases apart from keys
 
 
 # ---------------------------------------------------------------------------- coins
-@nb.njit(cache=True, nogil=True, inline="always")
-def _mix(z: np.uint64) -> np.uint64:
-    z = (z ^ (z >> _S30)) * _C1
-    z = (z ^ (z >> _S27)) * _C2
-    return z ^ (z >> _S31)
-
-
 @nb.njit(cache=True, nogil=True, inline="always")
 def _base(seed: np.uint64, r: int) -> np.uint64:
     """The coin base of realisation r."""

@@ -18,10 +18,7 @@ temporary sibling and renamed into place, so a reader never sees half a report.
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -216,7 +213,7 @@ def write_report(
     ``index.html``. ``out_dir`` defaults to ``RUN_DIR/report``; ``backtest`` is a backtest
     output directory (or its ``lift_curve.csv``) whose lift curve is plotted.
     """
-    from carenet.pipeline import AnalysisRun
+    from carenet.pipeline import AnalysisRun, atomic_directory
 
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -226,23 +223,11 @@ def write_report(
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     if target.exists() and not target.is_dir():
         raise InvalidInputError(f"{target}: exists and is not a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    (tmp / "plots").mkdir(parents=True)
-    try:
+    with atomic_directory(target) as tmp:
+        (tmp / "plots").mkdir()
         _write(run, data, tmp, lift=lift, say=say, max_community_views=max_community_views,
                max_customer_views=max_customer_views, cascade_seeds=cascade_seeds,
                cascade_runs=cascade_runs, started=t0)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target / "index.html"
 
 
