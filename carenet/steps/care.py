@@ -16,7 +16,6 @@ run with another budget.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,12 +138,6 @@ def compute_care(
     progress("care", 3, 3)
     out.results = results
     return out
-
-
-# The steps this one runs after must be registered first, in run order, whichever module a
-# process happens to import first (doctest collection imports this one on its own).
-for _module in ("measures", "influence"):
-    importlib.import_module(f"carenet.steps.{_module}")
 
 
 @register_step("care", after="influence")
