@@ -40,7 +40,7 @@ def ensure_data(label: str) -> Path:
         return d
     print(f"generating {label}: {customers:,} customers, {interactions:,} interactions ...",
           flush=True)
-    from carenet.community.generator import GeneratorConfig, generate
+    from carenet.synthetic import GeneratorConfig, generate
 
     data = generate(GeneratorConfig(customers=customers, interactions=interactions,
                                     timestamps="epoch", seed=1))
@@ -49,7 +49,7 @@ def ensure_data(label: str) -> Path:
 
 
 BACKTEST = """
-from carenet.backtest import BacktestOptions, read_log, run_backtest
+from carenet.evaluation.backtest import BacktestOptions, read_log, run_backtest
 from carenet.config import AnalysisConfig
 cfg = AnalysisConfig.from_mapping(json.loads({config!r}))
 t0 = time.perf_counter()
@@ -70,8 +70,8 @@ print(json.dumps(out))
 
 OWN_ONLY = """
 import numpy as np
-from carenet.backtest import read_log, _read_events, _labels, BacktestOptions, _fit_predict
-from carenet.community import backtest as bt
+from carenet.evaluation.backtest import read_log, _read_events, _labels, BacktestOptions, _fit_predict
+from carenet.evaluation import stats as bt
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 t0 = time.perf_counter()

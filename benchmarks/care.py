@@ -40,7 +40,7 @@ SIZES = {"100k": (100_000, 14, 3_000_000), "1M": (1_000_000, 14, 30_000_000)}
 
 MAKE = """
 from pathlib import Path
-from carenet.community.generator import GeneratorConfig, generate
+from carenet.synthetic import GeneratorConfig, generate
 from carenet.graphs.build import load_network
 t0 = time.perf_counter()
 data = generate(GeneratorConfig(customers={customers}, mean_degree={degree},

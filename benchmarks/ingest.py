@@ -110,7 +110,7 @@ def ensure_data(label: str) -> tuple[Path, Path]:
     if csv.exists() and parquet.exists():
         return csv, parquet
     print(f"generating {label}: {customers:,} customers, {interactions:,} interactions ...", flush=True)
-    from carenet.community.generator import GeneratorConfig, generate
+    from carenet.synthetic import GeneratorConfig, generate
 
     data = generate(GeneratorConfig(customers=customers, interactions=interactions,
                                     timestamps="epoch", seed=1))

@@ -50,7 +50,7 @@ SIZES = {"100k": (100_000, 14, 3_000_000), "1M": (1_000_000, 14, 30_000_000)}
 SAMPLES = {"100k": 16, "1M": 8}
 
 MAKE_GRAPH = """
-from carenet.community.generator import GeneratorConfig, generate
+from carenet.synthetic import GeneratorConfig, generate
 from carenet.graphs.build import load_network
 t0 = time.perf_counter()
 data = generate(GeneratorConfig(customers={customers}, mean_degree={degree},
@@ -453,7 +453,7 @@ def quality(seed: int = 42) -> None:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     from carenet.community import detection as det
-    from carenet.community.generator import GeneratorConfig, generate
+    from carenet.synthetic import GeneratorConfig, generate
     from carenet.graphs.build import load_network
 
     root = Path(__file__).resolve().parents[1]

@@ -59,7 +59,7 @@ def _big_run(customers: int) -> Path:
     d = DATA / f"viz-{customers}"
     if (d / "run.json").exists():
         return d
-    from carenet.community.generator import GeneratorConfig, generate
+    from carenet.synthetic import GeneratorConfig, generate
     from carenet.config import AnalysisConfig
     from carenet.pipeline import analyze
 

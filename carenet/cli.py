@@ -1,7 +1,7 @@
 """The ``carenet`` command line: generate data, analyse logs, inspect files, run the demo.
 
 Every command calls the same library functions a notebook would (:func:`carenet.analyze`,
-:func:`carenet.community.generator.generate`); this module only parses flags, shows progress
+:func:`carenet.synthetic.generate`); this module only parses flags, shows progress
 and prints results. Errors the user can fix (a missing file, a bad row format, an unknown
 column) are printed as one line naming the file, line and column, with exit code 2, never as a
 traceback.
@@ -128,8 +128,8 @@ def generate(
     Writes interactions, customers, events and truth tables (the truth holds each customer's
     planted community, churn time and who passed the churn on), plus generator.json.
     """
-    from carenet.community.generator import GeneratorConfig, truth_summary
-    from carenet.community.generator import generate as make
+    from carenet.synthetic import GeneratorConfig, truth_summary
+    from carenet.synthetic import generate as make
 
     cfg = GeneratorConfig(
         customers=customers, interactions=interactions, mean_degree=mean_degree,
@@ -692,7 +692,7 @@ def backtest(
 
     Example: carenet backtest CollegeMsg.txt --columns source,target,timestamp --cutoff 2004-05-15 --horizon 14 --out bt/college
     """
-    from carenet.backtest import BacktestOptions, run_backtest
+    from carenet.evaluation.backtest import BacktestOptions, run_backtest
     from carenet.viz.backtest_plot import plot_lift_curves, write_backtest_page
 
     cfg = _config(config, {

@@ -15,10 +15,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from carenet.backtest import BacktestOptions, backtest_cutoff, read_log, run_backtest
+from carenet.evaluation.backtest import BacktestOptions, backtest_cutoff, read_log, run_backtest
 from carenet.cli import app
-from carenet.community import backtest as bt
-from carenet.community.generator import GeneratorConfig, generate
+from carenet.evaluation import stats as bt
+from carenet.synthetic import GeneratorConfig, generate
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.build import load_network

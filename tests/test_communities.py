@@ -18,7 +18,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from carenet.community import detection as det
-from carenet.community.generator import GeneratorConfig, generate
+from carenet.synthetic import GeneratorConfig, generate
 from carenet.errors import BackendUnavailableError, InvalidInputError, RunNotFoundError
 from carenet.graphs.build import load_network
 from carenet.graphs.centrality import undirected_view

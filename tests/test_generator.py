@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carenet.community.generator import GeneratorConfig, generate, truth_summary
+from carenet.synthetic import GeneratorConfig, generate, truth_summary
 from carenet.errors import InvalidInputError
 from carenet.graphs.build import load_network
 

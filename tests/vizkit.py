@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from carenet.community.generator import GeneratorConfig, generate
+from carenet.synthetic import GeneratorConfig, generate
 from carenet.config import AnalysisConfig
 from carenet.pipeline import AnalysisRun, analyze
 

@@ -4,7 +4,7 @@ For each cutoff ``T`` (with ``h`` the horizon and ``W`` the activity window, def
 
 1. **Read the log once** (:func:`read_log`), keeping every interaction's ids, time, channel
    and weight; a log without timestamps cannot be backtested.
-2. **Labels** (:mod:`carenet.community.backtest`): the population is the customers with an
+2. **Labels** (:mod:`carenet.evaluation.stats`): the population is the customers with an
    interaction in ``[T - W, T)``; one of them *churned* if it is silent (sends and receives
    nothing) during ``[T, T + h)``, or, given an events table, has a churn event there (and
    none before ``T``).
@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from carenet.community import backtest as bt
+from carenet.evaluation import stats as bt
 from carenet.config import AnalysisConfig, InputConfig, parse_time
 from carenet.errors import InvalidInputError
 from carenet.graphs.ids import IdTable
@@ -668,7 +668,7 @@ def run_backtest(
     """Backtest the scores at each cutoff (ISO 8601, epoch seconds or ``"60%"`` of the log's
     span); see the module docstring for labels, scores and baselines.
 
-    >>> from carenet.community.generator import GeneratorConfig, generate
+    >>> from carenet.synthetic import GeneratorConfig, generate
     >>> data = generate(GeneratorConfig(customers=300, interactions=6000, seed=3))
     >>> light = AnalysisConfig.from_mapping({"measures": {"measures": ["pagerank"]},
     ...     "influence": {"seed_set_size": 0, "exposure_runs": 200, "epsilon": 0.3}})
