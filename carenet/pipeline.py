@@ -1,9 +1,9 @@
 """One analysis run: config -> load -> graph -> every analysis step -> :class:`AnalysisRun`.
 
 :func:`analyze` is the single entry point behind the CLI, the API's job runner and notebooks.
-Steps are plain functions registered in :data:`STEPS`; each reads the :class:`RunContext`
-(graph, side tables, config, seed) and adds per-customer columns and tables to it. Adding a
-capability means adding a step, not a new code path.
+Steps are plain functions listed in run order in :data:`STEPS`; each reads the
+:class:`RunContext` (graph, side tables, config, seed) and adds per-customer columns and tables
+to it. Adding a capability means adding a step to that tuple, not a new code path.
 
 A run directory holds ``customers.parquet`` and ``customers.csv`` (one row per customer:
 ``customer_id`` plus one column per measure), ``rejects.csv`` (every rejected input row),
@@ -36,10 +36,21 @@ from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.graphs.build import GraphBuilder, LoadedNetwork, LoadReport
 from carenet.graphs.logs import LogSource
 from carenet.graphs.model import CustomerGraph
-from carenet.steps import import_steps
-from carenet.steps.base import STEPS, Progress, RunContext, no_progress
+from carenet.steps.base import Progress, RunContext, Step, no_progress
+from carenet.steps.care import care_step
+from carenet.steps.changes import changes_step
+from carenet.steps.influence import influence_step
+from carenet.steps.measures import centrality_step, communities_step
 
 RUN_FORMAT = 1
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("centrality", centrality_step),
+    ("communities", communities_step),
+    ("influence", influence_step),
+    ("care", care_step),
+    ("changes", changes_step),
+)
+"""The analysis steps in run order, ``(name, function)``: a step reads what earlier ones wrote."""
 _VERSIONED = ("carenet", "numpy", "scipy", "pandas", "pyarrow", "numba", "igraph", "networkx")
 
 
@@ -235,7 +246,7 @@ def analyze(
 ) -> AnalysisRun:
     """Run a full analysis and return the :class:`AnalysisRun` (``save()`` it to a directory).
 
-    ``steps`` limits the analysis steps run (default: all registered in :data:`STEPS`);
+    ``steps`` limits the analysis steps run (default: all of :data:`STEPS`);
     ``previous`` is the last run, for run-to-run comparisons.
 
     >>> import pandas as pd
@@ -243,7 +254,6 @@ def analyze(
     >>> run.counts["customers"], run.counts["ties"], list(run.customers.columns)[:1]
     (3, 2, ['customer_id'])
     """
-    import_steps()
     created = _now()
     t0 = time.perf_counter()
     network = load_inputs(logs, customers=customers, events=events, config=config,
@@ -268,7 +278,7 @@ def analyze(
     if unknown:
         raise InvalidInputError(
             f"unknown step(s) {', '.join(sorted(unknown))}; steps: "
-            f"{', '.join(n for n, _ in STEPS) or 'none registered'}"
+            f"{', '.join(n for n, _ in STEPS)}"
         )
     for name, fn in STEPS:
         if wanted is not None and name not in wanted:

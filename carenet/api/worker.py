@@ -132,9 +132,7 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
     """Compute and publish one claimed run (the body of the worker process); exit status."""
     from carenet.config import AnalysisConfig
     from carenet.errors import CarenetError
-    from carenet.pipeline import analyze
-    from carenet.steps import import_steps
-    from carenet.steps.base import STEPS
+    from carenet.pipeline import STEPS, analyze
 
     store = RunStore(db_url, keep_runs=keep_runs)
     _watch_parent()
@@ -142,7 +140,6 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
         row = store.get_run(run_id)
         req: dict[str, Any] = row["request"] or {}
         files = req.get("files") or {}
-        import_steps()
         names = ["load", "build graph", *[n for n, _ in STEPS], "publish"]
         last_time = [0.0]
         last_step = [""]

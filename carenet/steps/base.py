@@ -1,16 +1,19 @@
 """The contract between :func:`carenet.pipeline.analyze` and its analysis steps.
 
-A step is a function ``step(ctx: RunContext) -> None`` registered with :func:`register_step`;
-it reads the graph, the side tables, the config and the seed from the context and adds
-per-customer columns (``ctx.add_columns``), tables (``ctx.tables``) and JSON-ready results
-(``ctx.results``).
+A step is a function ``step(ctx: RunContext) -> None``; :data:`carenet.pipeline.STEPS` lists
+them in run order. A step reads the graph, the side tables, the config and the seed from the
+context and adds per-customer columns (``ctx.add_columns``), tables (``ctx.tables``) and
+JSON-ready results (``ctx.results``).
+
+Steps know the previous run only through :class:`PreviousRun` (what they read of it), so this
+package never imports the pipeline or the run module, not even for type checking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,15 +22,27 @@ from carenet.config import AnalysisConfig
 from carenet.graphs.build import LoadedNetwork
 from carenet.graphs.model import CustomerGraph
 
-if TYPE_CHECKING:  # pragma: no cover
-    from carenet.pipeline import AnalysisRun
-
-
 class Progress(Protocol):
     """Receives progress: ``(step, done, total)``; ``done``/``total`` may be None (unknown)."""
 
     def __call__(self, step: str, done: float | None = None, total: float | None = None) -> None:
         """Report that ``step`` started (done is None) or advanced."""
+
+
+class PreviousRun(Protocol):
+    """What a step reads of the previous run (an :class:`carenet.pipeline.AnalysisRun`)."""
+
+    @property
+    def run_id(self) -> str:
+        """The previous run's id."""
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        """The previous run's per-customer table."""
+
+    @property
+    def results(self) -> Mapping[str, Any]:
+        """The previous run's JSON-ready results."""
 
 
 def no_progress(step: str, done: float | None = None, total: float | None = None) -> None:
@@ -41,7 +56,7 @@ class RunContext:
 
     config: AnalysisConfig
     network: LoadedNetwork
-    previous: AnalysisRun | None
+    previous: PreviousRun | None
     progress: Progress
     customers: pd.DataFrame
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -70,21 +85,4 @@ class RunContext:
 
 
 Step = Callable[[RunContext], None]
-STEPS: list[tuple[str, Step]] = []
-"""Analysis steps in run order: (name, function). Later capabilities register here."""
-
-
-def register_step(name: str, *, after: str | None = None) -> Callable[[Step], Step]:
-    """Decorator registering an analysis step (optionally right after another one)."""
-
-    def wrap(fn: Step) -> Step:
-        names = [n for n, _ in STEPS]
-        if name in names:
-            STEPS[names.index(name)] = (name, fn)
-        elif after is not None and after in names:
-            STEPS.insert(names.index(after) + 1, (name, fn))
-        else:
-            STEPS.append((name, fn))
-        return fn
-
-    return wrap
+"""An analysis step: reads the context, adds columns, tables and results to it."""

@@ -33,7 +33,7 @@ from carenet.community.care import (
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.model import CustomerGraph
-from carenet.steps.base import Progress, RunContext, no_progress, register_step
+from carenet.steps.base import Progress, RunContext, no_progress
 from carenet.steps.measures import derived_seed
 
 
@@ -140,7 +140,6 @@ def compute_care(
     return out
 
 
-@register_step("care", after="influence")
 def care_step(ctx: RunContext) -> None:
     """Priority, reasons and the budgeted care plan."""
     if not ctx.config.care.enabled:

@@ -11,10 +11,9 @@ summary in ``results["changes"]``. Settings: :class:`~carenet.config.ChangesConf
 from __future__ import annotations
 
 from carenet.community.changes import community_events, rising_customers
-from carenet.steps.base import RunContext, register_step
+from carenet.steps.base import RunContext
 
 
-@register_step("changes")
 def changes_step(ctx: RunContext) -> None:
     """Rising customers and community events against ``ctx.previous``."""
     cfg = ctx.config.changes

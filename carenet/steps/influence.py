@@ -28,7 +28,7 @@ from carenet.community.influence import (
     select_seeds,
 )
 from carenet.errors import InvalidInputError
-from carenet.steps.base import RunContext, register_step
+from carenet.steps.base import RunContext
 
 
 def _values(ctx: RunContext) -> np.ndarray | None:
@@ -38,7 +38,6 @@ def _values(ctx: RunContext) -> np.ndarray | None:
                            missing=ctx.config.influence.missing_value)
 
 
-@register_step("influence")
 def influence_step(ctx: RunContext) -> None:
     """Influence (RIS), exposure (Monte Carlo from recent negative events), IMM seeds."""
     cfg = ctx.config.influence

@@ -28,7 +28,7 @@ from carenet.community.detection import align, detect
 from carenet.community.roles import RoleThresholds, roles
 from carenet.community.summary import negative_customers, summarize
 from carenet.graphs import centrality as cen
-from carenet.steps.base import RunContext, register_step
+from carenet.steps.base import RunContext
 
 
 def derived_seed(seed: int, name: str) -> int:
@@ -37,7 +37,6 @@ def derived_seed(seed: int, name: str) -> int:
     return int(state[0] & 0x7FFFFFFF)
 
 
-@register_step("centrality")
 def centrality_step(ctx: RunContext) -> None:
     """Degree, strength and the configured centralities as per-customer columns."""
     cfg = ctx.config.measures
@@ -91,7 +90,6 @@ def centrality_step(ctx: RunContext) -> None:
     ctx.results["centrality"] = described
 
 
-@register_step("communities", after="centrality")
 def communities_step(ctx: RunContext) -> None:
     """Communities (ids stable across runs), roles and the community table."""
     cfg = ctx.config.communities

@@ -41,15 +41,13 @@ def create_run(body: RunCreate, store: StoreDep, key: Analyst, response: Respons
     except InvalidInputError as exc:
         raise InvalidInputError(f"config: {exc}") from exc
     if body.steps is not None:
-        from carenet.steps import import_steps
-        from carenet.steps.base import STEPS
+        from carenet.pipeline import STEPS
 
-        import_steps()
         known = [n for n, _ in STEPS]
         unknown = sorted(set(body.steps) - set(known))
         if unknown:
             raise InvalidInputError(f"unknown step(s) {', '.join(unknown)}; steps: "
-                                    f"{', '.join(known) or 'none registered'}")
+                                    f"{', '.join(known)}")
     files: dict[str, Any] = {"logs": [_upload_path(store, u) for u in body.logs]}
     for name in ("customers", "events"):
         uid = getattr(body, name)
