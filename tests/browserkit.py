@@ -1,6 +1,6 @@
 """Helpers for driving the served pages in Debian's headless Chromium with Playwright.
 
-Used by tests/test_pages_browser.py and by benchmarks/views.py (load times, README
+Used by tests/browser/test_pages_browser.py and by benchmarks/views.py (load times, README
 screenshots). Playwright's own browser download needs a CDN that CI machines cannot reach, so
 the system Chromium is launched by path (``scripts/ensure-chromium.sh`` installs it).
 """

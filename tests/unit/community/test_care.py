@@ -23,7 +23,7 @@ from carenet.config import AnalysisConfig, CareConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.model import CustomerGraph
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The served pages over real HTTP: login and sessions, the dashboard's content, error pages,
 and the store reads behind the views (whole customer table, extra tables) on SQLite and
-(with CARENET_TEST_POSTGRES_URL) PostgreSQL. The browser side is tests/test_pages_browser.py.
+(with CARENET_TEST_POSTGRES_URL) PostgreSQL. The browser side is tests/browser/test_pages_browser.py.
 """
 
 from __future__ import annotations
