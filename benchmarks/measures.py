@@ -453,8 +453,8 @@ def quality(seed: int = 42) -> None:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     from carenet.community import detection as det
-    from carenet.synthetic import GeneratorConfig, generate
     from carenet.graphs.build import load_network
+    from carenet.synthetic import GeneratorConfig, generate
 
     root = Path(__file__).resolve().parents[1]
     datasets = next(p for p in (root.parent / "shared" / "datasets",

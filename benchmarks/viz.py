@@ -59,9 +59,9 @@ def _big_run(customers: int) -> Path:
     d = DATA / f"viz-{customers}"
     if (d / "run.json").exists():
         return d
-    from carenet.synthetic import GeneratorConfig, generate
     from carenet.config import AnalysisConfig
     from carenet.pipeline import analyze
+    from carenet.synthetic import GeneratorConfig, generate
 
     data = generate(GeneratorConfig(customers=customers, interactions=customers * 20,
                                     timestamps="epoch", seed=11))

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from carenet.synthetic import GeneratorConfig, generate
 from carenet.config import AnalysisConfig
 from carenet.pipeline import AnalysisRun, analyze
+from carenet.synthetic import GeneratorConfig, generate
 
 FAST = AnalysisConfig().with_overrides({
     "influence.epsilon": 0.3, "influence.exposure_runs": 300, "influence.seed_set_size": 10,

@@ -43,9 +43,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from carenet.evaluation import stats as bt
 from carenet.config import AnalysisConfig, InputConfig, parse_time
 from carenet.errors import InvalidInputError
+from carenet.evaluation import stats as bt
 from carenet.graphs.ids import IdTable
 from carenet.graphs.logs import ChannelRegistry, LogReader, LogSource, read_events
 from carenet.graphs.tables import RejectLog

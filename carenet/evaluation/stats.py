@@ -1,6 +1,7 @@
 """Backtest metrics and labels: how well a score ranks the customers who churned next.
 
-Pure functions over numpy arrays (no files, no pipeline), used by :mod:`carenet.evaluation.backtest`:
+Pure functions over numpy arrays (no files, no pipeline), used by
+:mod:`carenet.evaluation.backtest`:
 
 * **Ranking quality**: :func:`auc_score` (Mann-Whitney with mid-ranks for ties),
   :func:`delong_auc` (AUC with DeLong's standard error and a normal confidence interval),

@@ -22,6 +22,7 @@ from carenet.config import AnalysisConfig
 from carenet.graphs.build import LoadedNetwork
 from carenet.graphs.model import CustomerGraph
 
+
 class Progress(Protocol):
     """Receives progress: ``(step, done, total)``; ``done``/``total`` may be None (unknown)."""
 

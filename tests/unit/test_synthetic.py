@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carenet.synthetic import GeneratorConfig, generate, truth_summary
 from carenet.errors import InvalidInputError
 from carenet.graphs.build import load_network
+from carenet.synthetic import GeneratorConfig, generate, truth_summary
 
 
 @pytest.fixture(scope="module")

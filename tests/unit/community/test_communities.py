@@ -18,11 +18,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from carenet.community import detection as det
-from carenet.synthetic import GeneratorConfig, generate
 from carenet.errors import BackendUnavailableError, InvalidInputError, RunNotFoundError
 from carenet.graphs.build import load_network
 from carenet.graphs.centrality import undirected_view
 from carenet.graphs.model import CustomerGraph
+from carenet.synthetic import GeneratorConfig, generate
 
 RUNS = [("leiden", "native"), ("leiden", "igraph"), ("louvain", "native"),
         ("louvain", "igraph"), ("louvain", "networkx"), ("label_propagation", "native"),

@@ -15,13 +15,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from carenet.evaluation.backtest import BacktestOptions, backtest_cutoff, read_log, run_backtest
 from carenet.cli import app
-from carenet.evaluation import stats as bt
-from carenet.synthetic import GeneratorConfig, generate
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
+from carenet.evaluation import stats as bt
+from carenet.evaluation.backtest import BacktestOptions, backtest_cutoff, read_log, run_backtest
 from carenet.graphs.build import load_network
+from carenet.synthetic import GeneratorConfig, generate
 
 DAY = 86400.0
 runner = CliRunner()
