@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carenet.store import RunStore
-from carenet.store.store import owner_id
+from carenet.store.pool import owner_id
 
 log = logging.getLogger("carenet.worker")
 

@@ -105,11 +105,12 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     except (ArgumentError, ImportError) as exc:
         raise InvalidInputError(f"cannot use database URL {describe_url(url)}: {exc}") from exc
     if backend == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Set the pragmas every SQLite connection of the store uses."""
     # WAL: readers see the last committed state while a run is being written; NORMAL sync is
     # durable at each checkpoint and fast; mmap makes point reads on a large store cheap.
     cur = dbapi_conn.cursor()

@@ -104,7 +104,7 @@ def list_customers(
             _set_bound(bounds, name, True, fixed)
     if cursor is not None and run is None:
         # a cursor stays on the run where the listing started, even if a newer one appeared
-        from carenet.store.store import decode_cursor
+        from carenet.store.reads import decode_cursor
 
         run = str(decode_cursor(cursor).get("r"))
     view = store.resolve(run)

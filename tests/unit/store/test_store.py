@@ -12,7 +12,7 @@ from servicekit import BACKENDS, base_run, fresh_db, variant
 
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.store import RunNotReadyError, RunStateError, RunStore, UnknownFieldError
-from carenet.store.store import decode_cursor
+from carenet.store.reads import decode_cursor
 
 
 @pytest.fixture(params=BACKENDS)

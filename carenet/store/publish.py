@@ -1,0 +1,186 @@
+"""Publishing a finished analysis run into the store, atomically.
+
+A run's tables are written while its status is ``publishing`` (no reader resolves such a run),
+then one transaction flips it to ``published`` with a new sequence number. The latest published
+run is the one with the highest sequence number, so a reader sees either the previous run or the
+new one, never a mix; a failure drops the half-written tables and leaves the published run in
+place. :func:`analyze_and_publish` is the one analyse-then-publish flow behind ``carenet
+analyze``/``demo`` and the API's worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import MetaData, Table, insert, text, update
+from sqlalchemy.schema import CreateTable
+
+from carenet.errors import InvalidInputError
+from carenet.store import records as rec
+from carenet.store.errors import RunStateError
+from carenet.store.pool import now_iso, owner_id
+from carenet.store.runs import RunQueue
+from carenet.store.schema import customers_table, rows_table, runs, table_key, ties_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from carenet.pipeline import AnalysisRun
+
+_CHUNK = 20_000
+
+
+class Publisher(RunQueue):
+    """Writes a finished run's customers, ties and extra tables, then makes it the latest."""
+
+    def publish(self, run: AnalysisRun, *, run_id: str | None = None, kept: bool = False,
+                progress: Callable[[str, float], None] | None = None) -> str:
+        """Write ``run`` and make it the latest published run, atomically; returns its id.
+
+        ``run_id`` names a run registered with :meth:`create_run` (the API's runs); by default
+        the analysis' own id is used. ``progress(step, fraction)`` is called as tables fill.
+        """
+        rid = run_id or run.run_id
+        row = self._run_row(rid)
+        if row is not None and row["status"] == "published":
+            raise RunStateError(f"run {rid} is already published")
+        key = table_key(rid)
+        if row is None:
+            with self.engine.begin() as conn:
+                conn.execute(insert(runs).values(
+                    id=rid, status="publishing", table_key=key, kept=kept,
+                    created=run.created, started=run.created, owner=owner_id(),
+                    heartbeat=time.time(), cancel_requested=False, request=None,
+                    progress={"step": "publish", "done": None, "total": None,
+                              "fraction": 0.9}))
+        else:
+            key = row["table_key"]
+            with self.engine.begin() as conn:
+                res = conn.execute(update(runs).where(runs.c.id == rid,
+                                                      runs.c.status.in_(("running", "queued")))
+                                   .values(status="publishing", heartbeat=time.time()))
+            if res.rowcount != 1:
+                raise RunStateError(
+                    f"run {rid} is {row['status']} (failed, cancelled or interrupted while it "
+                    "computed); it is not published")
+        report = progress or (lambda step, fraction: None)
+        try:
+            catalogue = rec.column_catalogue(run.customers)
+            cols = [c.to_dict() for c in catalogue]
+            meta = MetaData()
+            ct = customers_table(key, cols, meta)
+            tt = ties_table(key, meta)
+            rt = rows_table(key, meta)
+            self._drop_run_tables(key)
+            with self.engine.begin() as conn:
+                for t in (ct, tt, rt):
+                    conn.execute(CreateTable(t))
+            report("publish customers", 0.0)
+            self._load_customers(ct, run, catalogue)
+            report("publish ties", 0.5)
+            out_ties, in_ties = rec.tie_rows(run.graph)
+            ins = in_ties if in_ties is not None else [None] * len(out_ties)
+            self._bulk(tt, ["pos", "out_ties", "in_ties"],
+                       ((i, o, n) for i, (o, n) in enumerate(zip(out_ties, ins, strict=True))
+                        if o is not None or n is not None))
+            del out_ties, in_ties, ins
+            report("publish tables", 0.8)
+            self._load_rows(rt, run)
+            report("publish indexes", 0.9)
+            with self.engine.begin() as conn:
+                for t in (ct, tt, rt):
+                    for ix in t.indexes:
+                        ix.create(conn)
+                    conn.execute(text(f'ANALYZE "{t.name}"'))
+            tables = sorted(run.tables)
+            if "community" in run.customers.columns and "communities" not in tables:
+                tables = sorted([*tables, "communities"])
+            g = run.graph
+            graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
+                          "customers": int(g.n_customers), "ties": int(g.n_ties)}
+            info = run.to_dict()
+            with self.engine.begin() as conn:
+                flipped = conn.execute(update(runs).where(
+                    runs.c.id == rid, runs.c.status == "publishing").values(
+                    status="published", seq=time.time_ns() // 1000, published=now_iso(),
+                    finished=run.finished, parameters=info["parameters"],
+                    inputs=info["inputs"], timings=info["timings"], counts=info["counts"],
+                    versions=info["versions"], summary=info["summary"],
+                    results=info["results"], columns=cols, tables=tables, graph=graph_meta,
+                    error=None, heartbeat=time.time(),
+                    progress={"step": "published", "done": None, "total": None,
+                              "fraction": 1.0}))
+                if flipped.rowcount != 1:
+                    raise RunStateError(
+                        f"run {rid} was marked failed or cancelled while it was being "
+                        "published; it is not published")
+        except BaseException as exc:
+            self._drop_run_tables(key)
+            with self.engine.begin() as conn:
+                conn.execute(update(runs).where(runs.c.id == rid,
+                                                runs.c.status != "published").values(
+                    status="failed", finished=now_iso(),
+                    error=f"publication failed: {type(exc).__name__}: {exc}"))
+            raise
+        self._latest = (0.0, None)
+        self.apply_retention()
+        return rid
+
+    def _load_customers(self, table: Table, run: AnalysisRun,
+                        catalogue: list[rec.ColumnInfo]) -> None:
+        frame = run.customers.reset_index(drop=True)
+        ids = frame["customer_id"].astype(str)
+        if ids.duplicated().any():
+            raise InvalidInputError("customer ids of the run are not unique")
+        pct = rec.percentiles(frame, catalogue)
+        typed = [c for c in catalogue if c.sql]
+        names = ["customer_id", "pos", "record", *[c.sql for c in typed if c.sql]]
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for a in range(0, len(frame), _CHUNK):
+                part = frame.iloc[a:a + _CHUNK]
+                docs = rec.customer_documents(part, catalogue, pct.iloc[a:a + _CHUNK])
+                cols = [rec.sql_values(part, c) for c in typed]
+                yield from zip(ids.iloc[a:a + _CHUNK].tolist(), range(a, a + len(part)), docs,
+                               *cols, strict=True)
+
+        self._bulk(table, names, rows())
+
+    def _load_rows(self, table: Table, run: AnalysisRun) -> None:
+        rows: list[tuple[Any, ...]] = []
+        for name, frame in run.tables.items():
+            if name == "communities" and "community" in run.customers.columns:
+                continue
+            kc = rec.key_column(name, frame)
+            keys = (frame[kc].astype(str).tolist() if kc else [None] * len(frame))
+            for i, (k, doc) in enumerate(zip(keys, rec.table_records(frame), strict=True)):
+                rows.append((name, i, k, doc))
+        if "community" in run.customers.columns:
+            # largest communities first: the order of GET /v1/communities
+            docs = rec.community_documents(run.customers, run.tables.get("communities"),
+                                           run.graph)
+            rows.extend(("communities", i, k, d) for i, (k, d) in enumerate(docs))
+        self._bulk(table, ["tbl", "row_no", "key", "record"], rows)
+
+    def _bulk(self, table: Table, names: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+        """Fast bulk insert through the driver: executemany on SQLite, COPY on PostgreSQL."""
+        cols = ", ".join(f'"{n}"' for n in names)
+        it = iter(rows)
+        while True:
+            chunk = [r for _, r in zip(range(_CHUNK), it, strict=False)]
+            if not chunk:
+                break
+            with self.engine.begin() as conn:
+                raw = conn.connection.driver_connection
+                if self.backend == "postgresql":
+                    with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                            f'COPY "{table.name}" ({cols}) FROM STDIN') as cp:
+                        for r in chunk:
+                            cp.write_row(r)
+                else:
+                    marks = ", ".join("?" * len(names))
+                    cur = raw.cursor()  # type: ignore[union-attr]
+                    cur.executemany(f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})',
+                                    chunk)
+                    cur.close()
+

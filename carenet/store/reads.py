@@ -1,0 +1,366 @@
+"""Reading published runs: resolve a run, one customer, ranked pages, neighbours, extra tables,
+whole frames for the views, id search, and the run's graph rebuilt for what-if simulations.
+
+Every read goes through :class:`Reading` (or the fast path): a run whose tables were dropped by
+retention between resolving and reading reads as not found, never as a server error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from sqlalchemy import Connection, MetaData, and_, bindparam, func, select, tuple_
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.graphs.model import CustomerGraph
+from carenet.store import records as rec
+from carenet.store.errors import MissingTableError, RunNotReadyError, UnknownFieldError
+from carenet.store.pool import TableGoneError, missing_table
+from carenet.store.runs import RunQueue
+from carenet.store.schema import customers_table, rows_table, ties_table
+from carenet.store.types import Page, RunView
+
+
+class RunReads(RunQueue):
+    """The read paths over published runs (the API's, the views' and the what-if's)."""
+
+    def resolve(self, run_id: str | None) -> RunView:
+        """The published run to read: ``run_id``, or the latest when None."""
+        rid = run_id if run_id is not None else self.latest_id()
+        if rid is None:
+            raise RunNotFoundError(
+                "no published run yet: publish one with `carenet analyze LOGS --db URL` or "
+                "POST /v1/runs")
+        view = self._views.get(rid)
+        if view is not None:
+            return view
+        row = self._run_row(rid)
+        if row is None:
+            raise RunNotFoundError(f"no run {rid!r}")
+        if row["status"] != "published":
+            raise RunNotReadyError(
+                f"run {rid} is {row['status']}, not published; its results cannot be read"
+                + (f" ({row['error']})" if row.get("error") else ""), status=row["status"])
+        meta = MetaData()
+        key = row["table_key"]
+        view = RunView(run_id=rid, key=key, columns=row["columns"] or [],
+                       tables=row["tables"] or [], graph=row["graph"] or {},
+                       customers=customers_table(key, row["columns"] or [], meta),
+                       ties=ties_table(key, meta), rows=rows_table(key, meta),
+                       pseudonymized=bool(((row["parameters"] or {}).get("graph") or {})
+                                          .get("pseudonymize", False)))
+        with self._lock:
+            if len(self._views) > 32:
+                self._views.clear()
+            self._views[rid] = view
+        return view
+
+
+    # ------------------------------------------------------------------ customers
+    def customer(self, view: RunView, customer_id: str) -> str | None:
+        """The stored JSON document of one customer (without the run id), or None."""
+        sql = f'SELECT record FROM "{view.customers.name}" WHERE customer_id = ?'
+        try:
+            return self._fast_one(sql, (customer_id,))  # type: ignore[no-any-return]
+        except TableGoneError as exc:
+            self.forget(view.run_id)
+            raise RunNotFoundError(
+                f"run {view.run_id} was removed by retention while being read; "
+                "repeat the request") from exc
+
+    def customers_page(
+        self, view: RunView, *, sort: str | None = None, order: str = "desc",
+        community: str | None = None, role: str | None = None,
+        bounds: dict[str, tuple[float | None, float | None]] | None = None,
+        limit: int = 50, cursor: str | None = None,
+    ) -> Page:
+        """A ranked, filtered page of customers (keyset pagination on (sort key, id))."""
+        if order not in ("asc", "desc"):
+            raise InvalidInputError(f"order must be asc or desc, not {order!r}")
+        numeric = view.numeric
+        key = sort or view.default_sort
+        if key is None:
+            raise UnknownFieldError(
+                f"run {view.run_id} has no numeric column to rank by", available=numeric,
+                field="sort")
+        if key not in numeric:
+            raise UnknownFieldError(
+                f"run {view.run_id} cannot be sorted by {key!r}; sortable columns: "
+                f"{', '.join(numeric) or 'none'}", available=numeric, field="sort")
+        t = view.customers
+        col = t.c[view.column(key)["sql"]]  # type: ignore[index]
+        conds: list[Any] = [col.is_not(None)]
+        for name, value in (("community", community), ("role", role)):
+            if value is None:
+                continue
+            info = view.column(name)
+            if info is None or not info["sql"]:
+                raise UnknownFieldError(
+                    f"run {view.run_id} has no {name} column (its analysis did not compute "
+                    f"{name}s); columns: {', '.join(c['name'] for c in view.columns)}",
+                    available=[c["name"] for c in view.columns], field=name)
+            conds.append(t.c[info["sql"]] == str(value))
+        for name, (lo, hi) in (bounds or {}).items():
+            if name not in numeric:
+                raise UnknownFieldError(
+                    f"run {view.run_id} has no numeric column {name!r} to filter on; "
+                    f"numeric columns: {', '.join(numeric) or 'none'}",
+                    available=numeric, field=f"min_{name}")
+            c = t.c[view.column(name)["sql"]]  # type: ignore[index]
+            if lo is not None:
+                conds.append(c >= lo)
+            if hi is not None:
+                conds.append(c <= hi)
+        fingerprint = hashlib.sha1(json.dumps(
+            [key, order, community, role, sorted((bounds or {}).items())],
+            default=str).encode()).hexdigest()[:10]
+        if cursor is not None:
+            cur = decode_cursor(cursor)
+            if cur.get("r") != view.run_id or cur.get("f") != fingerprint:
+                raise InvalidInputError(
+                    "this cursor belongs to another query or run; repeat the query that "
+                    "returned it (same run, sort, order and filters)")
+            last = tuple_(col, t.c.customer_id)
+            after = tuple_(bindparam("cv", cur["v"]), bindparam("ci", cur["id"]))
+            conds.append(last < after if order == "desc" else last > after)
+        ordering = ([col.desc(), t.c.customer_id.desc()] if order == "desc"
+                    else [col.asc(), t.c.customer_id.asc()])
+        q = (select(t.c.record, col, t.c.customer_id).where(and_(*conds))
+             .order_by(*ordering).limit(limit + 1))
+        with self._reading(view) as conn:
+            rows = conn.execute(q).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = None
+        if more and rows:
+            v, cid = rows[-1][1], rows[-1][2]
+            nxt = encode_cursor({"r": view.run_id, "f": fingerprint, "v": v, "id": cid})
+        return Page(run_id=view.run_id, sort=key, order=order, items=[r[0] for r in rows],
+                    next_cursor=nxt)
+
+    def neighbors(self, view: RunView, customer_id: str, *, limit: int = 10
+                  ) -> list[dict[str, Any]] | None:
+        """The strongest ties of a customer, both directions merged (None: unknown id)."""
+        t = view.customers
+        with self._reading(view) as conn:
+            pos = conn.execute(select(t.c.pos).where(t.c.customer_id == customer_id)).scalar()
+            if pos is None:
+                return None
+            tie = conn.execute(select(view.ties.c.out_ties, view.ties.c.in_ties)
+                               .where(view.ties.c.pos == pos)).first()
+            out = rec.unpack_ties(tie[0] if tie else None)
+            inn = rec.unpack_ties(tie[1] if tie else None)
+            directed = bool(view.graph.get("directed", True))
+            n_out = len(out[0])
+            nbr = np.concatenate([out[0], inn[0]])
+            if len(nbr) == 0:
+                return []
+            uniq, inv = np.unique(nbr, return_inverse=True)
+            is_out = np.arange(len(nbr)) < n_out
+            w_out = np.bincount(inv, weights=np.where(is_out, np.concatenate([out[1], inn[1]]),
+                                                     0.0), minlength=len(uniq))
+            w_in = np.bincount(inv, weights=np.where(~is_out, np.concatenate([out[1], inn[1]]),
+                                                    0.0), minlength=len(uniq))
+            cnt = np.bincount(inv, weights=np.concatenate([out[2], inn[2]]).astype(float),
+                              minlength=len(uniq))
+            masks = np.zeros(len(uniq), np.int64)
+            np.bitwise_or.at(masks, inv, np.concatenate([out[3], inn[3]]).astype(np.int64))
+            total = w_out + w_in
+            order = np.lexsort((uniq, -total))[:limit]
+            chosen = uniq[order].tolist()
+            ids = dict(conn.execute(select(t.c.pos, t.c.customer_id)
+                                    .where(t.c.pos.in_(chosen))).all())
+        names = view.graph.get("channel_names", [])
+        result = []
+        for j in order.tolist():
+            item: dict[str, Any] = {
+                "customer_id": ids.get(int(uniq[j]), str(uniq[j])),
+                "weight": float(total[j]),
+                "interactions": int(cnt[j]),
+                "channels": [nm for b, nm in enumerate(names) if int(masks[j]) >> b & 1],
+            }
+            if directed:
+                item["weight_out"] = float(w_out[j])
+                item["weight_in"] = float(w_in[j])
+                item["direction"] = ("both" if w_out[j] > 0 and w_in[j] > 0 else
+                                     "out" if w_out[j] > 0 else "in")
+            else:
+                item["direction"] = "both"
+            result.append(item)
+        return result
+
+    def load_graph(self, view: RunView) -> CustomerGraph:
+        """The run's :class:`CustomerGraph` rebuilt from its packed out-ties (for what-if
+        simulations); the last one is cached.
+        """
+        cached = view.stmts.get("graph")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        t = view.customers
+        with self._reading(view) as conn:
+            ids = conn.execute(select(t.c.customer_id).order_by(t.c.pos)).scalars().all()
+            rows = conn.execute(select(view.ties.c.pos, view.ties.c.out_ties)
+                                .order_by(view.ties.c.pos)).all()
+        n = len(ids)
+        deg = np.zeros(n, np.int64)
+        parts = []
+        for pos, blob in rows:
+            if blob:
+                arrs = rec.unpack_ties(blob)
+                deg[pos] = len(arrs[0])
+                parts.append(arrs)
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(deg, out=indptr[1:])
+
+        def cat(i: int, dtype: str) -> np.ndarray:
+            return (np.concatenate([p[i] for p in parts]).astype(dtype) if parts
+                    else np.zeros(0, dtype))
+
+        g = view.graph
+        graph = CustomerGraph(np.asarray(ids, dtype=object), indptr, cat(0, "int32"),
+                              cat(1, "float64"), cat(2, "uint32"), cat(3, "uint16"),
+                              tuple(g.get("channel_names", ())), bool(g.get("directed", True)))
+        view.stmts["graph"] = graph
+        return graph
+
+    # ------------------------------------------------------------------ extra tables
+    def table_rows(self, view: RunView, name: str, *, limit: int, offset: int = 0
+                   ) -> tuple[list[str], int]:
+        """Rows ``offset..offset+limit`` of extra table ``name`` (JSON), and the row count."""
+        if name not in view.tables:
+            raise MissingTableError(
+                f"run {view.run_id} has no {name} table; its tables: "
+                f"{', '.join(view.tables) or 'none'}", available=view.tables)
+        r = view.rows
+        with self._reading(view) as conn:
+            total = conn.execute(select(func.count()).select_from(r)
+                                 .where(r.c.tbl == name)).scalar() or 0
+            rows = conn.execute(select(r.c.record).where(r.c.tbl == name,
+                                                         r.c.row_no >= offset)
+                                .order_by(r.c.row_no).limit(limit)).scalars().all()
+        return list(rows), int(total)
+
+    def table_row(self, view: RunView, name: str, key: str) -> str | None:
+        """The row of extra table ``name`` whose key is ``key`` (JSON), or None."""
+        if name not in view.tables:
+            raise MissingTableError(
+                f"run {view.run_id} has no {name} table; its tables: "
+                f"{', '.join(view.tables) or 'none'}", available=view.tables)
+        r = view.rows
+        with self._reading(view) as conn:
+            return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
+                r.c.tbl == name, r.c.key == key)).scalar()
+
+    # ------------------------------------------------------------------ whole frames (views)
+    def customers_frame(self, view: RunView) -> pd.DataFrame:
+        """The run's per-customer table rebuilt from its typed columns, in graph position
+        order (``customer_id`` first; columns kept only as JSON documents are left out).
+
+        The served views need the whole table at once; the API's reads never do.
+        """
+        t = view.customers
+        typed = [c for c in view.columns if c["sql"]]
+        q = select(t.c.customer_id, *[t.c[c["sql"]] for c in typed]).order_by(t.c.pos)
+        with self._reading(view) as conn:
+            rows = conn.execute(q).all()
+        names = ["customer_id", *[c["name"] for c in typed]]
+        # by columns: pandas reads SQLAlchemy rows one attribute at a time otherwise
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        frame = pd.DataFrame({n: pd.Series(col, dtype=object)
+                              for n, col in zip(names, columns, strict=True)})
+        for c in typed:
+            s = frame[c["name"]]
+            if c["type"] == "float":
+                frame[c["name"]] = pd.to_numeric(s, errors="coerce").astype("float64")
+            elif c["type"] == "int":
+                frame[c["name"]] = (s.astype("int64") if s.notna().all()
+                                    else pd.to_numeric(s).astype("Int64"))
+            elif c["type"] == "bool":
+                frame[c["name"]] = s.astype("boolean") if s.isna().any() else s.astype(bool)
+            elif c["type"] == "text" and _all_iso_times(s):
+                # times are stored as ISO 8601 text (UTC, whole seconds): give them back as times
+                frame[c["name"]] = pd.to_datetime(s, utc=True, format="%Y-%m-%dT%H:%M:%SZ")
+            else:
+                frame[c["name"]] = s.astype(object)
+        return frame
+
+    def table_frame(self, view: RunView, name: str) -> pd.DataFrame:
+        """Extra table ``name`` of the run as a DataFrame, rows in stored order (raises
+        :class:`MissingTableError` listing the run's tables when it has none of that name).
+        """
+        rows, _ = self.table_rows(view, name, limit=2**31 - 1)
+        records = orjson.loads("[" + ",".join(rows) + "]")  # one parse, not one per row
+        keys = list(dict.fromkeys(k for r in records for k in r))
+        return pd.DataFrame({k: [r.get(k) for r in records] for k in keys})
+
+    def search_customers(self, view: RunView, text: str, *, limit: int = 20) -> list[str]:
+        """Ids of customers whose id starts with ``text`` (case-sensitive; an exact match
+        first), at most ``limit``.
+        """
+        t = view.customers
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = (select(t.c.customer_id).where(t.c.customer_id.like(f"{escaped}%", escape="\\"))
+             .order_by(t.c.customer_id).limit(limit))
+        with self._reading(view) as conn:
+            exact = conn.execute(select(t.c.customer_id)
+                                 .where(t.c.customer_id == text)).scalars().all()
+            found = conn.execute(q).scalars().all()
+        return [*exact, *[c for c in found if c != text]][:limit]
+
+    def _reading(self, view: RunView) -> Reading:
+        return Reading(self, view)
+
+
+class Reading:
+    """A connection for reading one run's tables; a run whose tables vanished underneath
+    (dropped by retention between resolving and reading) reads as not found.
+    """
+
+    def __init__(self, store: RunReads, view: RunView) -> None:
+        self.store = store
+        self.view = view
+        self.ctx = store.engine.connect()
+
+    def __enter__(self) -> Connection:
+        return self.ctx.__enter__()
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+        self.ctx.__exit__(et, exc, tb)
+        if isinstance(exc, (OperationalError, ProgrammingError)) and missing_table(exc):
+            self.store.forget(self.view.run_id)
+            raise RunNotFoundError(
+                f"run {self.view.run_id} was removed by retention while being read; "
+                "repeat the request") from exc
+
+
+def _all_iso_times(s: pd.Series) -> bool:
+    """Whether every value of a text column is a time as the store writes it."""
+    values = s.dropna()
+    return bool(len(values)) and bool(
+        values.astype(str).str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all())
+
+
+def encode_cursor(data: dict[str, Any]) -> str:
+    """An opaque pagination cursor."""
+    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()
+                                    ).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    """Inverse of :func:`encode_cursor`; a damaged cursor is an input error."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInputError("the cursor is not one this API returned") from None
+    if not isinstance(data, dict) or not {"r", "f", "v", "id"} <= set(data):
+        raise InvalidInputError("the cursor is not one this API returned")
+    return data
