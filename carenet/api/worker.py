@@ -2,10 +2,11 @@
 
 :class:`RunSupervisor` (a thread in the API process) claims queued runs from the store and
 starts one child process per run (``python -m carenet.api.worker RUN_ID``), which calls
-:func:`carenet.pipeline.analyze` and publishes the result. The supervisor refreshes heartbeats,
-stops a child whose run was cancelled, and marks failed any run whose child died without
-publishing. On start it marks failed the runs of a previous service that died (an interrupted
-run is never half-published: its tables were never made visible and are dropped).
+:func:`carenet.store.publish.analyze_and_publish` (the flow ``carenet analyze`` uses too). The
+supervisor refreshes heartbeats, stops a child whose run was cancelled, and marks failed any
+run whose child died without publishing. On start it marks failed the runs of a previous
+service that died (an interrupted run is never half-published: its tables were never made
+visible and are dropped).
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
     """Compute and publish one claimed run (the body of the worker process); exit status."""
     from carenet.config import AnalysisConfig
     from carenet.errors import CarenetError
-    from carenet.pipeline import STEPS, analyze
+    from carenet.pipeline import STEPS
+    from carenet.store.publish import analyze_and_publish
 
     store = RunStore(db_url, keep_runs=keep_runs)
     _watch_parent()
@@ -156,12 +158,11 @@ def execute(run_id: str, db_url: str, *, keep_runs: int = 5) -> int:
                 raise _CancelledError
 
         try:
-            run = analyze(files.get("logs") or [], customers=files.get("customers"),
-                          events=files.get("events"),
-                          config=AnalysisConfig.from_mapping(req.get("config") or {}),
-                          steps=req.get("steps"), progress=progress)
-            progress("publish", None, None)
-            store.publish(run, run_id=run_id, kept=bool(row["kept"]))
+            analyze_and_publish(files.get("logs") or [], customers=files.get("customers"),
+                                events=files.get("events"),
+                                config=AnalysisConfig.from_mapping(req.get("config") or {}),
+                                steps=req.get("steps"), progress=progress, store=store,
+                                run_id=run_id, kept=bool(row["kept"]))
         except _CancelledError:
             store.finish_unpublished(run_id, "cancelled", "cancelled while running")
         except CarenetError as exc:

@@ -118,25 +118,19 @@ def run_and_report(
     """Analyse, save the run, publish it to the store (``publish``; ``db`` or the default
     store) and print its summary (shared by ``analyze`` and ``demo``).
     """
-    from carenet.pipeline import analyze as run_analysis
+    from carenet.store import RunStore, default_db_url, describe_url
+    from carenet.store.publish import analyze_and_publish
 
-    with progress_bar(not quiet) as report:
-        run = run_analysis(logs, customers=customers, events=events, config=cfg,
-                           progress=report, previous=previous)
-        report("save", None, None)
-        path = run.save(out)
-        store_url = None
-        if publish:
-            from carenet.store import RunStore, default_db_url, describe_url
-
-            report("publish", None, None)
-            url = db or default_db_url()
-            store = RunStore(url)
-            try:
-                store.publish(run)
-            finally:
-                store.close()
-            store_url = describe_url(store.url)
+    store = RunStore(db or default_db_url()) if publish else None
+    try:
+        with progress_bar(not quiet) as report:
+            run = analyze_and_publish(logs, customers=customers, events=events, config=cfg,
+                                      previous=previous, progress=report, out=out, store=store)
+    finally:
+        if store is not None:
+            store.close()
+    path = out
+    store_url = describe_url(store.url) if store is not None else None
     print_run(run, path)
     if store_url is not None:
         console.print(f"published run {run.run_id} to {store_url}; serve it with: "

@@ -11,7 +11,8 @@ analyze``/``demo`` and the API's worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, Table, insert, text, update
@@ -25,7 +26,10 @@ from carenet.store.runs import RunQueue
 from carenet.store.schema import customers_table, rows_table, runs, table_key, ties_table
 
 if TYPE_CHECKING:  # pragma: no cover
+    from carenet.config import AnalysisConfig
+    from carenet.graphs.logs import LogSource
     from carenet.pipeline import AnalysisRun
+    from carenet.steps.base import Progress
 
 _CHUNK = 20_000
 
@@ -184,3 +188,53 @@ class Publisher(RunQueue):
                                     chunk)
                     cur.close()
 
+
+
+def analyze_and_publish(
+    logs: LogSource | Sequence[LogSource],
+    *,
+    config: AnalysisConfig,
+    store: Publisher | None,
+    customers: LogSource | None = None,
+    events: LogSource | None = None,
+    previous: AnalysisRun | None = None,
+    steps: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    out: str | Path | None = None,
+    run_id: str | None = None,
+    kept: bool = False,
+) -> AnalysisRun:
+    """Analyse, save the run directory (when ``out`` is given) and publish the run to ``store``
+    (when given): the one flow behind ``carenet analyze``, ``carenet demo`` and the API's worker.
+
+    Parameters
+    ----------
+    logs, customers, events, config, previous, steps
+        As for :func:`carenet.pipeline.analyze`.
+    store
+        Where to publish the run (None: do not publish).
+    progress
+        Receives ``(step, done, total)``; ``"save"`` and ``"publish"`` follow the analysis steps.
+    out
+        Run directory to write (None: write none).
+    run_id, kept
+        As for :meth:`Publisher.publish` (``run_id`` names a run queued through the API).
+
+    Returns
+    -------
+    AnalysisRun
+        The finished run, as computed (saved and published when asked).
+    """
+    from carenet.pipeline import analyze
+    from carenet.steps.base import no_progress
+
+    report = progress or no_progress
+    run = analyze(logs, customers=customers, events=events, config=config, previous=previous,
+                  steps=steps, progress=report)
+    if out is not None:
+        report("save", None, None)
+        run.save(out)
+    if store is not None:
+        report("publish", None, None)
+        store.publish(run, run_id=run_id, kept=kept)
+    return run
