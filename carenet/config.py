@@ -52,6 +52,7 @@ from carenet.errors import InvalidInputError
 from carenet.graphs.build import parse_duration
 from carenet.graphs.logs import LogOptions, TableOptions
 from carenet.graphs.tables import ReadOptions
+from carenet.graphs.ties import EDGE_MODELS, WEIGHTED_CASCADE, TieModel
 
 C = TypeVar("C")
 
@@ -286,7 +287,7 @@ class InfluenceConfig:
 
     enabled: bool = True
     model: str = "ic"
-    edge_model: str = "weighted_cascade"
+    edge_model: str = WEIGHTED_CASCADE
     edge_scale: float = 1.0
     edge_probability: float = 0.1
     epsilon: float = 0.1
@@ -314,8 +315,8 @@ class InfluenceConfig:
             raise bad("model", "ic or lt", self.model)
         if self.exposure_model not in (None, "ic", "lt", "sir"):
             raise bad("exposure_model", "ic, lt or sir", self.exposure_model)
-        if self.edge_model not in ("weighted_cascade", "exponential", "constant"):
-            raise bad("edge_model", "weighted_cascade, exponential or constant",
+        if self.edge_model not in EDGE_MODELS:
+            raise bad("edge_model", ", ".join(EDGE_MODELS[:-1]) + f" or {EDGE_MODELS[-1]}",
                       self.edge_model)
         if not 0 < self.sir_recovery <= 1:
             raise bad("sir_recovery", "in (0, 1]", self.sir_recovery)
@@ -338,6 +339,13 @@ class InfluenceConfig:
         if (self.seed_budget is None) != (self.cost_col is None):
             raise InvalidInputError("influence.seed_budget and influence.cost_col go together")
         parse_duration(self.lookback)  # raises on a malformed duration
+
+    @property
+    def ties(self) -> TieModel:
+        """The tie model of this section (``edge_model``, ``edge_scale``,
+        ``edge_probability``).
+        """
+        return TieModel(self.edge_model, self.edge_scale, self.edge_probability)
 
     @property
     def lookback_seconds(self) -> float | None:

@@ -57,11 +57,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carenet.community.influence import _z, customer_values, pagerank
+from carenet.community.influence import customer_values, pagerank, z_score
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.graphs.blocking import BlockingModel, greedy_blocking, protected_curves
 from carenet.graphs.diffusion import DiffusionGraph
 from carenet.graphs.model import CustomerGraph
+from carenet.graphs.rng import derive_seed
+from carenet.graphs.ties import TieModel
 
 STRATEGIES: tuple[str, ...] = ("plan", "priority", "degree", "pagerank", "random")
 ROLE_PHRASES = {
@@ -472,17 +474,14 @@ def blocking_model(
     retention: float,
     source_risk: float = 1.0,
     churn_spreads: bool = True,
-    edge_model: str = "weighted_cascade",
-    scale: float = 1.0,
-    probability: float = 0.1,
+    ties: TieModel = TieModel(),
 ) -> BlockingModel:
     """The churn cascade a care plan blocks: sources are the customers with recent negative
     events (churned ones surely, the others with ``source_risk``) and, with
     ``churn_spreads``, every other customer with its churn score; churned customers cannot be
     protected and count for no value.
     """
-    dg = DiffusionGraph.from_graph(graph, edge_model=edge_model, scale=scale,
-                                   probability=probability)
+    dg = DiffusionGraph.from_graph(graph, **ties.kwargs())
     seeds = np.asarray(seeds, bool)
     lost = np.asarray(lost, bool)
     sp = np.where(seeds, np.where(lost, 1.0, source_risk),
@@ -597,19 +596,19 @@ def care_plan(
         raise InvalidInputError(f"budget must be a positive integer, not {budget!r}")
     if runs < 1 or evaluation_runs < 2:
         raise InvalidInputError("runs must be >= 1 and evaluation_runs >= 2")
-    z = _z(confidence)
+    z = z_score(confidence)
     timings: dict[str, float] = {}
-    plan = greedy_blocking(model, int(budget), runs=int(runs), seed=_sub(seed, 1),
+    plan = greedy_blocking(model, int(budget), runs=int(runs), seed=derive_seed(seed, 7000 + 1),
                            max_entries=max_entries)
     timings["realise"] = plan.realise_seconds
     timings["greedy"] = plan.greedy_seconds
     t0 = time.perf_counter()
     k_eval = max(int(budget), 1)
     orders = strategy_orders(graph, priority, model.blockable, k_eval,
-                             pagerank_scores=pagerank_scores, seed=_sub(seed, 3))
+                             pagerank_scores=pagerank_scores, seed=derive_seed(seed, 7000 + 3))
     names = ["plan", *orders]
     curves, lost = protected_curves(model, [plan.nodes, *orders.values()], k_eval,
-                                    runs=int(evaluation_runs), seed=_sub(seed, 2))
+                                    runs=int(evaluation_runs), seed=derive_seed(seed, 7000 + 2))
     timings["evaluate"] = time.perf_counter() - t0
     r = curves.shape[0]
     plan_curve = curves[:, 0, 1: plan.nodes.size + 1]
@@ -640,7 +639,3 @@ def care_plan(
                     "greedy_value_at_risk": plan.lost_value},
     )
 
-
-def _sub(seed: int, tag: int) -> int:
-    return int(np.random.SeedSequence([int(seed) & (2**63 - 1), 7000 + tag]).generate_state(
-        1, np.uint64)[0])

@@ -46,16 +46,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from carenet.errors import BackendUnavailableError, InvalidInputError, RunNotFoundError
-from carenet.graphs.centrality import undirected_view
-from carenet.graphs.model import CustomerGraph
+from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.graphs.backends import Backend, resolve_backend
+from carenet.graphs.model import CustomerGraph, csr_from_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     import igraph
 
 Algorithm = Literal["leiden", "louvain", "label_propagation", "infomap"]
 Objective = Literal["modularity", "cpm"]
-Backend = Literal["auto", "native", "igraph", "networkx"]
 ALGORITHMS: tuple[str, ...] = ("leiden", "louvain", "label_propagation", "infomap")
 _BACKENDS: dict[str, tuple[str, ...]] = {
     "leiden": ("native", "igraph"),
@@ -161,18 +160,14 @@ class _Canonical:
 
 def _rank(graph: CustomerGraph) -> np.ndarray:
     """The id-order rank of every customer, cached on the graph (sorting ids costs ~1 s at 1M)."""
-    key = "detection.rank"
-    if key not in graph._cache:
-        graph._cache[key] = _canonical_rank(graph.ids)
-    return graph._cache[key]  # type: ignore[no-any-return]
+    return graph.derived("detection.rank", lambda: _canonical_rank(graph.ids))
 
 
 def _canonical(graph: CustomerGraph) -> _Canonical:
-    key = "detection.canonical"
-    if key in graph._cache:
-        return graph._cache[key]  # type: ignore[no-any-return]
-    from carenet.graphs import _kernels
+    return graph.derived("detection.canonical", lambda: _build_canonical(graph))
 
+
+def _build_canonical(graph: CustomerGraph) -> _Canonical:
     n = graph.n_customers
     rank = _rank(graph)
     s = graph.sources()
@@ -184,35 +179,8 @@ def _canonical(graph: CustomerGraph) -> _Canonical:
     if graph.directed:
         rs, rt = np.concatenate([rs, rt]), np.concatenate([rt, rs])
         w = np.concatenate([w, w])
-    ones = np.ones(len(rs), np.uint32)
-    chan = np.zeros(len(rs), np.uint16)
-    indptr, idx, wt, _, _ = _kernels.reduce_edges(n, rs, rt, w, ones, chan)
-    canon = _Canonical(indptr.astype(np.int64), idx.astype(np.int64), wt, rank)
-    graph._cache[key] = canon
-    return canon
-
-
-def _backend(algorithm: str, backend: str) -> str:
-    supported = _BACKENDS[algorithm]
-    if backend not in ("auto", "native", "igraph", "networkx"):
-        raise InvalidInputError(
-            f"backend must be one of auto, native, igraph, networkx, not {backend!r}"
-        )
-    if backend == "auto":
-        backend = supported[0]
-    if backend not in supported:
-        raise BackendUnavailableError(
-            f"{algorithm}: backend {backend!r} does not implement it; use one of "
-            f"{', '.join(supported)}"
-        )
-    try:
-        if backend == "igraph":
-            import igraph  # noqa: F401
-        elif backend == "networkx":
-            import networkx  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - both are dependencies
-        raise BackendUnavailableError(f"backend {backend!r} is not installed") from exc
-    return backend
+    indptr, idx, wt = csr_from_edges(n, rs, rt, w)
+    return _Canonical(indptr.astype(np.int64), idx.astype(np.int64), wt, rank)
 
 
 @contextmanager
@@ -233,7 +201,7 @@ def igraph_seed(seed: int) -> Iterator[None]:
 
 
 def _ig_undirected(graph: CustomerGraph, weighted: bool) -> tuple[igraph.Graph, Any]:
-    view = undirected_view(graph)
+    view = graph.undirected_view()
     g = view.to_igraph()
     # a named attribute is read by igraph in C, without converting a Python list per call
     return g, ("weight" if g.ecount() and weighted else None)
@@ -276,10 +244,10 @@ def _modularity_view(graph: CustomerGraph) -> tuple[np.ndarray, np.ndarray, np.n
     exists (native runs built it), else the position-ordered undirected view (igraph and
     networkx runs need no second copy). Returns (indptr, indices, weights, rank or None).
     """
-    canon = graph._cache.get("detection.canonical")
+    canon = graph.cached("detection.canonical")
     if canon is not None:
         return canon.indptr, canon.indices, canon.weights, canon.rank
-    view = undirected_view(graph)
+    view = graph.undirected_view()
     s = view.sources()
     if (view.indices == s).any():  # drop self-loops, as the algorithms do
         view = view.filter_ties(view.indices != s)
@@ -395,7 +363,7 @@ def leiden(
     if n_iterations == 0:
         raise InvalidInputError("n_iterations must be positive, or negative for 'until stable'")
     seed = _check_seed(seed)
-    be = _backend("leiden", backend)
+    be = resolve_backend(backend, _BACKENDS["leiden"], "leiden")
     params = {"objective": objective, "resolution": resolution, "theta": theta,
               "n_iterations": n_iterations, "weighted": weighted,
               "initial": initial is not None}
@@ -493,7 +461,7 @@ def louvain(
     if not resolution >= 0:
         raise InvalidInputError(f"resolution must be >= 0, not {resolution}")
     seed = _check_seed(seed)
-    be = _backend("louvain", backend)
+    be = resolve_backend(backend, _BACKENDS["louvain"], "louvain")
     params = {"resolution": resolution, "weighted": weighted}
     n = graph.n_customers
     levels = None
@@ -510,7 +478,7 @@ def louvain(
     else:
         import networkx as nx
 
-        g = undirected_view(graph).to_networkx()
+        g = graph.undirected_view().to_networkx()
         comms = nx.community.louvain_communities(
             g, weight="weight" if weighted else None, resolution=resolution, seed=seed,
         )
@@ -539,7 +507,7 @@ def label_propagation(
     if max_sweeps < 1:
         raise InvalidInputError(f"max_sweeps must be >= 1, not {max_sweeps}")
     seed = _check_seed(seed)
-    be = _backend("label_propagation", backend)
+    be = resolve_backend(backend, _BACKENDS["label_propagation"], "label_propagation")
     params = {"weighted": weighted, "max_sweeps": max_sweeps}
     n = graph.n_customers
     levels = None
@@ -561,7 +529,7 @@ def label_propagation(
     else:
         import networkx as nx
 
-        g = undirected_view(graph).to_networkx()
+        g = graph.undirected_view().to_networkx()
         comms = nx.community.asyn_lpa_communities(
             g, weight="weight" if weighted else None, seed=seed,
         )
@@ -591,7 +559,7 @@ def infomap(
     if trials < 1:
         raise InvalidInputError(f"trials must be >= 1, not {trials}")
     seed = _check_seed(seed)
-    be = _backend("infomap", backend)
+    be = resolve_backend(backend, _BACKENDS["infomap"], "infomap")
     params = {"trials": trials, "weighted": weighted}
     n = graph.n_customers
     if n == 0:

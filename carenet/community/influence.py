@@ -61,9 +61,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from carenet.errors import InvalidInputError
+from carenet.graphs.centrality import pagerank as centrality_pagerank
 from carenet.graphs.diffusion import (
     MODELS,
     RIS_MODELS,
@@ -78,12 +78,14 @@ from carenet.graphs.diffusion import (
     sample_rr_sets,
 )
 from carenet.graphs.model import CustomerGraph
+from carenet.graphs.rng import derive_seed
 
 ProgressFn = Callable[[float, float], None]
 
 
 # ---------------------------------------------------------------------------- small helpers
-def _z(confidence: float) -> float:
+def z_score(confidence: float) -> float:
+    """The two-sided normal quantile of a ``confidence`` level (1.96 at 0.95)."""
     if not 0.0 < confidence < 1.0:
         raise InvalidInputError(f"confidence must be in (0, 1), not {confidence}")
     return NormalDist().inv_cdf(0.5 + confidence / 2.0)
@@ -98,7 +100,7 @@ def wilson_interval(
     >>> round(float(lo[0]), 3), round(float(hi[0]), 3), round(float(lo[1]), 3)
     (0.0, 0.037, 0.404)
     """
-    z = _z(confidence)
+    z = z_score(confidence)
     k = np.asarray(successes, dtype=np.float64)
     if trials <= 0:
         return np.zeros_like(k), np.ones_like(k)
@@ -110,12 +112,6 @@ def wilson_interval(
     low = np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
     high = np.where(k >= trials, 1.0, np.clip(centre + half, 0.0, 1.0))
     return low, high
-
-
-def _derive(seed: int, tag: int) -> int:
-    """An independent sub-seed for one phase of a computation."""
-    return int(np.random.SeedSequence([int(seed) & (2**63 - 1), tag]).generate_state(
-        1, np.uint64)[0])
 
 
 def _check_unit(name: str, value: float) -> float:
@@ -212,7 +208,7 @@ def _ris_estimate(
     lb = floor
     counts = np.zeros(n, np.int64)
     done = 0
-    lb_seed = _derive(seed, 1)
+    lb_seed = derive_seed(seed, 1)
     for i in range(1, max(1, math.floor(log2n))):
         x = total / 2**i
         theta = min(math.ceil(lam / x), max_rr_sets)
@@ -233,7 +229,7 @@ def _ris_estimate(
     c_final = math.log(4 * n / delta) * total / lb
     r_needed = math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2)
     r = max(1, min(r_needed, max_rr_sets))
-    counts, size_total = rr_counts(dg, r, model=model, seed=_derive(seed, 2), first=0,
+    counts, size_total = rr_counts(dg, r, model=model, seed=derive_seed(seed, 2), first=0,
                                    root_weights=root_weights)
     return RISEstimate(
         counts=counts, rr_sets=r, scale=total, lower_bound=lb,
@@ -353,7 +349,7 @@ def influence_scores(
     model = _ris_model(model)
     epsilon = _check_unit("epsilon", epsilon)
     delta = _check_unit("delta", delta)
-    _z(confidence)
+    z_score(confidence)
     if top < 1:
         raise InvalidInputError(f"top must be >= 1, not {top}")
     if max_rr_sets < 1:
@@ -368,7 +364,7 @@ def influence_scores(
     v_est = v_inf = v_lo = v_hi = None
     if vals is not None:
         v_est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top,
-                              seed=_derive(seed, 3), root_weights=vals,
+                              seed=derive_seed(seed, 3), root_weights=vals,
                               max_rr_sets=max_rr_sets)
         a, b = wilson_interval(v_est.counts, v_est.rr_sets, confidence)
         v_inf = v_est.scale * v_est.counts / v_est.rr_sets
@@ -571,7 +567,7 @@ def exposure_scores(
     rows: list[tuple[np.ndarray, ...]] = []
     if s_nodes.size:
         mc, att = monte_carlo_attribution(dg, s_nodes, model=model, runs=runs,
-                                          seed=_derive(seed, 11),
+                                          seed=derive_seed(seed, 11),
                                           recovery=recovery if model == "sir" else 1.0)
         counts = mc.activation_counts.copy()
         a: Attribution = att
@@ -584,7 +580,7 @@ def exposure_scores(
         for b in range(0, s_nodes.size, block):
             roots = s_nodes[b: b + block]
             hit, via = reverse_hits(dg, roots, s_nodes, model=rr_model, runs=runs,
-                                    seed=_derive(seed, 12), first=b * runs)
+                                    seed=derive_seed(seed, 12), first=b * runs)
             counts[roots] = (hit >= 0).sum(axis=1)
             k_idx, _ = np.nonzero(hit >= 0)
             ok = hit >= 0
@@ -759,7 +755,7 @@ def select_seeds(
     lam_p = ((2 + 2 * eps_p / 3) * (log_cnk + a + math.log(max(log2n, 1.0))) * total
              / eps_p**2)
     lb = total / n
-    s_seed = _derive(seed, 21)
+    s_seed = derive_seed(seed, 21)
     sets: RRSets | None = None
     for i in range(1, max(1, math.floor(log2n))):
         x = total / 2**i
@@ -784,7 +780,7 @@ def select_seeds(
     beta = math.sqrt(e1 * (log_cnk + a + math.log(2)))
     lam_star = 2 * total * (e1 * alpha + beta) ** 2 / epsilon**2
     r = max(1, min(math.ceil(lam_star / lb), max_rr_sets))
-    final = sample_rr_sets(dg, r, model=model, seed=_derive(seed, 22), root_weights=vals)
+    final = sample_rr_sets(dg, r, model=model, seed=derive_seed(seed, 22), root_weights=vals)
     picks, gains = _pick(final, k, cost_arr, budget)
     covered = int(gains.sum())
     lo, hi = wilson_interval(np.array([covered]), r, confidence)
@@ -801,28 +797,11 @@ def select_seeds(
     )
 
 
-def pagerank(graph: CustomerGraph, *, damping: float = 0.85, tol: float = 1e-10,
-             max_iter: int = 200) -> np.ndarray:
-    """Weighted PageRank by power iteration (used only to compare seed sets; the measures
-    step's ``pagerank`` column is preferred when present). Sums to 1.
+def pagerank(graph: CustomerGraph) -> np.ndarray:
+    """Weighted PageRank (:func:`carenet.graphs.centrality.pagerank`, converged to 1e-10) for
+    comparing seed sets when the run has no ``pagerank`` column. Sums to 1.
     """
-    n = graph.n_customers
-    if n == 0:
-        return np.zeros(0)
-    out = graph.out_strength()
-    inv = np.where(out > 0, 1.0 / np.where(out > 0, out, 1.0), 0.0)
-    m = sp.csr_array((graph.weights * inv[graph.sources()], graph.indices, graph.indptr),
-                     shape=(n, n))
-    mt = m.T.tocsr()
-    x = np.full(n, 1.0 / n)
-    dangling = out == 0
-    for _ in range(max_iter):
-        nxt = damping * (mt @ x + x[dangling].sum() / n) + (1 - damping) / n
-        if np.abs(nxt - x).sum() < tol:
-            x = nxt
-            break
-        x = nxt
-    return x / x.sum()
+    return centrality_pagerank(graph, tol=1e-10).values
 
 
 def _top_k(score: np.ndarray, k: int) -> np.ndarray:
@@ -856,10 +835,10 @@ def compare_seed_sets(
     deg = graph.out_degree().astype(np.float64)
     strategies = {"imm": selection.nodes, "degree": _top_k(deg, k), "pagerank": _top_k(pr, k)}
     vals = customer_values(values, graph.n_customers, missing=missing_value)
-    z = _z(confidence)
+    z = z_score(confidence)
     rows = []
     for name, nodes in strategies.items():
-        mc = monte_carlo(dg, nodes, model=selection.model, runs=runs, seed=_derive(seed, 31))
+        mc = monte_carlo(dg, nodes, model=selection.model, runs=runs, seed=derive_seed(seed, 31))
         row: dict[str, Any] = {"strategy": name, "k": len(nodes), "spread": mc.mean,
                                "std_error": mc.std_error,
                                "low": mc.mean - z * mc.std_error,
@@ -993,7 +972,7 @@ def simulate(
     dg = _diffusion_graph(graph, edge_model, scale, probability)
     mc = monte_carlo(dg, s_nodes, model=model, runs=runs, seed=seed, protected=p_nodes,
                      recovery=recovery if model == "sir" else 1.0, max_steps=max_steps)
-    z = _z(confidence)
+    z = z_score(confidence)
     se = mc.std_error if runs > 1 else 0.0
     lo, hi = wilson_interval(mc.activation_counts, runs, confidence)
     return SimulationResult(

@@ -50,7 +50,6 @@ import numpy as np
 import pandas as pd
 
 from carenet.errors import InvalidInputError
-from carenet.graphs.centrality import undirected_view
 from carenet.graphs.model import CustomerGraph
 
 ROLES: tuple[str, ...] = ("community hub", "connector hub", "bridge", "member", "peripheral")
@@ -189,7 +188,7 @@ def roles(
             f"labels must hold one non-negative integer community per customer ({n})"
         )
     dense = np.unique(labels, return_inverse=True)[1].astype(np.int64) if n else labels
-    view = undirected_view(graph)
+    view = graph.undirected_view()
     w = view.weights if weighted else np.ones(view.n_entries)
     inside, total, squares, inside_n = _inside_and_spread(
         view.indptr.astype(np.int64), view.indices, w, dense,

@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from carenet.errors import InvalidInputError
-from carenet.graphs.centrality import undirected_view
 from carenet.graphs.model import CustomerGraph
 
 NEGATIVE_EVENTS: tuple[str, ...] = ("churn", "complaint", "detractor")
@@ -104,7 +103,7 @@ def summarize(
                                                                    labels)
     k = len(ids)
     size = np.bincount(dense, minlength=k)
-    view = undirected_view(graph)
+    view = graph.undirected_view()
     s = view.sources()
     t = view.indices
     w = view.weights

@@ -15,7 +15,7 @@ import numpy as np
 
 # numba's default "workqueue" threading layer aborts the process when two threads enter a
 # parallel kernel at once (the API calls graph code from worker threads): serialise them.
-_PARALLEL_LOCK = threading.Lock()
+PARALLEL_LOCK = threading.Lock()
 
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
@@ -248,7 +248,7 @@ def reduce_edges(
     """Thread-safe entry to :func:`_reduce_edges` (see there); inputs of any int dtype."""
     if len(src) >= 2**32:
         raise ValueError("reduce_edges takes fewer than 2**32 entries per call")
-    with _PARALLEL_LOCK:
+    with PARALLEL_LOCK:
         return _reduce_edges(
             int(n),
             np.ascontiguousarray(src, dtype=np.int32),

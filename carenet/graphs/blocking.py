@@ -51,16 +51,12 @@ import numba as nb
 import numpy as np
 
 from carenet.errors import InvalidInputError
-from carenet.graphs._kernels import _PARALLEL_LOCK
-from carenet.graphs.diffusion import (
-    _GOLDEN,
-    _MASK64,
-    _S11,
-    _TO_UNIT,
-    DiffusionGraph,
-    _mix,
-)
+from carenet.graphs._kernels import PARALLEL_LOCK
+from carenet.graphs.diffusion import DiffusionGraph
+from carenet.graphs.rng import GOLDEN, MASK64, S11, TO_UNIT, mix
 
+# splitmix64 (carenet.graphs.rng, shared with diffusion.py), under this module's local names
+_GOLDEN, _MASK64, _S11, _TO_UNIT, _mix = GOLDEN, MASK64, S11, TO_UNIT, mix
 _G = _GOLDEN
 _G2 = np.uint64(0xD1B54A32D192ED03)  # a second odd constant: realisation bases apart from keys
 
@@ -604,7 +600,7 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
         osz = np.empty((c, n), np.int64)
         ov = np.empty((c, n), np.float64)
         sz = np.zeros(c, np.int64)
-        with _PARALLEL_LOCK:
+        with PARALLEL_LOCK:
             _realise_batch(dg.indptr, dg.indices, dg.prob, cand, sp, val, bsrc, bedge, first,
                            c, on, op, osz, ov, sz)
         for i in range(c):
@@ -689,7 +685,7 @@ def protected_curves(model: BlockingModel, orders: Sequence[Sequence[int] | np.n
     bsrc, bedge, bret = _seeds(seed)
     curves = np.zeros((int(runs), len(orders), int(kmax) + 1))
     lost = np.zeros(int(runs))
-    with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+    with PARALLEL_LOCK, nb.parallel_chunksize(1):
         _curves_kernel(dg.indptr, dg.indices, dg.prob, cand, sp, val, blockable, ranks,
                        float(model.retention), bsrc, bedge, bret, int(first), int(kmax),
                        curves, lost)

@@ -393,7 +393,7 @@ class GraphBuilder:
             ids, indptr, idx, wt, cnt, chm, tuple(self.channels.names), True,
             ref, self.half_life if self._acc.has_time else None, activity,
         )
-        graph._cache["sources"] = sources
+        graph.derived("sources", lambda: sources)
         # Subnormal weights (< 2.2e-308, e.g. a tie decayed over thousands of half-lives) count
         # as zero: their value depends on the order of floating-point rescaling, so keeping
         # them would make the tie set depend on how the log was streamed.

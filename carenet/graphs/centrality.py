@@ -64,15 +64,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from carenet.errors import BackendUnavailableError, ConvergenceError, InvalidInputError
+from carenet.graphs.backends import BACKENDS, Backend, resolve_backend
 from carenet.graphs.model import CustomerGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     import igraph
     import networkx
 
-Backend = Literal["auto", "native", "igraph", "networkx"]
 Direction = Literal["in", "out", "total"]
-BACKENDS: tuple[str, ...] = ("auto", "native", "igraph", "networkx")
 EXACT_MAX = 5_000
 """Largest graph (customers) on which betweenness and harmonic closeness are exact by default."""
 SAMPLES = 128
@@ -166,26 +165,6 @@ def _plain(x: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _backend(backend: str, supported: Collection[str], measure: str) -> str:
-    """Resolve ``auto`` and check that the backend exists and is installed."""
-    if backend not in BACKENDS:
-        raise InvalidInputError(
-            f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}"
-        )
-    if backend == "auto":
-        return "native"
-    if backend not in supported:
-        raise BackendUnavailableError(
-            f"{measure}: backend {backend!r} cannot compute this; use one of "
-            f"{', '.join(supported)}"
-        )
-    if backend == "igraph":
-        _import_igraph()
-    elif backend == "networkx":
-        _import_networkx()
-    return backend
-
-
 def _import_igraph() -> Any:
     try:
         import igraph
@@ -208,13 +187,8 @@ def _import_networkx() -> Any:
 
 
 def undirected_view(graph: CustomerGraph) -> CustomerGraph:
-    """The undirected view (``w(u, v) = w(u -> v) + w(v -> u)``), cached on the graph."""
-    if not graph.directed:
-        return graph
-    key = "centrality.undirected"
-    if key not in graph._cache:
-        graph._cache[key] = graph.symmetrize()
-    return graph._cache[key]  # type: ignore[no-any-return]
+    """The undirected view of ``graph``: :meth:`CustomerGraph.undirected_view`."""
+    return graph.undirected_view()
 
 
 def _check_positive_weights(graph: CustomerGraph) -> None:
@@ -228,10 +202,14 @@ def _check_positive_weights(graph: CustomerGraph) -> None:
 def _nx_graph(graph: CustomerGraph, *, distance: bool = False) -> networkx.Graph:
     """Networkx view; with ``distance`` each edge also carries ``distance = 1 / weight``."""
     g = graph.to_networkx()
-    if distance and "centrality.nx_distance" not in graph._cache:
+
+    def add_distances() -> bool:
         for _, _, data in g.edges(data=True):
             data["distance"] = 1.0 / data["weight"]
-        graph._cache["centrality.nx_distance"] = True
+        return True
+
+    if distance:
+        graph.derived("centrality.nx_distance", add_distances)
     return g
 
 
@@ -389,7 +367,7 @@ def pagerank(
         raise InvalidInputError(f"tol must be > 0, not {tol}")
     if max_iter < 1:
         raise InvalidInputError(f"max_iter must be >= 1, not {max_iter}")
-    be = _backend(backend, ("native", "igraph", "networkx"), "pagerank")
+    be = resolve_backend(backend, ("native", "igraph", "networkx"), "pagerank")
     n = graph.n_customers
     p = _reset_vector(graph, personalization)
     params = {"damping": damping, "weighted": weighted, "tol": tol, "max_iter": max_iter,
@@ -490,8 +468,8 @@ def eigenvector(
     t0 = time.perf_counter()
     if direction not in ("undirected", "in"):
         raise InvalidInputError(f"direction must be undirected or in, not {direction!r}")
-    be = _backend(backend, ("native", "igraph", "networkx"), "eigenvector")
-    view = undirected_view(graph) if direction == "undirected" else graph
+    be = resolve_backend(backend, ("native", "igraph", "networkx"), "eigenvector")
+    view = graph.undirected_view() if direction == "undirected" else graph
     n = view.n_customers
     params = {"weighted": weighted, "direction": direction, "tol": tol, "max_iter": max_iter}
     if view.n_entries == 0:
@@ -627,7 +605,7 @@ def shortest_path_measures(
     if not 0.0 < confidence < 1.0:
         raise InvalidInputError(f"confidence must be in (0, 1), not {confidence}")
     supported = ("native", "igraph", "networkx")
-    be = _backend(backend, supported, "/".join(wanted))
+    be = resolve_backend(backend, supported, "/".join(wanted))
     if weighted:
         _check_positive_weights(graph)
     n = graph.n_customers
@@ -690,12 +668,12 @@ def _path_sums_native(
     import numba
 
     from carenet.graphs import _centrality_kernels as kern
-    from carenet.graphs._kernels import _PARALLEL_LOCK
+    from carenet.graphs._kernels import PARALLEL_LOCK
 
     threads = max(1, min(numba.get_num_threads(), len(sources)))
     bounds = np.linspace(0, len(sources), threads + 1).astype(np.int64)
     length = 1.0 / graph.weights if weighted else np.ones(1)
-    with _PARALLEL_LOCK:
+    with PARALLEL_LOCK:
         bc, bc_sq, h, h_sq = kern.path_sums(
             sources, bounds, graph.indptr.astype(np.int64), graph.indices, length, weighted,
             "betweenness" in wanted, "harmonic" in wanted,
@@ -853,8 +831,8 @@ def core(graph: CustomerGraph, *, backend: Backend = "auto") -> CentralityScores
     [2, 2, 2, 1]
     """
     t0 = time.perf_counter()
-    be = _backend(backend, ("native", "igraph", "networkx"), "core")
-    view = undirected_view(graph)
+    be = resolve_backend(backend, ("native", "igraph", "networkx"), "core")
+    view = graph.undirected_view()
     if be == "native":
         from carenet.graphs import _centrality_kernels as kern
 

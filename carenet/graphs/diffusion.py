@@ -21,7 +21,7 @@ Randomness and reproducibility
 Every simulation and every RR set ``i`` draws from its own random stream, a splitmix64 sequence
 started from ``(seed, i)``. Work is split over threads by index ranges, and every reduction is
 an integer sum, so the same seed gives bit-identical results with any number of threads.
-Parallel kernels are entered under :data:`carenet.graphs._kernels._PARALLEL_LOCK` (numba's
+Parallel kernels are entered under :data:`carenet.graphs._kernels.PARALLEL_LOCK` (numba's
 default threading layer aborts when two threads enter a parallel kernel at once).
 
 Everything here works on node positions and numpy arrays; customer ids, intervals and
@@ -48,34 +48,24 @@ import numba as nb
 import numpy as np
 
 from carenet.errors import InvalidInputError
-from carenet.graphs._kernels import _PARALLEL_LOCK
+from carenet.graphs._kernels import PARALLEL_LOCK
 from carenet.graphs.model import CustomerGraph
+from carenet.graphs.rng import GOLDEN, MASK64, S11, TO_UNIT, mix
+from carenet.graphs.ties import EDGE_MODELS, WEIGHTED_CASCADE
 
 EdgeModel = Literal["weighted_cascade", "exponential", "constant"]
 Model = Literal["ic", "lt", "sir"]
-EDGE_MODELS: tuple[str, ...] = ("weighted_cascade", "exponential", "constant")
 MODELS: tuple[str, ...] = ("ic", "lt", "sir")
 RIS_MODELS: tuple[str, ...] = ("ic", "lt")
 _MODEL_CODE = {"ic": 0, "lt": 1, "sir": 2}
 
 # ---------------------------------------------------------------------------- random streams
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
-_MASK64 = (1 << 64) - 1
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _mix(z: np.uint64) -> np.uint64:
-    """splitmix64's output function (a bijection that spreads every bit)."""
-    z = (z ^ (z >> _S30)) * _C1
-    z = (z ^ (z >> _S27)) * _C2
-    return z ^ (z >> _S31)
+# splitmix64 (carenet.graphs.rng, shared with blocking.py), under this module's local names
+_GOLDEN = GOLDEN
+_S11 = S11
+_TO_UNIT = TO_UNIT
+_MASK64 = MASK64
+_mix = mix
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -608,7 +598,7 @@ def _greedy_cover(
 def edge_probabilities(
     graph: CustomerGraph,
     *,
-    edge_model: str = "weighted_cascade",
+    edge_model: str = WEIGHTED_CASCADE,
     scale: float = 1.0,
     probability: float = 0.1,
 ) -> np.ndarray:
@@ -627,7 +617,7 @@ def edge_probabilities(
             f"edge_model must be one of {', '.join(EDGE_MODELS)}, not {edge_model!r}"
         )
     w = np.asarray(graph.weights, dtype=np.float64)
-    if edge_model == "weighted_cascade":
+    if edge_model == WEIGHTED_CASCADE:
         strength = graph.in_strength()
         denom = strength[graph.indices]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -692,7 +682,7 @@ class DiffusionGraph:
         cls,
         graph: CustomerGraph,
         *,
-        edge_model: str = "weighted_cascade",
+        edge_model: str = WEIGHTED_CASCADE,
         scale: float = 1.0,
         probability: float = 0.1,
     ) -> DiffusionGraph:
@@ -700,17 +690,16 @@ class DiffusionGraph:
         the graph, so repeated what-if simulations do not rebuild it.
         """
         key = f"diffusion:{edge_model}:{float(scale)!r}:{float(probability)!r}"
-        cached = graph._cache.get(key)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        prob = edge_probabilities(graph, edge_model=edge_model, scale=scale,
-                                  probability=probability)
-        lt = edge_probabilities(graph, edge_model="weighted_cascade")
-        out = cls._build(graph.n_customers, graph.indptr, graph.sources(), graph.indices, prob,
-                         lt, edge_model, {"scale": float(scale),
-                                          "probability": float(probability)})
-        graph._cache[key] = out
-        return out
+
+        def build() -> DiffusionGraph:
+            prob = edge_probabilities(graph, edge_model=edge_model, scale=scale,
+                                      probability=probability)
+            lt = edge_probabilities(graph, edge_model=WEIGHTED_CASCADE)
+            return cls._build(graph.n_customers, graph.indptr, graph.sources(), graph.indices,
+                              prob, lt, edge_model, {"scale": float(scale),
+                                                     "probability": float(probability)})
+
+        return graph.derived(key, build)
 
     @classmethod
     def from_arrays(
@@ -968,7 +957,7 @@ def _monte_carlo(
             rec_node = rec_origin = rec_parent = empty
         done = np.zeros(lo.size, np.int64)
         used = np.zeros(lo.size, np.int64)
-        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+        with PARALLEL_LOCK, nb.parallel_chunksize(1):
             _mc_kernel(dg.indptr, dg.indices, w, _MODEL_CODE[model], seed_nodes, prot,
                        float(recovery), int(step_limit), _seed_u64(seed), int(first_run),
                        lo, hi, int(max_steps), bool(record), int(cap), rec_node, rec_origin,
@@ -1107,7 +1096,7 @@ def sample_rr_sets(
         members = np.empty(cap * chunks, np.int32)
         done = np.zeros(chunks, np.int64)
         used = np.zeros(chunks, np.int64)
-        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+        with PARALLEL_LOCK, nb.parallel_chunksize(1):
             _rr_store_kernel(dg.rindptr, dg.rindices, rw, lt, cum, _seed_u64(seed), int(first),
                              lo, hi, int(cap), members, sizes, done, used, _threads())
         for c in range(chunks):
@@ -1141,7 +1130,7 @@ def rr_counts(
     counts = np.zeros((threads, dg.n_nodes), np.int64)
     total = np.zeros(lo.size, np.int64)
     if count > 0:
-        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+        with PARALLEL_LOCK, nb.parallel_chunksize(1):
             _rr_count_kernel(dg.rindptr, dg.rindices, rw, lt, cum, _seed_u64(seed), int(first),
                              lo, hi, counts, total)
     return counts.sum(axis=0), int(total.sum())
@@ -1172,7 +1161,7 @@ def reverse_hits(
     hit = np.empty((r.size, int(runs)), np.int32)
     via = np.empty((r.size, int(runs)), np.int32)
     if r.size:
-        with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+        with PARALLEL_LOCK, nb.parallel_chunksize(1):
             _rr_hit_kernel(dg.rindptr, dg.rindices, rw, lt, r, target, int(runs),
                            _seed_u64(seed), int(first), hit, via, _threads())
     return hit, via
@@ -1438,7 +1427,7 @@ def monte_carlo_steps(
     counts = np.zeros((threads, n), np.int64)
     hist = np.zeros((threads, tracked.size, max_steps + 1), np.int64)
     lo, hi = _ranges(int(runs), threads * 8)
-    with _PARALLEL_LOCK, nb.parallel_chunksize(1):
+    with PARALLEL_LOCK, nb.parallel_chunksize(1):
         _steps_kernel(dg.indptr, dg.indices, _mc_weights(dg, model), _MODEL_CODE[model],
                       seed_nodes, prot, float(recovery), int(step_limit), _seed_u64(seed),
                       lo, hi, int(max_steps), slot_of, counts, hist)

@@ -10,11 +10,11 @@ from these arrays on demand and cached, never the other way round.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,8 @@ import scipy.sparse as sp
 from scipy.sparse import csgraph
 
 from carenet.errors import InvalidInputError, RunNotFoundError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import igraph
@@ -189,7 +191,39 @@ class CustomerGraph:
             + self.channels.nbytes
         )
 
-    # ------------------------------------------------------------------ derived arrays
+    # ------------------------------------------------------------------ derived data
+    def derived(self, key: str, compute: Callable[[], T]) -> T:
+        """Data derived from this graph alone, computed once and kept with the graph.
+
+        The graph is immutable, so anything computed from it alone (an undirected view, a
+        diffusion graph under one tie model, an id-ordered copy) can live as long as it does.
+        ``key`` names what is kept: prefix it with the module that computes it.
+
+        Examples
+        --------
+        >>> g = CustomerGraph.from_edges(["a", "b"], [0], [1], [2.0])
+        >>> g.derived("doc.total", lambda: float(g.weights.sum()))
+        2.0
+        >>> g.cached("doc.total")
+        2.0
+        """
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def cached(self, key: str) -> Any | None:
+        """What :meth:`derived` keeps under ``key``, or None when nothing was computed yet."""
+        return self._cache.get(key)
+
+    def undirected_view(self) -> CustomerGraph:
+        """The undirected view (``w(u, v) = w(u -> v) + w(v -> u)``), computed once.
+
+        An undirected graph is its own view.
+        """
+        if not self.directed:
+            return self
+        return self.derived("undirected", self.symmetrize)
+
     def sources(self) -> np.ndarray:
         """Source position of every CSR entry (int32), aligned with ``indices``."""
         if "sources" not in self._cache:
@@ -494,3 +528,24 @@ class CustomerGraph:
             tuple(meta["channel_names"]), bool(meta["directed"]), meta["reference_time"],
             meta["half_life"], activity,
         )
+
+
+def csr_from_edges(n: int, sources: np.ndarray, targets: np.ndarray,
+                   weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays ``(indptr, indices, weights)`` of ``n`` nodes from an edge list, duplicate
+    ``(source, target)`` pairs summed and each row's targets sorted (the graph kernels' own
+    reduction, for callers that need plain arrays rather than a :class:`CustomerGraph`).
+
+    Examples
+    --------
+    >>> indptr, indices, w = csr_from_edges(3, np.array([0, 0, 2]), np.array([1, 1, 0]),
+    ...                                     np.array([1.0, 2.0, 5.0]))
+    >>> indptr.tolist(), indices.tolist(), w.tolist()
+    ([0, 1, 1, 2], [1, 0], [3.0, 5.0])
+    """
+    from carenet.graphs import _kernels
+
+    m = len(sources)
+    indptr, idx, wt, _, _ = _kernels.reduce_edges(
+        n, sources, targets, weights, np.ones(m, np.uint32), np.zeros(m, np.uint16))
+    return indptr, idx, wt

@@ -33,8 +33,8 @@ from carenet.community.care import (
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.model import CustomerGraph
+from carenet.graphs.rng import derive_seed
 from carenet.steps.base import Progress, RunContext, no_progress
-from carenet.steps.measures import derived_seed
 
 
 @dataclass
@@ -100,15 +100,14 @@ def compute_care(
         model = blocking_model(
             graph, values=pr.value, churn=churn_scores(c, cfg.churn_col), seeds=seeds,
             lost=lost, retention=cfg.retention, source_risk=cfg.source_risk,
-            churn_spreads=cfg.churn_spreads, edge_model=inf.edge_model, scale=inf.edge_scale,
-            probability=inf.edge_probability,
+            churn_spreads=cfg.churn_spreads, ties=inf.ties,
         )
         plan = care_plan(
             graph, model, budget, priority=pr.priority,
             pagerank_scores=c["pagerank"].to_numpy(float) if "pagerank" in c else None,
             runs=cfg.plan_runs, max_entries=cfg.plan_max_entries,
             evaluation_runs=cfg.evaluation_runs, compare_k=cfg.compare_k,
-            confidence=cfg.confidence, seed=derived_seed(config.seed, "care.plan"),
+            confidence=cfg.confidence, seed=derive_seed(config.seed, "care.plan", bits=31),
         )
         plan_rank[plan.nodes] = np.arange(1, plan.nodes.size + 1)
     c["plan_rank"] = plan_rank

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from carenet.community.influence import (
-    _derive,
     compare_seed_sets,
     customer_values,
     exposure_scores,
@@ -28,6 +27,7 @@ from carenet.community.influence import (
     select_seeds,
 )
 from carenet.errors import InvalidInputError
+from carenet.graphs.rng import derive_seed
 from carenet.steps.base import RunContext
 
 
@@ -45,14 +45,13 @@ def influence_step(ctx: RunContext) -> None:
         return
     graph = ctx.graph
     n = graph.n_customers
-    edge: dict[str, Any] = {"edge_model": cfg.edge_model, "scale": cfg.edge_scale,
-                            "probability": cfg.edge_probability}
+    edge: dict[str, Any] = cfg.ties.kwargs()
     values = _values(ctx)
     ctx.progress("influence", 0, 3)
     scores = influence_scores(
         graph, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta, top=cfg.top,
         confidence=cfg.confidence, values=values, missing_value=cfg.missing_value,
-        seed=_derive(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets, **edge,
+        seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets, **edge,
     )
     ctx.add_columns(scores.columns())  # type: ignore[arg-type]
     results: dict[str, object] = {"influence": scores.to_dict(top=10)}
@@ -62,7 +61,7 @@ def influence_step(ctx: RunContext) -> None:
                               lookback=cfg.lookback_seconds, kinds=cfg.negative_events)
     exposure = exposure_scores(
         graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
-        confidence=cfg.confidence, sources=cfg.exposure_sources, seed=_derive(ctx.seed, 102),
+        confidence=cfg.confidence, sources=cfg.exposure_sources, seed=derive_seed(ctx.seed, 102),
         seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,
     )
     ctx.add_columns(exposure.columns())  # type: ignore[arg-type]
@@ -84,7 +83,7 @@ def influence_step(ctx: RunContext) -> None:
         selection = select_seeds(
             graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
             values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
-            confidence=cfg.confidence, seed=_derive(ctx.seed, 103),
+            confidence=cfg.confidence, seed=derive_seed(ctx.seed, 103),
             max_rr_sets=cfg.max_rr_sets, **edge,
         )
         rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)
@@ -92,7 +91,7 @@ def influence_step(ctx: RunContext) -> None:
               else None)
         comparison = compare_seed_sets(
             graph, selection, pagerank_scores=pr, runs=cfg.compare_runs,
-            seed=_derive(ctx.seed, 104), values=values, missing_value=cfg.missing_value,
+            seed=derive_seed(ctx.seed, 104), values=values, missing_value=cfg.missing_value,
             confidence=cfg.confidence, scale=cfg.edge_scale, probability=cfg.edge_probability,
         )
         ctx.tables["seed_set_comparison"] = comparison

@@ -18,7 +18,6 @@ changes these results.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
@@ -28,13 +27,8 @@ from carenet.community.detection import align, detect
 from carenet.community.roles import RoleThresholds, roles
 from carenet.community.summary import negative_customers, summarize
 from carenet.graphs import centrality as cen
+from carenet.graphs.rng import derive_seed
 from carenet.steps.base import RunContext
-
-
-def derived_seed(seed: int, name: str) -> int:
-    """A seed for one use (``name``) derived from the run seed: independent streams."""
-    state = np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).generate_state(1)
-    return int(state[0] & 0x7FFFFFFF)
 
 
 def centrality_step(ctx: RunContext) -> None:
@@ -72,7 +66,7 @@ def centrality_step(ctx: RunContext) -> None:
         if paths:
             res = cen.shortest_path_measures(
                 g, measures=paths, weighted=cfg.weighted, exact_max=cfg.exact_max,
-                samples=cfg.samples, seed=derived_seed(ctx.seed, "centrality.paths"),
+                samples=cfg.samples, seed=derive_seed(ctx.seed, "centrality.paths", bits=31),
                 confidence=cfg.confidence, backend=cfg.backend,  # type: ignore[arg-type]
             )
             scores.extend(res[m] for m in paths)
@@ -102,7 +96,8 @@ def communities_step(ctx: RunContext) -> None:
                     "theta": cfg.theta, "n_iterations": cfg.n_iterations}
     elif cfg.algorithm == "louvain":
         options |= {"resolution": cfg.resolution}
-    partition = detect(g, algorithm=cfg.algorithm, seed=derived_seed(ctx.seed, "communities"),  # type: ignore[arg-type]
+    partition = detect(g, algorithm=cfg.algorithm,  # type: ignore[arg-type]
+                       seed=derive_seed(ctx.seed, "communities", bits=31),
                        backend=cfg.backend, **options)  # type: ignore[arg-type]
     changes = None
     previous = _previous_communities(ctx)
