@@ -5,44 +5,35 @@ Steps are plain functions listed in run order in :data:`STEPS`; each reads the
 :class:`RunContext` (graph, side tables, config, seed) and adds per-customer columns and tables
 to it. Adding a capability means adding a step to that tuple, not a new code path.
 
-A run directory holds ``customers.parquet`` and ``customers.csv`` (one row per customer:
-``customer_id`` plus one column per measure), ``rejects.csv`` (every rejected input row),
-``run.json`` (parameters, timings, counts, versions), any extra tables (``communities.parquet``
-...), and ``graph/`` (the CSR arrays, for neighbour queries and views). It is written to a
-temporary directory and renamed into place, so a reader never sees half a run.
+The finished run, its directory format and what one does with it (what-if, care plan,
+explanations) are in :mod:`carenet.run`; ``AnalysisRun`` and ``atomic_directory`` are
+re-exported here for existing callers.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from carenet.config import AnalysisConfig
-from carenet.errors import InvalidInputError, RunNotFoundError
+from carenet.errors import InvalidInputError
 from carenet.graphs.build import GraphBuilder, LoadedNetwork, LoadReport
 from carenet.graphs.logs import LogSource
-from carenet.graphs.model import CustomerGraph
+from carenet.run import RUN_FORMAT, AnalysisRun, atomic_directory
 from carenet.steps.base import Progress, RunContext, Step, no_progress
 from carenet.steps.care import care_step
 from carenet.steps.changes import changes_step
 from carenet.steps.influence import influence_step
 from carenet.steps.measures import centrality_step, communities_step
 
-RUN_FORMAT = 1
 STEPS: tuple[tuple[str, Step], ...] = (
     ("centrality", centrality_step),
     ("communities", communities_step),
@@ -52,133 +43,6 @@ STEPS: tuple[tuple[str, Step], ...] = (
 )
 """The analysis steps in run order, ``(name, function)``: a step reads what earlier ones wrote."""
 _VERSIONED = ("carenet", "numpy", "scipy", "pandas", "pyarrow", "numba", "igraph", "networkx")
-
-
-@dataclass(frozen=True, eq=False)
-class AnalysisRun:
-    """A finished analysis: parameters, timings, versions, the per-customer table, extra
-    tables, the graph and the load's rejects. ``to_dict()`` is what ``run.json`` holds.
-    """
-
-    run_id: str
-    created: str
-    finished: str
-    parameters: dict[str, Any]
-    inputs: dict[str, Any]
-    timings: dict[str, float]
-    counts: dict[str, Any]
-    versions: dict[str, str]
-    summary: dict[str, Any]
-    loading: dict[str, Any]
-    customers: pd.DataFrame
-    tables: dict[str, pd.DataFrame]
-    graph: CustomerGraph
-    events: pd.DataFrame
-    rejects: pd.DataFrame
-    results: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description of the run (no per-customer data)."""
-        return {
-            "format": RUN_FORMAT,
-            "run_id": self.run_id,
-            "created": self.created,
-            "finished": self.finished,
-            "parameters": self.parameters,
-            "inputs": self.inputs,
-            "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
-            "counts": self.counts,
-            "versions": self.versions,
-            "summary": self.summary,
-            "load": self.loading,
-            "tables": sorted(self.tables),
-            "results": _jsonable(self.results),
-        }
-
-    def top(self, column: str, k: int = 10, *, ascending: bool = False) -> pd.DataFrame:
-        """The k customers with the highest (or lowest) ``column``, with their ids."""
-        if column not in self.customers:
-            raise InvalidInputError(
-                f"no column {column!r}; the run has {', '.join(self.customers.columns)}"
-            )
-        return self.customers.sort_values(column, ascending=ascending, kind="stable").head(k)
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the run directory atomically (temporary sibling, then rename); returns it."""
-        target = Path(directory)
-        with atomic_directory(target) as tmp:
-            _write_table(self.customers, tmp / "customers")
-            for name, table in self.tables.items():
-                _write_table(table, tmp / name)
-            self.rejects.to_csv(tmp / "rejects.csv", index=False)
-            self.events.to_parquet(tmp / "events.parquet", index=False)
-            self.graph.save(tmp / "graph")
-            (tmp / "run.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return target
-
-    @classmethod
-    def load(cls, directory: str | Path) -> AnalysisRun:
-        """Read a run directory written by :meth:`save`."""
-        d = Path(directory)
-        meta_path = d / "run.json"
-        if not meta_path.exists():
-            raise RunNotFoundError(f"{d}: not a carenet run directory (no run.json)")
-        meta = json.loads(meta_path.read_text())
-        tables = {
-            name: pd.read_parquet(d / f"{name}.parquet") for name in meta.get("tables", [])
-        }
-        rejects = pd.read_csv(d / "rejects.csv", dtype=str, keep_default_na=False)
-        return cls(
-            run_id=meta["run_id"], created=meta["created"], finished=meta["finished"],
-            parameters=meta["parameters"], inputs=meta["inputs"], timings=meta["timings"],
-            counts=meta["counts"], versions=meta["versions"], summary=meta["summary"],
-            loading=meta["load"], customers=pd.read_parquet(d / "customers.parquet"),
-            tables=tables, graph=CustomerGraph.load(d / "graph"),
-            events=pd.read_parquet(d / "events.parquet"), rejects=rejects,
-            results=meta.get("results", {}),
-        )
-
-
-@contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``target``; when the block ends without error it
-    replaces ``target`` in one rename (readers see the old or the new directory, never half
-    of one), else it is removed and ``target`` is left as it was.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _write_table(frame: pd.DataFrame, stem: Path) -> None:
-    frame.to_parquet(stem.with_suffix(".parquet"), index=False)
-    frame.to_csv(stem.with_suffix(".csv"), index=False)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if hasattr(x, "to_dict"):
-        return _jsonable(x.to_dict())
-    return x
 
 
 def library_versions() -> dict[str, str]:
@@ -326,3 +190,7 @@ def analyze(
 def _as_time(seconds: np.ndarray) -> pd.Series:
     return pd.to_datetime(pd.Series(seconds), unit="s", utc=True)
 
+
+
+__all__ = ["RUN_FORMAT", "STEPS", "AnalysisRun", "analyze", "atomic_directory",
+           "library_versions", "load_inputs"]

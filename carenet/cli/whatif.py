@@ -5,7 +5,6 @@ plan`` (the care plan for a budget).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,6 @@ from rich.table import Table
 
 from carenet.cli.options import split_list
 from carenet.cli.ui import console, friendly_errors, progress_bar
-from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 
 
@@ -38,7 +36,7 @@ def simulate(
     protected_file: Annotated[Path | None, typer.Option(help="File with one protected customer id a line.")] = None,
     model: Annotated[str, typer.Option(help="ic, lt or sir.")] = "ic",
     runs: Annotated[int, typer.Option(help="Number of simulations.")] = 10_000,
-    recovery: Annotated[float, typer.Option(help="SIR: per-step recovery probability.")] = 0.5,
+    recovery: Annotated[float | None, typer.Option(help="SIR: per-step recovery probability (default: the run's, 0.5).", show_default=False)] = None,
     edge_model: Annotated[str | None, typer.Option(help="Tie probabilities (default: the run's).", show_default=False)] = None,
     top: Annotated[int, typer.Option(help="Customers most likely reached to show and keep in the JSON.")] = 20,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result as JSON here.")] = None,
@@ -53,24 +51,20 @@ def simulate(
 
     Example: carenet simulate out/demo --seeds C000001,C000002 --protected C000003 --runs 5000
     """
-    from carenet.community.influence import simulate as run_simulation
     from carenet.graphs.model import CustomerGraph
+    from carenet.run import what_if
 
     graph = CustomerGraph.load(run_dir / "graph")
     params: dict[str, Any] = {}
     meta = run_dir / "run.json"
     if meta.exists():
-        params = json.loads(meta.read_text()).get("parameters", {}).get("influence", {})
+        params = json.loads(meta.read_text()).get("parameters", {})
     seed_ids = _ids_arg(seeds, seeds_file, "seeds")
     if not seed_ids:
         raise InvalidInputError("--seeds: give at least one customer id (or --seeds-file)")
-    result = run_simulation(
-        graph, seed_ids, protected=_ids_arg(protected, protected_file, "protected"),
-        model=model, runs=runs, seed=seed,
-        edge_model=edge_model or params.get("edge_model", "weighted_cascade"),
-        scale=float(params.get("edge_scale", 1.0)),
-        probability=float(params.get("edge_probability", 0.1)), recovery=recovery,
-    )
+    result = what_if(graph, params, seed_ids,
+                     protected=_ids_arg(protected, protected_file, "protected"), model=model,
+                     runs=runs, seed=seed, recovery=recovery, edge_model=edge_model)
     d = result.to_dict(top=top)
     table = Table(title=f"{model.upper()} cascade, {runs:,} simulations", show_header=False,
                   title_justify="left")
@@ -125,7 +119,7 @@ def plan(
 
     Example: carenet plan out/demo --budget 100 --out plan.csv
     """
-    from carenet.pipeline import AnalysisRun
+    from carenet.run import AnalysisRun
 
     if not (run_dir / "run.json").exists():
         raise InvalidInputError(
@@ -134,34 +128,17 @@ def plan(
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
         raise InvalidInputError(f"--out must end in .csv or .parquet, not {out.name!r}")
     run = AnalysisRun.load(run_dir)
-    base = AnalysisConfig.from_mapping(run.parameters)
-    overrides: dict[str, Any] = {
-        "care.budget": budget, "care.retention": retention, "care.plan_runs": runs,
-        "care.evaluation_runs": evaluation_runs, "seed": seed,
-        "care.compare_k": [int(k) for k in split_list(compare) or []] or None,
-    }
-    cfg = base.with_overrides(overrides)
-    old = run.tables.get("care_plan")
-    same = cfg.with_overrides({"care.budget": base.care.budget}) == base
-    if old is not None and same and len(old) >= budget:
-        frame = old.head(budget).copy()
-        comparison = run.tables.get("care_comparison")
-        if comparison is not None:
-            comparison = comparison[comparison["k"] <= budget]
-        source = f"the run's plan ({len(old):,} customers), first {budget:,}"
-    else:
-        from carenet.steps.care import compute_care
-
-        t0 = time.perf_counter()
-        with progress_bar(True) as report:
-            res = compute_care(cfg.with_overrides({"care.reasons_top": 0}), run.graph,
-                               run.customers, run.events, run.tables.get("exposure_sources"),
-                               progress=report)
-        if "care_plan" not in res.tables:
-            raise InvalidInputError(f"{run_dir}: {res.results.get('skipped', 'no care plan')}")
-        frame = res.tables["care_plan"]
-        comparison = res.tables.get("care_comparison")
-        source = f"computed in {time.perf_counter() - t0:.1f} s"
+    with progress_bar(True) as report:
+        try:
+            result = run.care_plan(
+                budget, retention=retention, runs=runs, evaluation_runs=evaluation_runs,
+                compare=[int(k) for k in split_list(compare) or []] or None, seed=seed,
+                progress=report)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{run_dir}: {exc}") from None
+    frame, comparison = result.plan, result.comparison
+    source = (f"the run's plan ({result.planned:,} customers), first {budget:,}"
+              if result.reused else f"computed in {result.seconds:.1f} s")
     _print_plan(frame, comparison, source, rows)
     if out is not None:
         cols = ["customer_id", "rank", "priority", "reason", "community", "role", "gain",

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,10 @@ import pandas as pd
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.graphs.model import CustomerGraph
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from carenet.pipeline import AnalysisRun
+    from carenet.run import AnalysisRun
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +80,7 @@ class ViewData:
     @classmethod
     def load(cls, run_dir: str | Path) -> ViewData:
         """The view data of a run directory written by ``AnalysisRun.save``."""
-        from carenet.pipeline import AnalysisRun
+        from carenet.run import AnalysisRun
 
         return cls.from_run(AnalysisRun.load(run_dir))
 
@@ -94,6 +96,12 @@ class ViewData:
     def _cache(self) -> dict[str, Any]:
         """Lookups derived from this customers table (ids, index, hover columns)."""
         return self._memo
+
+    def derived(self, key: str, compute: Callable[[], T]) -> T:
+        """A lookup derived from this view data alone (hover columns, ...), computed once."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def position(self, customer_id: Any) -> int:
         """Node position of a customer id; an unknown id raises ``RunNotFoundError``."""

@@ -51,7 +51,7 @@ def vis_assets() -> tuple[str, str]:
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("carenet.viz", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -66,7 +66,7 @@ def _view_js() -> str:
 
 
 @cache
-def _version() -> str:
+def version() -> str:
     try:
         return metadata.version("carenet")
     except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
@@ -111,14 +111,14 @@ def render_page(
                "high": b.get("high", ""), "note": b.get("note", "")} for b in legend]
     data = {"kind": kind, "nodes": nodes, "edges": edges, "options": options,
             "cascade": cascade}
-    template = _environment().get_template("view.html")
+    template = environment().get_template("view.html")
     return template.render(
         kind=kind, title=title, subtitle=subtitle, note=note,
         nav=[(t, u) for t, u in (nav or []) if u], legend=blocks, details_hint=details_hint,
         cascade=cascade is not None,
         max_step=int(cascade["maxStep"]) if cascade is not None else 0,
         vis_js=js, vis_css=css, view_js=_view_js(), data_json=script_json(data),
-        version=_version(),
+        version=version(),
     )
 
 

@@ -29,8 +29,8 @@ import pandas as pd
 from carenet.errors import InvalidInputError
 from carenet.viz import plots as plot_mod
 from carenet.viz.data import FileLinks, ViewData
-from carenet.viz.render import _environment, _version
-from carenet.viz.views import _fmt, cascade_view, community_map, community_view, customer_view
+from carenet.viz.render import environment, version
+from carenet.viz.views import cascade_view, community_map, community_view, customer_view, fmt
 
 MAX_COMMUNITY_VIEWS = 10
 MAX_CUSTOMER_VIEWS = 20
@@ -42,7 +42,7 @@ Step = Callable[[str], None]
 
 
 def _cell(text: Any, *, url: str = "", num: bool = False) -> dict[str, Any]:
-    return {"text": text if isinstance(text, str) else _fmt(text), "url": url, "num": num}
+    return {"text": text if isinstance(text, str) else fmt(text), "url": url, "num": num}
 
 
 def _top_customers(data: ViewData, k: int) -> list[int]:
@@ -62,33 +62,33 @@ def _cascade_seeds(data: ViewData, tables: dict[str, pd.DataFrame], k: int) -> l
 
 def _figures(run: Any, data: ViewData) -> tuple[list[tuple[str, str]], list[str]]:
     c, s = run.counts, run.summary
-    figures = [("customers", _fmt(c["customers"])), ("ties", _fmt(c["ties"])),
-               ("interactions loaded", _fmt(c["rows_loaded"])),
-               ("rows rejected", _fmt(c["rows_rejected"]))]
+    figures = [("customers", fmt(c["customers"])), ("ties", fmt(c["ties"])),
+               ("interactions loaded", fmt(c["rows_loaded"])),
+               ("rows rejected", fmt(c["rows_rejected"]))]
     notes: list[str] = []
     comm = run.results.get("communities") or {}
     if comm:
-        figures += [("communities", _fmt(comm.get("communities"))),
-                    ("modularity", _fmt(comm.get("modularity")))]
+        figures += [("communities", fmt(comm.get("communities"))),
+                    ("modularity", fmt(comm.get("modularity")))]
     infl = run.results.get("influence") or {}
     if infl:
         ex = infl.get("exposure", {})
-        figures += [("customers with a recent churn / complaint", _fmt(ex.get("seeds"))),
-                    ("customers exposed", _fmt(ex.get("exposed"))),
-                    ("mean exposure", _fmt(ex.get("mean_exposure")))]
+        figures += [("customers with a recent churn / complaint", fmt(ex.get("seeds"))),
+                    ("customers exposed", fmt(ex.get("exposed"))),
+                    ("mean exposure", fmt(ex.get("mean_exposure")))]
         top = infl.get("influence", {}).get("top", [])
         if top:
             figures.append((f"most influential: {top[0]['customer_id']}",
-                            _fmt(top[0]["influence"])))
+                            fmt(top[0]["influence"])))
         for row in infl.get("seed_set_comparison", []):
             notes.append(f"{row['k']} seeds chosen by {row['strategy']} reach "
-                         f"{_fmt(row['spread'])} customers (± {_fmt(row['std_error'])}).")
+                         f"{fmt(row['spread'])} customers (± {fmt(row['std_error'])}).")
     care = run.results.get("care") or {}
     if isinstance(care, dict) and care.get("budget") is not None:
-        figures.append(("care plan budget", _fmt(care.get("budget"))))
+        figures.append(("care plan budget", fmt(care.get("budget"))))
     if s.get("components") is not None:
-        notes.insert(0, f"{_fmt(s['components'])} connected components; the largest holds "
-                     f"{_fmt(s['largest_component'])} customers.")
+        notes.insert(0, f"{fmt(s['components'])} connected components; the largest holds "
+                     f"{fmt(s['largest_component'])} customers.")
     return figures, notes
 
 
@@ -113,7 +113,7 @@ def _priority_table(data: ViewData, rows: list[int], links: FileLinks
             if col == "customer_id":
                 line.append(_cell(str(v), url=links.customer(str(v))))
             elif col == "community":
-                line.append(_cell(_fmt(v), url=links.community(int(v)) if int(v) >= 0 else ""))
+                line.append(_cell(fmt(v), url=links.community(int(v)) if int(v) >= 0 else ""))
             elif col in ("reason", "role"):
                 line.append(_cell("" if not isinstance(v, str) else v))
             else:
@@ -149,7 +149,7 @@ def _plan_table(data: ViewData, links: FileLinks
             if c == "customer_id":
                 line.append(_cell(str(v), url=links.customer(str(v))))
             elif c == "community":
-                line.append(_cell(_fmt(v), url=links.community(int(v)) if v >= 0 else ""))
+                line.append(_cell(fmt(v), url=links.community(int(v)) if v >= 0 else ""))
             elif c in ("reason", "role"):
                 line.append(_cell(v if isinstance(v, str) else ""))
             else:
@@ -290,14 +290,14 @@ def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, sa
                               else ("This run has no communities.", [], []))
     plan_note, plan_head, plan_rows = _plan_table(data, links)
     inputs = run.inputs.get("logs") or []
-    html = _environment().get_template("report.html").render(
+    html = environment().get_template("report.html").render(
         title="carenet report", run_id=run.run_id, finished=run.finished,
         inputs=", ".join(Path(str(x)).name for x in inputs if x) or "in-memory logs",
         figures=figures, notes=notes, plots=plot_list, priority_title=p_title,
         priority_note=p_note, priority_head=p_head, priority_rows=p_rows,
         community_note=c_note, community_head=c_head, community_rows=c_rows, views=views,
         plan_note=plan_note, plan_head=plan_head, plan_rows=plan_rows,
-        version=_version(),
+        version=version(),
     )
     (out / "index.html").write_text(html, encoding="utf-8")
     say(f"done in {time.perf_counter() - started:.1f} s")

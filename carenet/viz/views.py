@@ -46,11 +46,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from carenet.errors import InvalidInputError, RunNotFoundError
-from carenet.graphs.diffusion import (
-    DiffusionGraph,
-    monte_carlo,
-    monte_carlo_steps,
-)
+from carenet.graphs.diffusion import DiffusionGraph, monte_carlo_steps
+from carenet.graphs.ties import TieModel
+from carenet.run import what_if
 from carenet.viz.data import NoLinks, ViewData, ViewLinks
 from carenet.viz.render import render_page
 
@@ -88,7 +86,7 @@ _SOURCE = OKABE_ITO["vermillion"]
 
 
 # ---------------------------------------------------------------------------- small helpers
-def _fmt(x: Any, digits: int = 3) -> str:
+def fmt(x: Any, digits: int = 3) -> str:
     """A number as a person reads it (ints with separators, floats to a few digits)."""
     if x is None:
         return "-"
@@ -206,12 +204,12 @@ def _tooltip(heading: str, info: list[tuple[str, str]], reason: str = "") -> str
 
 def _sym(data: ViewData) -> sp.csr_array:
     """Undirected tie weights (w(u, v) + w(v, u)), cached on the graph."""
-    cache_ = data.graph._cache  # derived from the graph alone: shared by every view of it
-    if "viz:sym" not in cache_:
+    def build() -> sp.csr_array:
         a = data.graph.csr
-        s = a if not data.graph.directed else (a + a.T)
-        cache_["viz:sym"] = sp.csr_array(s)
-    return cache_["viz:sym"]  # type: ignore[no-any-return]
+        return sp.csr_array(a if not data.graph.directed else (a + a.T))
+
+    # derived from the graph alone: shared by every view of it
+    return data.graph.derived("viz.sym", build)
 
 
 def _ties_among(data: ViewData, nodes: np.ndarray, *, directed: bool = False,
@@ -239,11 +237,8 @@ def _info_table(data: ViewData) -> dict[str, list[Any]]:
     """The columns hover lines use, as Python lists (cached: row access through pandas is
     the slow part of drawing hundreds of nodes).
     """
-    cache_ = data._cache
-    if "info" not in cache_:
-        cache_["info"] = {c: data.customers[c].tolist() for c in _INFO_COLUMNS
-                          if c in data.customers}
-    return cache_["info"]  # type: ignore[no-any-return]
+    return data.derived("info", lambda: {c: data.customers[c].tolist() for c in _INFO_COLUMNS
+                                         if c in data.customers})
 
 
 def _customer_info(data: ViewData, i: int) -> tuple[list[tuple[str, str]], str]:
@@ -253,23 +248,23 @@ def _customer_info(data: ViewData, i: int) -> tuple[list[tuple[str, str]], str]:
     if "role" in row:
         info.append(("role", str(row["role"])))
     if "community" in row:
-        info.append(("community", _fmt(row["community"])))
+        info.append(("community", fmt(row["community"])))
     if "priority" in row:
-        info.append(("priority", _fmt(row["priority"])))
+        info.append(("priority", fmt(row["priority"])))
         if "priority_rank" in row:
-            info.append(("priority rank", _fmt(row["priority_rank"])))
+            info.append(("priority rank", fmt(row["priority_rank"])))
     if "influence" in row:
-        text = _fmt(row["influence"])
+        text = fmt(row["influence"])
         if "influence_low" in row and "influence_high" in row:
-            text += f" ({_fmt(row['influence_low'])}-{_fmt(row['influence_high'])})"
+            text += f" ({fmt(row['influence_low'])}-{fmt(row['influence_high'])})"
         info.append(("influence", text))
     if "exposure" in row:
-        info.append(("exposure", _fmt(row["exposure"])))
+        info.append(("exposure", fmt(row["exposure"])))
     if "risk" in row:
-        info.append(("risk", _fmt(row["risk"])))
+        info.append(("risk", fmt(row["risk"])))
     for name in ("pagerank", "value", "degree_in", "degree_out"):
         if name in row:
-            info.append((name.replace("_", " "), _fmt(row[name])))
+            info.append((name.replace("_", " "), fmt(row[name])))
     reason = row.get("reason")
     return info, reason if isinstance(reason, str) else ""
 
@@ -363,7 +358,7 @@ def community_map(
 
     net = _network(directed=False)
     for k, c in enumerate(shown):
-        info = [("customers", _fmt(size[c])), (f"mean {score}", _fmt(mean[c]))]
+        info = [("customers", fmt(size[c])), (f"mean {score}", fmt(mean[c]))]
         if rows is not None and c in rows.index:
             r = rows.loc[c]
             for col, name in (("density", "density"), ("conductance", "conductance"),
@@ -374,7 +369,7 @@ def community_map(
                 v = r[col] if col in r.index else None
                 if v is not None and not (isinstance(v, float) and math.isnan(v)):
                     info.append((name, str(v).replace(";", ", ") if isinstance(v, str)
-                                 else _fmt(v)))
+                                 else fmt(v)))
         url = links.community(int(c))
         heading = f"Community {c}"
         _add_node(net, int(c), f"{c}", value=size[c], color=colours[k], title=_tooltip(
@@ -382,8 +377,8 @@ def community_map(
             linkText=f"Open community {c}")
     if tail:
         members = sum(size[c] for c in tail)
-        info = [("communities", _fmt(len(tail))), ("customers", _fmt(members)),
-                (f"mean {score}", _fmt(node_means[-1]))]
+        info = [("communities", fmt(len(tail))), ("customers", fmt(members)),
+                (f"mean {score}", fmt(node_means[-1]))]
         heading = f"{len(tail)} smaller communities"
         _add_node(net, "other", f"other ({len(tail)})", value=members, color=colours[-1],
                   shape="box", title=_tooltip(heading, info), heading=heading, info=info,
@@ -406,7 +401,7 @@ def community_map(
     node_id: list[int | str] = [int(c) for c in shown] + (["other"] if tail else [])
     net.edges = [
         _edge(node_id[int(uniq[e] // (other + 1))], node_id[int(uniq[e] % (other + 1))],
-              float(tot[e]), title=f"tie weight {_fmt(float(tot[e]))}")
+              float(tot[e]), title=f"tie weight {fmt(float(tot[e]))}")
         for e in order_e
     ]
     n_comm = len(order)
@@ -416,7 +411,7 @@ def community_map(
                if tail else ""))
     legend: list[dict[str, Any]] = [
         {"title": f"Colour: mean {score} of the members", "gradient": _gradient("cividis"),
-         "low": _fmt(lo), "high": _fmt(hi)},
+         "low": fmt(lo), "high": fmt(hi)},
         {"title": "Size: customers in the community",
          "items": [{"label": "tie weight between communities (line width)",
                     "color": "#9E9E9E", "shape": "line"}]
@@ -474,14 +469,14 @@ def community_view(
                   info=info, reason=reason, url=links.customer(cid),
                   linkText=f"Open {cid}'s view")
     r, c, w = _ties_among(data, shown)
-    edges = [_edge(str(ids[u]), str(ids[v]), wt, title=f"tie weight {_fmt(wt)}")
+    edges = [_edge(str(ids[u]), str(ids[v]), wt, title=f"tie weight {fmt(wt)}")
              for u, v, wt in zip(r, c, w, strict=True)]
 
     sym = _sym(data)
     if rest.size:
         heading = f"{rest.size:,} other members"
-        info = [("customers", _fmt(int(rest.size))),
-                (f"their total {by}", _fmt(float(score[rest].sum())))]
+        info = [("customers", fmt(int(rest.size))),
+                (f"their total {by}", fmt(float(score[rest].sum())))]
         _add_node(net, "others", f"{rest.size:,} others", value=0.0, color=_AGGREGATE,
                   shape="box", title=_tooltip(heading, info), heading=heading, info=info,
                   url="")
@@ -490,7 +485,7 @@ def community_view(
         for i, t in zip(shown, tot, strict=True):
             if t > 0:
                 edges.append(_edge(str(ids[i]), "others", float(t),
-                                   title=f"ties to the other members {_fmt(float(t))}",
+                                   title=f"ties to the other members {fmt(float(t))}",
                                    dashes=True))
     # the most tied other communities, as links out
     out_ties = sp.coo_array(sym[shown])
@@ -508,8 +503,8 @@ def community_view(
         for j in pick:
             cc = int(uniq_c[j])
             heading = f"Community {cc}"
-            info = [("tie weight with this community", _fmt(float(tot_c[j]))),
-                    ("customers", _fmt(int((labels == cc).sum())))]
+            info = [("tie weight with this community", fmt(float(tot_c[j]))),
+                    ("customers", fmt(int((labels == cc).sum())))]
             _add_node(net, f"community:{cc}", f"community {cc}", value=0.0,
                       color="#FFFFFF", shape="box", title=_tooltip(heading, info),
                       heading=heading, info=info, url=links.community(cc),
@@ -521,7 +516,7 @@ def community_view(
         for key, wt in zip(uniq_p.tolist(), tot_p.tolist(), strict=True):
             row_i, cc = divmod(int(key), int(labels.max()) + 1)
             edges.append(_edge(str(ids[row_i]), f"community:{cc}", float(wt),
-                               title=f"ties to community {cc}: {_fmt(float(wt))}",
+                               title=f"ties to community {cc}: {fmt(float(wt))}",
                                dashes=True))
     edges.sort(key=lambda e: -e["value"])
     net.edges = edges[:MAX_EDGES]
@@ -646,7 +641,7 @@ def customer_view(
             info = [("this customer", "yes"), *info]
         elif i in share:
             shape, border = "triangle", 3
-            info = [("share of the exposure", _fmt(share[i])), *info]
+            info = [("share of the exposure", fmt(share[i])), *info]
             extra = {"color": {"background": colours[k], "border": _SOURCE,
                                "highlight": {"background": colours[k], "border": _SOURCE}}}
         else:
@@ -666,9 +661,9 @@ def customer_view(
     strongest = {(u, v) for u, v, _ in sorted(ego_ties, key=lambda t: -t[2])[:labelled_ties]}
     edges = []
     for u, v, wt in zip(r.tolist(), c.tolist(), w.tolist(), strict=True):
-        e = _edge(str(ids[u]), str(ids[v]), wt, title=f"tie weight {_fmt(wt)}")
+        e = _edge(str(ids[u]), str(ids[v]), wt, title=f"tie weight {fmt(wt)}")
         if (u, v) in strongest:
-            e["label"] = _fmt(wt)
+            e["label"] = fmt(wt)
             e["font"] = {"size": 13}
         edges.append(e)
     # exposure paths: source -> (via) -> this customer, dashed where there is no direct tie
@@ -697,8 +692,8 @@ def customer_view(
         nav.append((f"Community {community}", links.community(community)))
     nav.append(("Cascade from this customer", links.cascade([cid])))
     legend: list[dict[str, Any]] = [
-        {"title": "Colour: exposure", "gradient": _gradient("cividis"), "low": _fmt(lo),
-         "high": _fmt(hi)},
+        {"title": "Colour: exposure", "gradient": _gradient("cividis"), "low": fmt(lo),
+         "high": fmt(hi)},
         {"title": "Shape", "items": [
             {"label": f"{cid} (this customer)", "color": "#666666", "shape": "diamond"},
             {"label": "exposure source (red border)", "color": _SOURCE, "shape": "triangle"},
@@ -717,13 +712,6 @@ def customer_view(
 
 
 # ---------------------------------------------------------------------------- cascade view
-def _edge_settings(data: ViewData, edge_model: str | None) -> dict[str, Any]:
-    cfg = data.parameters.get("influence", {}) if isinstance(data.parameters, dict) else {}
-    return {"edge_model": edge_model or cfg.get("edge_model", "weighted_cascade"),
-            "scale": float(cfg.get("edge_scale", 1.0)),
-            "probability": float(cfg.get("edge_probability", 0.1))}
-
-
 def cascade_view(
     data: ViewData,
     seeds: Sequence[str],
@@ -735,7 +723,7 @@ def cascade_view(
     links: ViewLinks | None = None,
     protected: Sequence[str] | None = None,
     edge_model: str | None = None,
-    recovery: float = 0.5,
+    recovery: float | None = None,
     max_steps: int = 50,
     layout_seed: int = LAYOUT_SEED,
 ) -> str:
@@ -751,14 +739,17 @@ def cascade_view(
     seed_list = list(dict.fromkeys(str(s) for s in seeds))
     if not seed_list:
         raise InvalidInputError("seeds: give at least one customer id")
-    s_pos = np.asarray([data.position(s) for s in seed_list], dtype=np.int64)
-    p_pos = np.asarray([data.position(s) for s in (protected or [])], dtype=np.int64)
-    settings = _edge_settings(data, edge_model)
-    dg = DiffusionGraph.from_graph(data.graph, **settings)
-    rec = float(recovery) if model == "sir" else 1.0
-    mc = monte_carlo(dg, s_pos, model=model, runs=runs, seed=seed, protected=p_pos,
-                     recovery=rec, max_steps=max_steps)
-    prob = mc.activation_probability
+    s_pos = np.unique([data.position(s) for s in seed_list]).astype(np.int64)
+    p_pos = np.unique([data.position(s) for s in (protected or [])]).astype(np.int64)
+    # the one what-if implementation (run.what_if): the run's tie model, recovery, confidence
+    params = data.parameters if isinstance(data.parameters, dict) else {}
+    sim = what_if(data.graph, params, [str(x) for x in data.ids[s_pos]],
+                  protected=[str(x) for x in data.ids[p_pos]], model=model, runs=runs,
+                  seed=seed, recovery=recovery, edge_model=edge_model, max_steps=max_steps)
+    ties = TieModel.from_mapping(params.get("influence")).with_edge_model(edge_model)
+    dg = DiffusionGraph.from_graph(data.graph, **ties.kwargs())
+    rec = float(sim.recovery) if sim.recovery is not None else 1.0
+    prob = sim.activation_probability
     p = prob.copy()
     p[s_pos] = -1.0
     reached = np.flatnonzero(p > 0)
@@ -787,7 +778,7 @@ def cascade_view(
         info = [("reached in", f"{100 * float(prob[i]):.1f}% of {runs:,} runs"),
                 ("median step", ("seed" if i in seed_set else
                                  (f"{node_step[i]}" if node_step[i] >= 0 else "-"))),
-                ("mean step", _fmt(float(mean[j])) if i not in seed_set else "0")]
+                ("mean step", fmt(float(mean[j])) if i not in seed_set else "0")]
         cinfo, reason = _customer_info(data, i)
         info += [x for x in cinfo if x[0] in ("role", "community", "influence", "exposure",
                                                "priority")]
@@ -800,22 +791,22 @@ def cascade_view(
     r, c, w = _ties_among(data, shown, directed=True)
     pr = _tie_probabilities(dg, r, c)
     net.edges = [_edge(str(ids[u]), str(ids[v]), float(pp),
-                       title=f"tie weight {_fmt(wt)}, activation probability {_fmt(pp)}")
+                       title=f"tie weight {fmt(wt)}, activation probability {fmt(pp)}")
                  for u, v, wt, pp in zip(r.tolist(), c.tolist(), w.tolist(), pr.tolist(),
                                          strict=True)]
     if rest.size:
         expected_rest = float(prob[rest].sum())
         heading = f"{rest.size:,} more customers"
-        info = [("customers reached in some run", _fmt(int(rest.size))),
-                ("expected reached among them", _fmt(expected_rest))]
+        info = [("customers reached in some run", fmt(int(rest.size))),
+                ("expected reached among them", fmt(expected_rest))]
         _add_node(net, "others", f"{rest.size:,} more", value=0.0, color=_AGGREGATE,
                   shape="box", aggregate=True, probability=0.0, title=_tooltip(heading, info),
                   heading=heading, info=info, url="")
-    curve = [float(x) for x in mc.curve[: max_step + 1]]
-    expected = float(mc.mean) - s_pos.size
+    curve = [float(x) for x in sim.curve[: max_step + 1]]
+    expected = float(sim.expected_size) - s_pos.size
     model_name = {"ic": "independent cascade", "lt": "linear threshold", "sir": "SIR"}.get(
         model, model)
-    note = (f"{model_name}, {runs:,} runs, {settings['edge_model'].replace('_', ' ')} tie "
+    note = (f"{model_name}, {runs:,} runs, {ties.edge_model.replace('_', ' ')} tie "
             f"probabilities: {expected:,.1f} customers reached on average besides the "
             f"{s_pos.size} seed(s). Showing the seeds and the {top.size:,} customers most "
             f"likely reached" + (f"; {rest.size:,} less likely ones are one node"
@@ -840,7 +831,7 @@ def cascade_view(
         subtitle=f"run {data.run_id}", note=note, nodes=net.nodes, edges=net.edges,
         options=_options(len(net.nodes), directed=True, seed=layout_seed), legend=legend,
         nav=nav, cascade={"maxStep": max_step, "curve": curve, "faded": _FADED,
-                          "total": float(mc.mean), "interval": 800},
+                          "total": float(sim.expected_size), "interval": 800},
         details_hint="Point at a customer to see how likely and how soon it is reached.",
     )
 
