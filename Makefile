@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit chromium bench bench-env clean
+.PHONY: demo test test-fast lint typecheck layers unit unit-fast chromium bench bench-env clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ demo: $(STAMP)
 
 ## make test: set up .venv, then lint, type-check, check import layers and run every test
 test: $(STAMP) lint typecheck layers unit
+
+## make test-fast: the inner loop: lint, types, layers and the unit tests not marked slow
+## (tests/unit and the doctests; under 3 minutes on 2 cores). make test stays the full suite.
+test-fast: $(STAMP) lint typecheck layers unit-fast
+
+unit-fast: $(STAMP)
+	$(BIN)/pytest -n 2 --dist load -q -m "not slow" tests/unit carenet
 
 lint: $(STAMP)
 	$(BIN)/ruff check carenet tests benchmarks
