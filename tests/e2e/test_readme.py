@@ -22,7 +22,7 @@ README = ROOT / "README.md"
 SHARED = ROOT.parent / "shared"
 # Commands that need a running server or an input the reader brings.
 NEEDS_SERVER = ("serve",)
-PLACEHOLDERS = ("my_calls.csv", "logs/week-47.csv", "runs/calls")
+PLACEHOLDERS = ("my_calls.csv", "logs/week-47.csv")
 TIMEOUT = 900
 
 
