@@ -19,7 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-SHARED = ROOT.parent / "shared"
 # Commands that need a running server or an input the reader brings.
 NEEDS_SERVER = ("serve",)
 PLACEHOLDERS = ("my_calls.csv", "logs/week-47.csv")
@@ -56,12 +55,12 @@ def test_the_readme_has_what_this_test_runs() -> None:
 
 
 @pytest.mark.slow
-def test_readme_examples_run_as_written(tmp_path: Path) -> None:
+def test_readme_examples_run_as_written(tmp_path: Path, datasets: Path) -> None:
     work = tmp_path / "repo"
     work.mkdir()
     (work / "data").mkdir()
     (work / "data" / "sample").symlink_to(ROOT / "data" / "sample")  # data/big is written here
-    (tmp_path / "shared").symlink_to(SHARED)
+    (tmp_path / "shared").symlink_to(datasets.parent)  # ../shared/datasets, as in the README
     env = dict(os.environ)
     env["CARENET_DB"] = f"sqlite:///{tmp_path / 'store.db'}"
     ran = []
