@@ -48,7 +48,6 @@ import scipy.sparse as sp
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.graphs.diffusion import DiffusionGraph, monte_carlo_steps
 from carenet.graphs.ties import TieModel
-from carenet.run import what_if
 from carenet.viz.data import NoLinks, ViewData, ViewLinks
 from carenet.viz.render import render_page
 
@@ -742,6 +741,8 @@ def cascade_view(
     s_pos = np.unique([data.position(s) for s in seed_list]).astype(np.int64)
     p_pos = np.unique([data.position(s) for s in (protected or [])]).astype(np.int64)
     # the one what-if implementation (run.what_if): the run's tie model, recovery, confidence
+    from carenet.run import what_if
+
     params = data.parameters if isinstance(data.parameters, dict) else {}
     sim = what_if(data.graph, params, [str(x) for x in data.ids[s_pos]],
                   protected=[str(x) for x in data.ids[p_pos]], model=model, runs=runs,

@@ -12,7 +12,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from servicekit import Server, fresh_db, variant
 
-from carenet.api.routers.simulations import simulator
 from carenet.store import RunStore
 
 
@@ -61,7 +60,5 @@ def test_api_never_errs_and_keeps_its_schema(case: schemathesis.Case,
     # when it is semantically wrong for the run (an opaque cursor the API never returned, a
     # sort key the run lacks, a budget beyond its care plan); that is the contract.
     excluded = [schemathesis.checks.positive_data_acceptance]
-    if case.path == "/v1/simulations" and simulator() is None:
-        excluded.append(schemathesis.checks.not_a_server_error)  # 501 until it lands
     case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {key}"},
                            excluded_checks=excluded)

@@ -55,6 +55,7 @@ def test_the_readme_has_what_this_test_runs() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * TIMEOUT)
 def test_readme_examples_run_as_written(tmp_path: Path, datasets: Path) -> None:
     work = tmp_path / "repo"
     work.mkdir()

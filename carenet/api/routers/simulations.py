@@ -13,7 +13,6 @@ from carenet.api.deps import Analyst, SettingsDep, StoreDep
 from carenet.api.errors import ApiError, responses
 from carenet.api.routers.customers import RunParam, find_customer
 from carenet.api.schemas import SimulationCreate, SimulationPublic
-from carenet.run import what_if
 
 router = APIRouter(prefix="/v1/simulations", tags=["simulations"],
                    responses=responses(400, 401, 403, 404, 409, 422, 429))
@@ -33,6 +32,8 @@ def create_simulation(body: SimulationCreate, request: Request, store: StoreDep,
     view = store.resolve(run)
     seeds = [find_customer(request, store, view, c)[0] for c in body.seeds]
     protected = [find_customer(request, store, view, c)[0] for c in body.protected]
+    from carenet.run import what_if  # the analysis core: imported on first use, not at start
+
     parameters = store.get_run(view.run_id).get("parameters") or {}
     result = what_if(store.load_graph(view), parameters, seeds, protected=protected,
                      model=body.model, runs=body.runs, seed=body.seed, recovery=body.recovery)
