@@ -89,7 +89,7 @@ class Server:
                 [sys.executable, "-m", "uvicorn", "--factory", "carenet.api.app:create_app",
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts uvicorn slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")

@@ -8,7 +8,7 @@ and print results, one module per command group:
 - :mod:`~carenet.cli.data`: ``generate``, ``inspect``
 - :mod:`~carenet.cli.analyze`: ``analyze``, ``demo``
 - :mod:`~carenet.cli.report`: ``report``
-- :mod:`~carenet.cli.whatif`: ``simulate``, ``plan``
+- :mod:`~carenet.cli.whatif`: ``simulate``, ``plan``, ``explain``
 - :mod:`~carenet.cli.backtest`: ``backtest``
 - :mod:`~carenet.cli.service`: ``serve``, ``keys create|list|revoke``
 
@@ -32,7 +32,7 @@ from carenet.cli.data import generate, inspect
 from carenet.cli.report import report
 from carenet.cli.service import keys_app, serve
 from carenet.cli.ui import console
-from carenet.cli.whatif import plan, simulate
+from carenet.cli.whatif import explain, plan, simulate
 
 app = typer.Typer(
     name="carenet",
@@ -50,7 +50,7 @@ app = typer.Typer(
 )
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
-    generate, analyze, inspect, demo, report, serve, simulate, backtest, plan,
+    generate, analyze, inspect, demo, report, serve, simulate, backtest, plan, explain,
 )
 """Every top-level command, in the order ``carenet --help`` lists them."""
 for command in COMMANDS:

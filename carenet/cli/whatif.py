@@ -1,5 +1,6 @@
-"""Commands that use a finished run: ``carenet simulate`` (a what-if cascade) and ``carenet
-plan`` (the care plan for a budget).
+"""Commands that use a finished run: ``carenet simulate`` (a what-if cascade), ``carenet
+plan`` (the care plan for a budget) and ``carenet explain`` (why one customer ranks where it
+does). Each calls the run's one implementation in :mod:`carenet.run`, as the API and views do.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from carenet.cli.options import split_list
 from carenet.cli.ui import console, friendly_errors, progress_bar
-from carenet.errors import InvalidInputError
+from carenet.errors import InvalidInputError, RunNotFoundError
 
 
 def _ids_arg(text: str | None, file: Path | None, what: str) -> list[str]:
@@ -179,3 +180,33 @@ def _print_plan(frame: Any, comparison: Any, source: str, rows: int) -> None:
             comp.add_row(r["strategy"], str(r["k"]), f"{r['protected']:,.1f}",
                          f"{r['low']:,.1f} - {r['high']:,.1f}", vs)
         console.print(comp)
+
+
+@friendly_errors
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze`.", show_default=False)],
+    customer: Annotated[str, typer.Argument(help="The customer id to explain (as in the run's customers table).", show_default=False)],
+    ties: Annotated[int | None, typer.Option(help="Strongest ties to name (default: the run's care.reason_ties).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the explanation as JSON here.")] = None,
+) -> None:
+    """Why CUSTOMER ranks where it does: the plain-language reason and the numbers behind it.
+
+    Any customer of the run can be explained, not only those the care step gave a reason;
+    the sentence is the one the API and the views show (one implementation:
+    :meth:`carenet.run.AnalysisRun.explain`).
+
+    Example: carenet explain out/demo C000001
+    """
+    from carenet.run import AnalysisRun
+
+    if not (run_dir / "run.json").exists():
+        raise InvalidInputError("not a run directory (no run.json)", file=run_dir)
+    try:
+        doc = AnalysisRun.load(run_dir).explain(customer, ties=ties)
+    except RunNotFoundError as exc:  # an id the user typed: bad input (exit 2), not a failure
+        raise InvalidInputError(f"{run_dir}: {exc}") from None
+    console.print(f"{customer}: {doc.get('reason', '')}", highlight=False, soft_wrap=True)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        console.print(f"written {out}")

@@ -119,7 +119,8 @@ def test_care_plan_is_the_same_through_library_cli_and_api(published: Published,
     assert cli["protected"].tolist() == pytest.approx(lib.plan["protected"].tolist())
 
 
-def test_explanation_is_the_reason_the_api_and_views_show(published: Published) -> None:
+def test_explanation_is_the_reason_the_api_cli_and_views_show(published: Published,
+                                                             tmp_path: Path) -> None:
     run = published.run
     c = run.customers
     explained = c[c["reason"] != ""].head(3)
@@ -133,3 +134,10 @@ def test_explanation_is_the_reason_the_api_and_views_show(published: Published) 
     last = c.sort_values("priority_rank")["customer_id"].iloc[-1]
     assert run.explain(last)["reason"] == c.set_index("customer_id").loc[last, "reason"]
     assert run.explain(last)["reason"]
+    # and the CLI prints and writes the same explanation
+    out = tmp_path / "why.json"
+    res = CliRunner().invoke(app, ["explain", str(published.path), str(last), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["reason"] == run.explain(last)["reason"]
+    res = CliRunner().invoke(app, ["explain", str(published.path), "no-such-customer"])
+    assert res.exit_code == 2 and "no-such-customer" in res.output

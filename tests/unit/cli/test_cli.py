@@ -22,6 +22,7 @@ def test_help_is_useful_on_its_own(command: list[str]) -> None:
     assert len(result.output.split()) > 20
 
 
+@pytest.mark.slow  # a full analysis: runs in make test, not in make test-fast
 def test_analyze_collegemsg_with_guessable_options(tmp_path: Path, datasets: Path) -> None:
     out = tmp_path / "college"
     result = runner.invoke(app, ["analyze", str(datasets / "snap-collegemsg" / "CollegeMsg.txt"),
@@ -96,6 +97,7 @@ def test_inspect_shows_mapping(datasets: Path) -> None:
     assert "weight" in result.output
 
 
+@pytest.mark.slow  # a full analysis: runs in make test, not in make test-fast
 def test_demo_writes_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "-q"])

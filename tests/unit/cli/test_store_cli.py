@@ -14,6 +14,7 @@ from carenet.store import RunStore
 runner = CliRunner()
 
 
+@pytest.mark.slow  # a full analysis: runs in make test, not in make test-fast
 def test_analyze_publishes_and_keys_roundtrip(tmp_path: Path, sample_dir: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "store.db"

@@ -188,6 +188,7 @@ def test_compare_seed_sets(graph: CustomerGraph) -> None:
     assert (table["low"] <= table["spread"]).all() and (table["spread"] <= table["high"]).all()
 
 
+@pytest.mark.slow  # 150k exact-checked simulations: runs in make test, not in make test-fast
 def test_simulate_contract(graph: CustomerGraph, dg: DiffusionGraph) -> None:
     r = simulate(graph, ["c0"], runs=50_000, seed=3, confidence=0.99999)
     truth, p = exact_spread(dg, [0], per_node=True)
@@ -249,6 +250,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Path
     return out
 
 
+@pytest.mark.slow  # a full analysis: runs in make test, not in make test-fast
 def test_analyze_adds_influence_columns(demo_run: Path) -> None:
     customers = pd.read_parquet(demo_run / "customers.parquet")
     for col in ("influence", "influence_low", "influence_high", "value_influence",
@@ -270,6 +272,7 @@ def test_analyze_adds_influence_columns(demo_run: Path) -> None:
     assert "influence" in meta["timings"]
 
 
+@pytest.mark.slow  # a full analysis: runs in make test, not in make test-fast
 def test_exposure_finds_the_planted_cascade(demo_run: Path, sample_dir: Path) -> None:
     # customers the generator's churn cascade actually reached later are more exposed
     customers = pd.read_parquet(demo_run / "customers.parquet")
@@ -283,6 +286,7 @@ def test_exposure_finds_the_planted_cascade(demo_run: Path, sample_dir: Path) ->
         ~infected & non_seed, "exposure"].mean()
 
 
+@pytest.mark.slow  # a full analysis: runs in make test, not in make test-fast
 def test_simulate_command(demo_run: Path, tmp_path: Path) -> None:
     customers = pd.read_parquet(demo_run / "customers.parquet")
     top = customers.sort_values("influence", ascending=False)["customer_id"].tolist()[:3]
