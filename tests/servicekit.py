@@ -73,7 +73,8 @@ class Server:
         self.port = free_port()
         self.env = dict(os.environ)
         self.env.update({"CARENET_DB": db, "CARENET_DATA_DIR": str(tmp / "data"),
-                         "CARENET_RATE_LIMIT": "0", "CARENET_LATEST_TTL": "0",
+                         "CARENET_RATE_LIMIT": "0", "CARENET_AUTH_FAILURE_RATE": "0",
+                         "CARENET_LATEST_TTL": "0",
                          "CARENET_KEY_CACHE_SECONDS": "0", "CARENET_POLL_SECONDS": "0.2"})
         self.env.update({f"CARENET_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None

@@ -34,10 +34,10 @@ from carenet.api.deps import token_from_headers
 from carenet.api.errors import ApiError
 from carenet.api.routers.customers import RunParam, find_customer
 from carenet.api.sessions import COOKIE, SessionCache, sign
-from carenet.api.settings import Settings
+from carenet.api.settings import SIMULATION_RUNS_MAX, Settings
 from carenet.api.viewdata import LRU, PageLinks, view_data
 from carenet.errors import CarenetError, InvalidInputError, RunNotFoundError
-from carenet.store import KeyInfo, RunStore, RunView
+from carenet.store import ROLES, KeyInfo, RunStore, RunView
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("carenet.api.pages")
@@ -416,7 +416,7 @@ def cascade_page(request: Request, key: PageKey,
                                              description="Comma-separated customer ids")],
                  run: RunParam = None,
                  model: Literal["ic", "lt", "sir"] | None = None,
-                 runs: Annotated[int | None, Query(ge=1)] = None,
+                 runs: Annotated[int | None, Query(ge=1, le=SIMULATION_RUNS_MAX)] = None,
                  seed: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
                  max_nodes: MaxNodes = None) -> HTMLResponse:
     """A what-if cascade from ``seeds``, step by step (slider and play control)."""
@@ -434,11 +434,23 @@ def cascade_page(request: Request, key: PageKey,
     store = _store(request)
     view = store.resolve(run)
     resolved = list(dict.fromkeys(find_customer(request, store, view, s)[0] for s in ids))
+    page_key = ("cascade", view.run_id, tuple(resolved), model, runs, seed, max_nodes, run)
+    custom = any(v is not None for v in (model, runs, seed))
+    if custom and ROLES.index(key.role) < ROLES.index("analyst") and (
+            page_key not in request.app.state.view_pages):
+        # a new simulation with chosen parameters is analyst work, as on /v1/simulations;
+        # readers see the default cascade and the ones already computed
+        raise ApiError(403, "forbidden",
+                       "choosing model, runs or seed for a cascade needs an analyst key; key "
+                       f"{key.id} is a {key.role} key (leave them out for the default cascade)")
     data = _data(request, view)
     opts = _opt(model=model, runs=runs, seed=seed, max_nodes=max_nodes)
-    return _page(request, run, ("cascade", view.run_id, tuple(resolved), model, runs, seed,
-                                max_nodes),
-                 lambda: views.cascade_view(data, resolved, links=PageLinks(run), **opts))
+
+    def build() -> str:
+        with request.app.state.simulations.take():  # bounded CPU work per server process
+            return views.cascade_view(data, resolved, links=PageLinks(run), **opts)
+
+    return _page(request, run, page_key[:-1], build)
 
 
 # ---------------------------------------------------------------------------- errors
