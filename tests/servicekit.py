@@ -79,6 +79,7 @@ class Server:
         self.env.update({f"CARENET_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / f"server-{self.port}.log"
+        self.preexec_fn: Any = None  # e.g. resource limits of the server process
 
     @property
     def url(self) -> str:
@@ -89,7 +90,8 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", "carenet.api.app:create_app",
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -74,9 +74,21 @@ class Settings(BaseSettings):
 
     def upload_dir(self) -> Path:
         """The directory uploads are written to."""
+        return self.data_root() / "uploads"
+
+    def data_root(self) -> Path:
+        """The service's own files: ``data_dir``, else next to the SQLite file, else
+        ``$CARENET_HOME``.
+        """
         if self.data_dir is not None:
-            return Path(self.data_dir) / "uploads"
+            return Path(self.data_dir)
         path = sqlite_path(normalize_url(self.db))
         if path is not None:
-            return path.parent / "uploads"
-        return data_home() / "uploads"
+            return path.parent
+        return data_home()
+
+    def secret_file(self) -> Path:
+        """Where the generated session secret is kept (mode 0600) when
+        ``CARENET_SESSION_SECRET`` is not set.
+        """
+        return self.data_root() / "session.secret"

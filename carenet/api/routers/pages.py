@@ -1,7 +1,8 @@
 """Served pages: the dashboard and the interactive views, behind the API's keys.
 
 A browser logs in once (``GET /login`` shows a form, ``POST /login`` checks a key and sets a
-signed session cookie, see :mod:`carenet.api.sessions`); scripts may send the key in a header as
+server-side session with a
+cookie, see :mod:`carenet.api.sessions`); scripts may send the key in a header as
 for the API. A page request without either is redirected to ``/login``; the ``/v1`` JSON
 routes keep answering 401. Every error on a page path is an HTML page with the status the API
 would answer (404 unknown run, community or customer; 422 bad parameter; never a 500 for bad
@@ -19,7 +20,6 @@ import base64
 import json
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from html import escape
 from http import HTTPStatus
@@ -30,10 +30,17 @@ import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from carenet.api.deps import token_from_headers
+from carenet.api.deps import client_address, token_from_headers
 from carenet.api.errors import ApiError
 from carenet.api.routers.customers import RunParam, find_customer
-from carenet.api.sessions import COOKIE, SessionCache, sign
+from carenet.api.sessions import (
+    COOKIE,
+    CSRF_COOKIE,
+    SessionCache,
+    csrf_ok,
+    csrf_pair,
+    load_secret,
+)
 from carenet.api.settings import SIMULATION_RUNS_MAX, Settings
 from carenet.api.viewdata import LRU, PageLinks, view_data
 from carenet.errors import CarenetError, InvalidInputError, RunNotFoundError
@@ -132,8 +139,11 @@ async def page_key(request: Request) -> KeyInfo:
                                request.headers.get("x-api-key"))
     info: KeyInfo | None
     if token:
+        address = client_address(request)
+        state.auth_throttle.check(address)
         info = state.keys.verify(state.store, token)
         if info is None:
+            state.auth_throttle.fail(address)
             raise ApiError(401, "unauthorized", "unknown or revoked API key",
                            headers={"WWW-Authenticate": "Bearer"})
     else:
@@ -180,38 +190,61 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/login")
-async def login_form(next: Annotated[str | None, Query(max_length=2000)] = None
+async def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None
                      ) -> HTMLResponse:
-    """The login form: paste an API key (any role)."""
-    return render("login.html", title="Log in", next=_safe_next(next), message=None, key=None)
+    """The login form: paste an API key (any role). Sets the form's CSRF cookie."""
+    return _login_page(request, _safe_next(next), None, 200)
 
 
-@router.post("/login")
-async def login(request: Request, key: Annotated[str, Form(max_length=500)] = "",
-                next: Annotated[str, Form(max_length=2000)] = "/dashboard") -> Response:
-    """Check the key and start a session (a signed HttpOnly, SameSite=Strict cookie)."""
-    state = request.app.state
-    settings: Settings = state.settings
-    token = key.strip()
-    info = state.keys.verify(state.store, token) if token else None
-    found = state.sessions.secret(state.store, info.id) if info is not None else None
-    if info is None or found is None:
-        message = ("Paste an API key." if not token else
-                   "Unknown or revoked API key: create one with "
-                   "`carenet keys create --role reader`.")
-        return render("login.html", status=401, title="Log in", next=_safe_next(next),
-                      message=message, key=None)
-    lifetime = int(settings.session_hours * 3600)
-    value = sign(info.id, found[1], int(time.time()) + lifetime)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, value, max_age=lifetime, path="/", httponly=True,
+def _login_page(request: Request, target: str, message: str | None, status: int
+                ) -> HTMLResponse:
+    nonce, token = csrf_pair(request.app.state.sessions.secret)
+    response = render("login.html", status=status, title="Log in", next=target,
+                      message=message, key=None, csrf=token)
+    response.set_cookie(CSRF_COOKIE, nonce, max_age=3600, path="/login", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
+@router.post("/login")
+async def login(request: Request, key: Annotated[str, Form(max_length=500)] = "",
+                next: Annotated[str, Form(max_length=2000)] = "/dashboard",
+                csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Check the CSRF token and the key, then start a server-side session (an HttpOnly,
+    SameSite=Strict cookie). Failed logins are throttled per client address.
+    """
+    state = request.app.state
+    settings: Settings = state.settings
+    address = client_address(request)
+    state.auth_throttle.check(address)
+    if not csrf_ok(state.sessions.secret, request.cookies.get(CSRF_COOKIE), csrf):
+        state.auth_throttle.fail(address)
+        return _login_page(request, _safe_next(next), "The login form expired or did not "
+                           "come from this site: log in again.", 403)
+    token = key.strip()
+    info = state.keys.verify(state.store, token) if token else None
+    if info is None:
+        state.auth_throttle.fail(address)
+        message = ("Paste an API key." if not token else
+                   "Unknown or revoked API key: create one with "
+                   "`carenet keys create --role reader`.")
+        return _login_page(request, _safe_next(next), message, 401)
+    lifetime = int(settings.session_hours * 3600)
+    value = state.sessions.start(state.store, info, lifetime)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, value, max_age=lifetime, path="/", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    response.delete_cookie(CSRF_COOKIE, path="/login", httponly=True, samesite="strict")
+    return response
+
+
 @router.post("/logout")
-async def logout() -> Response:
-    """End the browser session."""
+async def logout(request: Request) -> Response:
+    """End the browser session (on the server too: the cookie stops working everywhere)."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        state = request.app.state
+        state.sessions.end(state.store, cookie)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -493,7 +526,8 @@ def install(app: FastAPI) -> None:
     :func:`carenet.api.errors.install`, whose handlers it wraps).
     """
     settings: Settings = app.state.settings
-    app.state.sessions = SessionCache(settings.key_cache_seconds)
+    secret = load_secret(settings.session_secret, settings.secret_file())
+    app.state.sessions = SessionCache(secret, settings.key_cache_seconds)
     app.state.view_data = LRU(settings.view_cache_runs)
     app.state.view_pages = LRU(settings.view_cache_pages)
     for exc_class, handler in list(app.exception_handlers.items()):
