@@ -34,6 +34,7 @@ from carenet.store.errors import (
     RunStateError,
     UnknownFieldError,
 )
+from carenet.store.health import StoreUnavailableError, classify, public_message
 
 log = logging.getLogger("carenet.api")
 PROBLEM = "application/problem+json"
@@ -136,7 +137,19 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     return 500, "internal"
 
 
+def _store_down(request: Request, kind: str, exc: BaseException) -> JSONResponse:
+    """503 (507 for a full disk) for a store that cannot serve this request; the detail
+    names no server path or URL (the log has the driver's message).
+    """
+    log.error("store unavailable (%s) on %s: %s", kind, request.url.path, exc)
+    status = 507 if kind == "full" else 503
+    return problem(request, status, "store-unavailable", public_message(kind),
+                   headers={"Retry-After": "30"})
+
+
 async def _carenet_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreUnavailableError):
+        return _store_down(request, exc.kind, exc)
     status, slug = status_of(exc)
     extra: dict[str, Any] = {}
     if isinstance(exc, UnknownFieldError):
@@ -199,6 +212,9 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    kind = classify(exc)
+    if kind is not None:  # the store broke under this request: say so, not "unexpected"
+        return _store_down(request, kind, exc)
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     return problem(request, 500, "internal",
                    "an unexpected error occurred; it has been logged")

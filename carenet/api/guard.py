@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 _UPLOAD = ("POST", "/v1/logs")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PROBLEMS = "https://carenet.dev/problems/"
 
 
@@ -102,8 +103,8 @@ class RequestGuard:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Check the request, then pass it on (with its body replayed) or refuse it."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] not in _METHODS:
+            await self.app(scope, receive, send)  # TRACE, CONNECT, ...: the app's 405
             return
         path: str = scope.get("path", "")
         query: bytes = scope.get("query_string", b"")

@@ -104,7 +104,7 @@ sessions = Table(
     # Browser sessions of the served pages: the cookie holds a random token, the store only
     # its hash (who can read the store cannot log in with it), with a server-side expiry;
     # logging out ends the row at once.
-    "sessions",
+    "carenet_sessions",
     metadata,
     Column("id", String(64), primary_key=True),
     Column("key_id", String(32), nullable=False, index=True),
