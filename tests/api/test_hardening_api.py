@@ -25,7 +25,6 @@ from servicekit import BACKENDS, ROOT, Server, fresh_db, variant
 from sqlalchemy import select
 
 from carenet.store import RunStore
-from carenet.store.schema import api_keys, sessions
 
 SAMPLE = ROOT / "data" / "sample"
 
@@ -50,7 +49,10 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     tmp = tmp_path_factory.mktemp(f"hard-{request.param}")
     with fresh_db(request.param, tmp) as url:
         store = RunStore(url, keep_runs=3)
-        rid = store.publish(variant(3.0, run_id="hardening-run"))
+        run = variant(3.0, run_id="hardening-run")
+        top = run.customers["priority"].idxmax()  # first row of the dashboard
+        run.customers.loc[top, "reason"] = "ties to \u202eexe.gnp"
+        rid = store.publish(run)
         keys = {role: store.create_key(role, f"hard {role}")[1]
                 for role in ("reader", "analyst", "admin")}
         keys["analyst2"] = store.create_key("analyst", "second analyst")[1]
@@ -373,6 +375,15 @@ def test_failed_authentication_is_throttled_per_address(strict: Service) -> None
         assert c.get("/v1/runs").status_code == 200  # a valid key is let through
 
 
+# ---------------------------------------------------------------------------- item 11: bidi
+def test_bidi_overrides_are_shown_not_applied_on_pages(service: Service) -> None:
+    with service.client("reader") as c:
+        r = c.get("/dashboard")
+    assert r.status_code == 200
+    assert "\u202e" not in r.text
+    assert "ties to &lt;U+202E&gt;exe.gnp" in r.text
+
+
 # ---------------------------------------------------------------------------- item 10: sessions
 def _login(c: httpx.Client, key: str) -> httpx.Response:
     form = c.get("/login")
@@ -383,6 +394,8 @@ def _login(c: httpx.Client, key: str) -> httpx.Response:
 
 def test_sessions_are_server_side_and_signed_with_a_secret_kept_apart(service: Service
                                                                       ) -> None:
+    from carenet.store.schema import api_keys
+
     secret = service.server.tmp / "data" / "session.secret"
     assert secret.exists() and stat.S_IMODE(secret.stat().st_mode) == 0o600
     # what someone who can read the store could build (an HMAC keyed by a stored key hash,
@@ -411,6 +424,8 @@ def test_sessions_are_server_side_and_signed_with_a_secret_kept_apart(service: S
 
 def token_hash_absent(service: Service, value: str) -> bool:
     """The store holds the hash of the session token, never the token or the cookie."""
+    from carenet.store.schema import sessions
+
     token = value.rpartition(".")[0]
     with service.store.engine.connect() as conn:
         ids = list(conn.execute(select(sessions.c.id)).scalars())

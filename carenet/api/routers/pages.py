@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from html import escape
@@ -65,10 +66,26 @@ MAX_TOP = 500
 MAX_COMMUNITIES = 200
 """Communities listed on the dashboard (the largest; the map and the API show them all)."""
 
+_BIDI = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(value: Any) -> Any:
+    """Text with its bidirectional marks and overrides shown as ``<U+202E>`` instead of
+    applied: a title or table cell shows what is stored, not text reordered by a hidden
+    character (ids with them are rejected at load; other columns may still hold them).
+
+    >>> visible("evil\u202egnp.exe"), visible(3)
+    ('evil<U+202E>gnp.exe', 3)
+    """
+    if isinstance(value, str) and _BIDI.search(value):
+        return _BIDI.sub(lambda m: f"<U+{ord(m.group()):04X}>", value)
+    return value
+
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("carenet.api", "templates"),
     autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
-    trim_blocks=True, lstrip_blocks=True)
+    trim_blocks=True, lstrip_blocks=True, finalize=visible)
 
 
 def _num(value: Any) -> str:
