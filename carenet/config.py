@@ -444,6 +444,9 @@ class AnalysisConfig:
     care: CareConfig = field(default_factory=CareConfig)
     changes: ChangesConfig = field(default_factory=ChangesConfig)
 
+    def __post_init__(self) -> None:
+        check_upper_bounds(self)  # every numeric setting, however the config was built
+
     @classmethod
     def from_toml(cls, path: str | Path) -> AnalysisConfig:
         """Read a TOML config file; errors name the file and the key."""
@@ -482,6 +485,76 @@ class AnalysisConfig:
                 node = node.setdefault(key, {})
             node[leaf] = list(value) if isinstance(value, tuple) else value
         return from_mapping(type(self), data)
+
+
+# ---------------------------------------------------------------------------- upper bounds
+UPPER_BOUNDS: dict[str, float] = {
+    # Every numeric setting's largest accepted value: a config file, a flag or an API request
+    # (POST /v1/runs: 422) beyond it is refused, so that no run can hold the only run slot
+    # for days. README "Operating carenet safely" lists them; raise one here if a real
+    # analysis needs more. A dict or list setting bounds each of its values.
+    "seed": 2**63 - 1,
+    "graph.channel_weights": 1e6,
+    "graph.min_weight": 1e12,
+    "measures.pagerank_damping": 1.0,
+    "measures.pagerank_tol": 1.0,
+    "measures.exact_max": 100_000,
+    "measures.samples": 100_000,
+    "measures.confidence": 1.0,
+    "communities.resolution": 1_000.0,
+    "communities.theta": 10.0,
+    "communities.n_iterations": 1_000,
+    "communities.min_jaccard": 1.0,
+    "communities.hub_z": 100.0,
+    "communities.connector_p": 1.0,
+    "communities.bridge_p": 1.0,
+    "communities.peripheral_ties": 1_000_000,
+    "communities.top_k": 1_000,
+    "influence.edge_scale": 1e6,
+    "influence.edge_probability": 1.0,
+    "influence.epsilon": 1.0,
+    "influence.delta": 1.0,
+    "influence.top": 100_000,
+    "influence.confidence": 1.0,
+    "influence.max_rr_sets": 200_000_000,
+    "influence.missing_value": 1e12,
+    "influence.sir_recovery": 1.0,
+    "influence.exposure_runs": 100_000,
+    "influence.exposure_sources": 1_000,
+    "influence.seed_set_size": 100_000,
+    "influence.seed_budget": 1e15,
+    "influence.compare_runs": 100_000,
+    "care.retention": 1.0,
+    "care.source_risk": 1.0,
+    "care.budget": 1_000_000,
+    "care.plan_runs": 10_000,
+    "care.plan_max_entries": 500_000_000,
+    "care.evaluation_runs": 100_000,
+    "care.compare_k": 1_000_000,
+    "care.confidence": 1.0,
+    "care.reasons_top": 1_000_000,
+    "care.reason_ties": 100,
+    "changes.top": 100_000,
+}
+
+
+def check_upper_bounds(config: Any) -> None:
+    """Raise :class:`InvalidInputError` naming the first setting of ``config`` (an
+    :class:`AnalysisConfig`) above its bound in :data:`UPPER_BOUNDS`.
+    """
+    for dotted, bound in UPPER_BOUNDS.items():
+        node: Any = config
+        for part in dotted.split("."):
+            node = getattr(node, part, None)
+        values = (node.values() if isinstance(node, dict) else
+                  node if isinstance(node, (list, tuple)) else (node,))
+        for value in values:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    value > bound or value != value):
+                shown = f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+                raise InvalidInputError(
+                    f"setting {dotted!r} must be a number at most {shown}, not {value!r} "
+                    "(the upper bounds are in carenet.config.UPPER_BOUNDS)")
 
 
 def parse_time(value: str | float | int) -> float:

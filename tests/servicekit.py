@@ -73,11 +73,13 @@ class Server:
         self.port = free_port()
         self.env = dict(os.environ)
         self.env.update({"CARENET_DB": db, "CARENET_DATA_DIR": str(tmp / "data"),
-                         "CARENET_RATE_LIMIT": "0", "CARENET_LATEST_TTL": "0",
+                         "CARENET_RATE_LIMIT": "0", "CARENET_AUTH_FAILURE_RATE": "0",
+                         "CARENET_LATEST_TTL": "0",
                          "CARENET_KEY_CACHE_SECONDS": "0", "CARENET_POLL_SECONDS": "0.2"})
         self.env.update({f"CARENET_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / f"server-{self.port}.log"
+        self.preexec_fn: Any = None  # e.g. resource limits of the server process
 
     @property
     def url(self) -> str:
@@ -88,7 +90,8 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", "carenet.api.app:create_app",
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + 180  # a loaded 2-core machine starts uvicorn slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

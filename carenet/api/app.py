@@ -18,6 +18,8 @@ from carenet import __version__
 from carenet.api import errors
 from carenet.api.deps import SECURITY_SCHEMES, KeyCache, RateLimiter
 from carenet.api.fastpath import CustomerFastPath
+from carenet.api.guard import RequestGuard
+from carenet.api.limits import AddressThrottle, SimulationSlots
 from carenet.api.routers import (
     care,
     communities,
@@ -74,8 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyCache(settings.key_cache_seconds)
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     app.state.pseudonymizer = _pseudonymizer()
+    app.state.simulations = SimulationSlots(settings.max_concurrent_simulations,
+                                            wait=settings.simulation_wait_seconds)
+    app.state.auth_throttle = AddressThrottle(settings.auth_failure_rate,
+                                              settings.auth_failure_burst)
     errors.install(app)
     app.add_middleware(CustomerFastPath)
+    # outermost: oversize bodies and NUL characters are refused before anything else runs
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     for module in (health, customers, communities, care, simulations, logs, runs, keys):
         app.include_router(module.router)
     pages.install(app)  # the dashboard and views; wraps the handlers above for HTML pages

@@ -89,14 +89,18 @@ def require(role: str) -> Callable[..., Awaitable[KeyInfo]]:
         # Headers are read directly (the security schemes are declared on the OpenAPI
         # document by create_app): two fewer sub-dependencies on every request.
         token = _token(request)
+        state = request.app.state
+        address = client_address(request)
+        state.auth_throttle.check(address)  # an address that keeps failing: not even a query
         if not token:
+            state.auth_throttle.fail(address)
             raise ApiError(401, "unauthorized",
                            "an API key is required: send 'Authorization: Bearer KEY' or "
                            "'X-API-Key: KEY' (create one with `carenet keys create`)",
                            headers={"WWW-Authenticate": "Bearer"})
-        state = request.app.state
         info = state.keys.verify(state.store, token)
         if info is None:
+            state.auth_throttle.fail(address)
             raise ApiError(401, "unauthorized", "unknown or revoked API key",
                            headers={"WWW-Authenticate": "Bearer"})
         if ROLES.index(info.role) < rank:
@@ -108,6 +112,11 @@ def require(role: str) -> Callable[..., Awaitable[KeyInfo]]:
 
     dependency.__name__ = f"require_{role}"
     return dependency
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from (the throttle's key; ``-`` when unknown)."""
+    return request.client.host if request.client is not None else "-"
 
 
 def _token(request: Request) -> str | None:

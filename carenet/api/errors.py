@@ -9,6 +9,7 @@ invalid parameter). Bad input never becomes a 500.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -27,11 +28,13 @@ from carenet.errors import (
     RunNotFoundError,
 )
 from carenet.store.errors import (
+    BadCursorError,
     MissingTableError,
     RunNotReadyError,
     RunStateError,
     UnknownFieldError,
 )
+from carenet.store.health import StoreUnavailableError, classify, public_message
 
 log = logging.getLogger("carenet.api")
 PROBLEM = "application/problem+json"
@@ -70,16 +73,49 @@ def problem(request: Request | None, status: int, slug: str, detail: str, *,
         "type": TYPE_BASE + slug,
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": cap(detail, MAX_DETAIL),
     }
     if request is not None:
-        body["instance"] = request.url.path
+        body["instance"] = cap(request.url.path, MAX_INSTANCE)
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
 
+MAX_DETAIL = 1000
+"""Characters of a problem's ``detail`` sent at most: a message never echoes a huge id back."""
+MAX_INSTANCE = 200
+"""Characters of a problem's ``instance`` (the request path) sent at most."""
+_PATH = re.compile(r"(?<![\w/:.\\])(?:[A-Za-z]:)?[\\/]"
+                   r"(?:[^\s'\"\\/:,;()]+[\\/])+(?=[^\s'\"\\/:,;()])")
+
+
+def cap(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (with a note saying how long it was).
+
+    >>> cap("abc", 10), cap("x" * 30, 20)
+    ('abc', 'xxxxxx... (30 chars)')
+    """
+    if len(text) <= limit:
+        return text
+    note = f"... ({len(text):,} chars)"
+    return text[:max(0, limit - len(note))] + note
+
+
+def redact_paths(text: str) -> str:
+    r"""``text`` with every server file path shortened to its file name: a failed run's error
+    names the file (and row, column) without showing where the server keeps uploads.
+
+    >>> redact_paths("InvalidInputError: /srv/data/uploads/u1f/calls.csv, line 3: bad time")
+    'InvalidInputError: calls.csv, line 3: bad time'
+    >>> redact_paths("C:\\data\\up\\x.csv: empty")
+    'x.csv: empty'
+    """
+    return _PATH.sub("", text)
+
+
 # carenet's exception tree -> (status, problem type); the most specific class wins
 _MAP: list[tuple[type[BaseException], int, str]] = [
+    (BadCursorError, 400, "bad-cursor"),
     (UnknownFieldError, 422, "unknown-field"),
     (MissingTableError, 404, "missing-table"),
     (RunNotReadyError, 409, "run-not-ready"),
@@ -101,7 +137,19 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     return 500, "internal"
 
 
+def _store_down(request: Request, kind: str, exc: BaseException) -> JSONResponse:
+    """503 (507 for a full disk) for a store that cannot serve this request; the detail
+    names no server path or URL (the log has the driver's message).
+    """
+    log.error("store unavailable (%s) on %s: %s", kind, request.url.path, exc)
+    status = 507 if kind == "full" else 503
+    return problem(request, status, "store-unavailable", public_message(kind),
+                   headers={"Retry-After": "30"})
+
+
 async def _carenet_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreUnavailableError):
+        return _store_down(request, exc.kind, exc)
     status, slug = status_of(exc)
     extra: dict[str, Any] = {}
     if isinstance(exc, UnknownFieldError):
@@ -164,6 +212,9 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    kind = classify(exc)
+    if kind is not None:  # the store broke under this request: say so, not "unexpected"
+        return _store_down(request, kind, exc)
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     return problem(request, 500, "internal",
                    "an unexpected error occurred; it has been logged")
@@ -182,9 +233,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of the problem documents an endpoint can answer."""
     text = {400: "Bad request", 401: "No or unknown API key", 403: "The key's role may not "
             "do this", 404: "Unknown run, customer, community or table", 409: "The run is "
-            "not in a state that allows this", 413: "Upload too large", 415: "Unsupported "
-            "media type", 422: "Invalid parameters", 429: "Rate limit exceeded",
-            501: "Not available in this build", 503: "Not ready"}
+            "not in a state that allows this", 413: "Body or upload too large", 415: "Unsupported "
+            "media type", 422: "Invalid parameters", 429: "Rate limit or queue limit exceeded",
+            501: "Not available in this build", 503: "Not ready, or too busy (see Retry-After)",
+            507: "No room on the server's disk"}
     return {s: {"model": Problem, "description": text.get(s, HTTPStatus(s).phrase),
                 "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             for s in statuses}

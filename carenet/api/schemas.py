@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from carenet.api.settings import SIMULATION_RUNS_MAX
+
 JsonValue = Any
 RunId = Field(None, max_length=64, description="Run to read (default: the latest published)")
 
@@ -218,7 +220,9 @@ class SimulationCreate(BaseModel):
     protected: list[str] = Field(default_factory=list, max_length=100_000,
                                  description="Customers who never activate")
     model: Literal["ic", "lt", "sir"] = "ic"
-    runs: int = Field(1000, ge=1, le=100_000, description="Simulated cascades")
+    runs: int = Field(1000, ge=1, le=SIMULATION_RUNS_MAX, description="Simulated cascades "
+                      f"(at most {SIMULATION_RUNS_MAX:,}; a server may lower this with "
+                      "CARENET_MAX_SIMULATION_RUNS)")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed: same seed, same "
                       "result; compare protected and unprotected with the same seed")
     recovery: float | None = Field(None, gt=0, le=1, description="SIR recovery probability "

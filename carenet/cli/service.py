@@ -72,10 +72,17 @@ def keys_create(
 @keys_app.command("list")
 @friendly_errors
 def keys_list(db: Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None) -> None:
-    """List API keys (ids, names, roles; never the secrets)."""
+    """List API keys (ids, names, roles; never the secrets). Works on a read-only store."""
     from carenet.store import RunStore, default_db_url
+    from carenet.store.health import StoreUnavailableError
 
-    store = RunStore(db or default_db_url())
+    url = db or default_db_url()
+    try:
+        store = RunStore(url)
+    except StoreUnavailableError as exc:
+        if exc.kind != "read-only":
+            raise
+        store = RunStore(url, read_only=True)  # a read-only directory or mount: just read
     try:
         rows = store.list_keys()
     finally:

@@ -6,7 +6,9 @@ one line naming the file, line and column, with exit code 2, never as a tracebac
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,8 @@ from carenet.errors import CarenetError, EmptyGraphError, InvalidInputError
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES)
+"""Write failures the user fixes (a full disk, a size limit, a read-only place)."""
 
 
 def friendly_errors(fn: F) -> F:
@@ -35,6 +39,14 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(2) from None
         except CarenetError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # no room or no permission to write a file: one line
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}cannot write: "
+                              f"{os.strerror(exc.errno or 0)} ({exc})", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

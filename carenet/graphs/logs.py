@@ -13,7 +13,11 @@ these reason codes (the first that applies):
 ===================== =====================================================================
 ``malformed_row``     the row does not have the file's number of fields
 ``invalid_json``      a JSON Lines row that is not a JSON object
+``repeated_header``   a CSV row repeating the header line (e.g. two exports concatenated)
 ``missing_id``        empty source or target (customers/events: empty customer id)
+``bad_id``            an id the API and views could not address: longer than 256 characters,
+                      holding ``/``, a control or a bidirectional-override character, or a
+                      JSON object or list (JSON Lines)
 ``self_interaction``  source and target are the same customer
 ``missing_timestamp`` the timestamp column is mapped but the cell is empty
 ``bad_timestamp``     the timestamp cannot be parsed in the file's time unit or format
@@ -309,6 +313,8 @@ class TimeParser:
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         t = arr.type
+        if pa.types.is_boolean(t):
+            return bool_times(arr)
         if pa.types.is_timestamp(t) or pa.types.is_date(t):
             ts = pc.cast(arr, pa.timestamp("us", tz=getattr(t, "tz", None)))
             missing = np.asarray(ts.is_null().to_numpy(zero_copy_only=False))
@@ -344,6 +350,65 @@ class TimeParser:
         vals = np.full(len(values), np.nan)
         vals[ok] = ns[ok].astype(np.int64) * 1e-9
         return vals, missing, ~ok & ~missing
+
+
+# ---------------------------------------------------------------------------- hostile cells
+MAX_ID_LENGTH = 256
+"""Longest customer id accepted (the API's and the views' limit for an id in a URL)."""
+_BAD_ID_CHARS = (r"[/\x00-\x1f\x7f\x{200e}\x{200f}\x{061c}\x{202a}-\x{202e}"
+                 r"\x{2066}-\x{2069}]")
+"""``/`` (a path separator in every URL), control characters and the bidirectional marks
+and overrides that make a title or table show text other than what is stored."""
+
+
+def bad_id_mask(ids: pa.Array) -> np.ndarray:
+    """True where a (trimmed, string) id cannot be addressed in the API and the views: longer
+    than :data:`MAX_ID_LENGTH` characters or holding a character of ``_BAD_ID_CHARS``.
+
+    >>> bad_id_mask(pa.array(["ann", "a/b", "x" * 300, "\u202egnp.exe", None])).tolist()
+    [False, True, True, True, False]
+    """
+    if len(ids) == 0:
+        return np.zeros(0, bool)
+    found = pc.or_(pc.greater(pc.utf8_length(ids), MAX_ID_LENGTH),
+                   pc.match_substring_regex(ids, _BAD_ID_CHARS))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False))
+
+
+def nested_mask(table: RawTable, first: int, n: int, column: str) -> np.ndarray:
+    """True for the rows ``first .. first + n`` of a JSON Lines table whose ``column`` held a
+    JSON object or list (the reader keeps their text; as an id it would be a made-up one).
+    """
+    lines = table.nested_lines.get(column) if table.nested_lines else None
+    if not lines or n == 0:
+        return np.zeros(n, bool)
+    return np.isin(table.lines(first + np.arange(n)), np.asarray(lines, dtype=np.int64))
+
+
+def repeated_header_mask(table: RawTable, batch: pa.RecordBatch,
+                         cols: Mapping[str, str]) -> np.ndarray:
+    """True for the rows of a CSV file with a header whose mapped cells repeat the column
+    names: a header line in the middle of the data (two exports concatenated).
+    """
+    n = batch.num_rows
+    if table.sniffed.format != "csv" or not table.sniffed.header or n == 0:
+        return np.zeros(n, bool)
+    same = np.ones(n, bool)
+    for name in dict.fromkeys(cols.values()):
+        if not name or name not in batch.schema.names:
+            continue
+        cells = _strings(batch.column(name))
+        same &= np.asarray(pc.fill_null(pc.equal(cells, name), False)
+                           .to_numpy(zero_copy_only=False))
+    return same
+
+
+def bool_times(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seconds, missing, bad) of a boolean timestamp column: every value is bad (true/false
+    is no time; read as a number it would be 1970).
+    """
+    missing = np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
+    return np.full(len(arr), np.nan), missing, ~missing
 
 
 class ChannelRegistry:
@@ -532,8 +597,12 @@ class LogReader:
 
         src = _strings(batch.column(cols["source"]))
         dst = _strings(batch.column(cols["target"]))
+        reject(repeated_header_mask(self.table, batch, cols), "repeated_header", cols["source"])
         reject(_empty(src), "missing_id", cols["source"])
         reject(_empty(dst), "missing_id", cols["target"])
+        for column, ids in ((cols["source"], src), (cols["target"], dst)):
+            reject(bad_id_mask(ids) | nested_mask(self.table, first, n, column), "bad_id",
+                   column)
         same = np.asarray(pc.fill_null(pc.equal(src, dst), False).to_numpy(zero_copy_only=False))
         reject(same, "self_interaction", cols["source"])
         t = None
@@ -656,6 +725,7 @@ def read_customers(
 
     ids = _strings(data.column(id_col)) if data.num_rows else pa.array([], pa.string())
     reject(_empty(ids), "missing_id", id_col)
+    reject(bad_id_mask(ids) | nested_mask(table, 0, data.num_rows, id_col), "bad_id", id_col)
     id_values = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
     dup = pd.Series(id_values).where(~bad).duplicated(keep="first").to_numpy() & ~bad
     reject(dup, "duplicate_customer", id_col)
@@ -729,6 +799,7 @@ def read_events(
 
     ids = _strings(data.column(id_col))
     reject(_empty(ids), "missing_id", id_col)
+    reject(bad_id_mask(ids) | nested_mask(table, 0, data.num_rows, id_col), "bad_id", id_col)
     events = pc.utf8_lower(_strings(data.column(cols["event"])))
     reject(_empty(events), "missing_event", cols["event"])
     if "timestamp" in cols:

@@ -12,12 +12,14 @@ file (and line, and column, where there is one). A row that cannot be used is re
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import functools
 import gzip
 import io
 import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -173,10 +175,23 @@ def _open_bytes(path: Path, compression: str | None) -> IO[bytes]:
     return open(path, "rb")
 
 
+STREAM_ERRORS = (OSError, EOFError, zlib.error)
+"""What reading a damaged compressed stream raises (gzip.BadGzipFile is an OSError; corrupt
+deflate data is a zlib.error; a cut-off file is an EOFError)."""
+
+
+def stream_error(exc: BaseException, compression: str | None, label: str) -> InvalidInputError:
+    """The one-line error of a file whose (compressed) bytes cannot be read."""
+    what = f"{compression}-compressed data" if compression else "the file"
+    return InvalidInputError(f"cannot read {what}: {exc}", file=label)
+
+
 def _head(path: Path, compression: str | None, label: str) -> bytes:
     try:
         with _open_bytes(path, compression) as f:
             return f.read(SNIFF_BYTES)
+    except zlib.error as exc:
+        raise stream_error(exc, compression, label) from exc
     except (OSError, EOFError, pa.ArrowException) as exc:
         raise InvalidInputError(
             f"cannot read {compression}-compressed data: {exc}", file=label
@@ -439,6 +454,8 @@ class RawTable:
         self._blank_out: list[np.ndarray] = []
         self._parser_out_rows = 0
         self.rows_read = 0
+        self.nested_lines: dict[str, list[int]] = {}
+        """JSON Lines: per column, the lines whose value was a JSON object or list."""
         if isinstance(source, (pd.DataFrame, pa.Table)):
             self.label = label or "<DataFrame>"
             self.path = None
@@ -460,6 +477,7 @@ class RawTable:
             except (pa.ArrowException, OSError) as exc:
                 raise InvalidInputError(f"unreadable Parquet file: {exc}", file=self.label) from exc
             self._parquet = pf
+            check_parquet_columns(pf.schema_arrow, self.label)
             names = tuple(pf.schema_arrow.names)
             self.sniffed = Sniffed(format="parquet", names=names, header=True)
             if pf.metadata.num_rows == 0:
@@ -521,7 +539,8 @@ class RawTable:
         elif fmt == "parquet":
             try:
                 yield from self._count(
-                    self._parquet.iter_batches(batch_size=1 << 20, columns=columns)
+                    parquet_text(b, self.label)
+                    for b in self._parquet.iter_batches(batch_size=1 << 20, columns=columns)
                 )
             except (pa.ArrowException, OSError) as exc:
                 raise InvalidInputError(f"unreadable Parquet data: {exc}", file=self.label) from exc
@@ -589,8 +608,11 @@ class RawTable:
                 yield self._drop_blank(batch)
         except pa.ArrowInvalid as exc:
             raise self._translate(exc) from exc
+        except STREAM_ERRORS as exc:  # e.g. a gzip header followed by corrupt data
+            raise stream_error(exc, sn.compression, self.label) from exc
         finally:
-            stream.close()
+            with contextlib.suppress(*STREAM_ERRORS):
+                stream.close()
 
     def _drop_blank(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         # A blank line parses as a row of empty strings: drop it and remember its position in
@@ -650,6 +672,14 @@ class RawTable:
         names = list(self.sniffed.names)
         rows: dict[str, list[str | None]] = {n: [] for n in names}
         line_nos: list[int] = []
+        try:
+            yield from self._jsonl_rows(rows, names, line_nos)
+        except STREAM_ERRORS as exc:  # e.g. a gzip header followed by corrupt data
+            raise stream_error(exc, self.sniffed.compression, self.label) from exc
+
+    def _jsonl_rows(self, rows: dict[str, list[str | None]], names: list[str],
+                    line_nos: list[int]) -> Iterator[pa.RecordBatch]:
+        assert self.path is not None
         with _open_bytes(self.path, self.sniffed.compression) as f:
             for line_no, raw_line in enumerate(f, start=1):
                 try:
@@ -678,6 +708,8 @@ class RawTable:
                 for k in names:
                     v = obj.get(k)
                     if v is not None and not isinstance(v, str):
+                        if isinstance(v, (dict, list)):  # kept as text; an id refuses it
+                            self.nested_lines.setdefault(k, []).append(line_no)
                         v = json.dumps(v)
                     rows[k].append(v)
                 line_nos.append(line_no)
@@ -716,6 +748,40 @@ def _scan_utf8(path: Path, compression: str | None, label: str) -> InvalidInputE
                     line=line_no,
                 )
     return None
+
+
+def check_parquet_columns(schema: pa.Schema, label: str) -> None:
+    """Refuse a Parquet file with a column carenet cannot read as text, numbers or times (a
+    list, struct, map or union): one error naming the file and the column, not a traceback
+    from deep in a cast.
+    """
+    for f in schema:
+        t = f.type
+        if (pa.types.is_nested(t) or pa.types.is_union(t)
+                or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type))):
+            raise InvalidInputError(
+                f"holds {t} values; carenet reads text, number and time columns: flatten or "
+                "drop this column before loading", file=label, column=f.name)
+
+
+def parquet_text(batch: pa.RecordBatch, label: str) -> pa.RecordBatch:
+    """A Parquet batch with its binary columns as UTF-8 text; binary data that is not text is
+    an error naming the file and the column.
+    """
+    binary = [i for i, f in enumerate(batch.schema)
+              if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+              or pa.types.is_fixed_size_binary(f.type)]
+    if not binary:
+        return batch
+    arrays = list(batch.columns)
+    for i in binary:
+        try:
+            arrays[i] = pc.cast(pc.cast(arrays[i], pa.binary()), pa.string())
+        except pa.ArrowInvalid:
+            raise InvalidInputError("holds binary data that is not UTF-8 text; store ids, "
+                                    "channels and times as text or numbers", file=label,
+                                    column=batch.schema.names[i]) from None
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _frame_to_arrow(frame: pd.DataFrame) -> pa.Table:

@@ -74,9 +74,19 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
-def make_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """An engine for ``url``; SQLite files get WAL mode so readers never wait for a writer."""
+def make_engine(url: str, *, pool_size: int = 8, read_only: bool = False) -> Engine:
+    """An engine for ``url``; SQLite files get WAL mode so readers never wait for a writer.
+
+    ``read_only``: a SQLite file is opened read-only and immutable (no -wal or -shm file is
+    created), so that a store on a read-only directory or mount can still be read (``carenet
+    keys list``); nothing may write to it meanwhile.
+    """
     url = normalize_url(url)
+    path = sqlite_path(url) if url.startswith("sqlite") else None
+    if read_only and path is not None:
+        engine = create_engine(f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true",
+                               connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        return engine
     try:
         parsed = make_url(url)
     except ArgumentError as exc:

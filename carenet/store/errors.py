@@ -40,3 +40,7 @@ class MissingTableError(CarenetError, LookupError):
     def __init__(self, message: str, *, available: list[str]) -> None:
         super().__init__(message)
         self.available = available
+
+
+class BadCursorError(InvalidInputError):
+    """A pagination cursor this API did not return (damaged or forged) -> 400."""

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.store.errors import RunStateError
 from carenet.store.pool import StoreBase, now_iso
-from carenet.store.schema import api_keys
+from carenet.store.schema import api_keys, sessions
 
 ROLES = ("reader", "analyst", "admin")
 """API key roles, each allowed what the previous one is plus more."""
@@ -82,15 +83,41 @@ class KeyRing(StoreBase):
             return None
         return KeyInfo(row.id, row.name, row.role)
 
-    def key_secret(self, key_id: str) -> tuple[KeyInfo, str] | None:
-        """A live key's info and stored hash, for signing and checking browser sessions
-        (None if unknown or revoked). The hash never leaves the server.
+
+class SessionRing(StoreBase):
+    """Browser sessions: server-side rows keyed by the hash of a random token."""
+
+    def create_session(self, key_id: str, lifetime: float) -> str:
+        """A new session of key ``key_id`` lasting ``lifetime`` seconds; returns its token
+        (the store keeps only its hash). Expired and ended sessions are pruned on the way.
         """
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(sessions.c.expires < now - 86_400))
+            conn.execute(insert(sessions).values(id=hash_token(token), key_id=key_id,
+                                                 created=now_iso(), expires=now + lifetime,
+                                                 ended=None))
+        return token
+
+    def session_key(self, token: str) -> KeyInfo | None:
+        """The key of a live session (None if unknown, expired, ended or its key revoked)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
-        if row is None or row.revoked is not None:
-            return None
-        return KeyInfo(row.id, row.name, row.role), str(row.hash)
+            row = conn.execute(
+                select(api_keys.c.id, api_keys.c.name, api_keys.c.role)
+                .select_from(sessions.join(api_keys, api_keys.c.id == sessions.c.key_id))
+                .where(sessions.c.id == hash_token(token), sessions.c.ended.is_(None),
+                       sessions.c.expires > time.time(), api_keys.c.revoked.is_(None))
+            ).first()
+        return None if row is None else KeyInfo(row.id, row.name, row.role)
+
+    def end_session(self, token: str) -> bool:
+        """End a session (logout); whether a live one was ended."""
+        with self.engine.begin() as conn:
+            res = conn.execute(update(sessions).where(sessions.c.id == hash_token(token),
+                                                      sessions.c.ended.is_(None))
+                               .values(ended=now_iso()))
+        return bool(res.rowcount)
 
 
 def hash_token(token: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from carenet.errors import InvalidInputError
 from carenet.store.db import make_engine, normalize_url, sqlite_path, sqlite_pragmas
+from carenet.store.health import probe_write, store_problem
 from carenet.store.schema import metadata, runs
 from carenet.store.types import RunView
 
@@ -45,11 +46,12 @@ class StoreBase:
     """
 
     def __init__(self, url: str, *, keep_runs: int = 5, latest_ttl: float = 0.0,
-                 pool_size: int = 8, create: bool = True) -> None:
+                 pool_size: int = 8, create: bool = True, read_only: bool = False) -> None:
         if keep_runs < 1:
             raise InvalidInputError(f"keep_runs must be at least 1, not {keep_runs}")
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url, pool_size=pool_size)
+        self.read_only = read_only
+        self.engine = make_engine(self.url, pool_size=pool_size, read_only=read_only)
         self.backend = self.engine.dialect.name
         self.keep_runs = keep_runs
         self.latest_ttl = latest_ttl
@@ -59,18 +61,38 @@ class StoreBase:
         self._fast_idle: list[Any] = []
         self._fast_open = 0
         self._fast_max = pool_size
-        if create:
+        if create and not read_only:
             self.create_schema()
+        elif read_only:
+            self.ping()
 
     # ------------------------------------------------------------------ set-up
     def create_schema(self) -> None:
-        """Create the fixed tables if they do not exist (idempotent)."""
+        """Create the fixed tables if they do not exist (idempotent); a store that cannot be
+        opened is one :class:`~carenet.store.health.StoreUnavailableError` line.
+        """
         try:
             metadata.create_all(self.engine, checkfirst=True)
         except (OperationalError, ProgrammingError) as exc:
             # two processes creating the schema at once: the loser sees "already exists"
             if "already exists" not in str(exc):
-                raise
+                self._unavailable(exc)
+        except (DBAPIError, OSError) as exc:
+            self._unavailable(exc)
+
+    def _unavailable(self, exc: BaseException) -> None:
+        """Re-raise a failure to open the store as its one-line error (or as it is)."""
+        self.engine.dispose()
+        problem = store_problem(exc, self.url)
+        if problem is None:
+            raise exc
+        raise problem from None
+
+    def check_writable(self) -> None:
+        """Raise :class:`~carenet.store.health.StoreUnavailableError` unless a run could be
+        published now (called before an analysis is computed for this store).
+        """
+        probe_write(self.engine, self.url)
 
     def close(self) -> None:
         """Release every pooled and fast-path connection."""
@@ -154,9 +176,12 @@ class StoreBase:
         return None  # pragma: no cover - unreachable
 
     def ping(self) -> None:
-        """Raise if the database cannot answer a trivial query."""
-        with self.engine.connect() as conn:
-            conn.execute(select(func.count()).select_from(runs).where(runs.c.seq.is_(None)))
+        """Raise (one line) if the database cannot answer a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(func.count()).select_from(runs).where(runs.c.seq.is_(None)))
+        except (DBAPIError, OSError) as exc:
+            self._unavailable(exc)
 
 
 class TableGoneError(Exception):

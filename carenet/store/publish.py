@@ -21,6 +21,7 @@ from sqlalchemy.schema import CreateTable
 from carenet.errors import InvalidInputError
 from carenet.store import records as rec
 from carenet.store.errors import RunStateError
+from carenet.store.health import store_problem
 from carenet.store.pool import now_iso, owner_id
 from carenet.store.runs import RunQueue
 from carenet.store.schema import customers_table, rows_table, runs, table_key, ties_table
@@ -229,6 +230,8 @@ def analyze_and_publish(
     from carenet.steps.base import no_progress
 
     report = progress or no_progress
+    if store is not None:
+        store.check_writable()  # a store that cannot take the run fails now, not after it
     run = analyze(logs, customers=customers, events=events, config=config, previous=previous,
                   steps=steps, progress=report)
     if out is not None:
@@ -236,5 +239,11 @@ def analyze_and_publish(
         run.save(out)
     if store is not None:
         report("publish", None, None)
-        store.publish(run, run_id=run_id, kept=kept)
+        try:
+            store.publish(run, run_id=run_id, kept=kept)
+        except Exception as exc:  # a full disk or a lost server mid-publication: one line
+            problem = store_problem(exc, store.url)
+            if problem is None:
+                raise
+            raise problem from None
     return run

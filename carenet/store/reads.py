@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,12 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.graphs.model import CustomerGraph
 from carenet.store import records as rec
-from carenet.store.errors import MissingTableError, RunNotReadyError, UnknownFieldError
+from carenet.store.errors import (
+    BadCursorError,
+    MissingTableError,
+    RunNotReadyError,
+    UnknownFieldError,
+)
 from carenet.store.pool import TableGoneError, missing_table
 from carenet.store.runs import RunQueue
 from carenet.store.schema import customers_table, rows_table, ties_table
@@ -360,7 +366,25 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInputError("the cursor is not one this API returned") from None
+        raise BadCursorError("the cursor is not one this API returned; start again without "
+                             "cursor=") from None
     if not isinstance(data, dict) or not {"r", "f", "v", "id"} <= set(data):
-        raise InvalidInputError("the cursor is not one this API returned")
+        raise BadCursorError("the cursor is not one this API returned; start again without "
+                             "cursor=")
+    if not _cursor_fields_ok(data):  # forged: the query must never see such values
+        raise BadCursorError("the cursor is not one this API returned; start again without "
+                             "cursor=")
     return data
+
+
+def _cursor_fields_ok(data: dict[str, Any]) -> bool:
+    """Whether a decoded cursor holds what :meth:`RunReads.customers_page` writes: text run
+    id, fingerprint and customer id, and a finite number (within 64-bit integers) as the
+    sort value.
+    """
+    v = data["v"]
+    number = (isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63) or (
+        isinstance(v, float) and math.isfinite(v))
+    texts = all(isinstance(data[k], str) and 0 < len(data[k]) <= 256 and "\x00" not in data[k]
+                for k in ("r", "f", "id"))
+    return number and texts

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from carenet.errors import RunNotFoundError
 from carenet.store.errors import RunStateError
@@ -44,6 +44,17 @@ class RunQueue(StoreBase):
             conn.execute(insert(runs).values(**row))
         # as inserted (a worker may claim it before a re-read could return it as queued)
         return {**{c.name: None for c in runs.columns}, **row, "latest": False}
+
+    def queued_counts(self, created_by: str | None) -> tuple[int, int]:
+        """(runs queued by key ``created_by``, runs queued in all): what the API's queue
+        caps compare with before registering another run.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs.c.created_by, func.count())
+                                .where(runs.c.status == "queued")
+                                .group_by(runs.c.created_by)).all()
+        mine = sum(int(n) for who, n in rows if who == created_by)
+        return mine, sum(int(n) for _, n in rows)
 
     def claim_next(self, owner: str) -> dict[str, Any] | None:
         """Atomically take the oldest queued run for ``owner`` (None if there is none)."""

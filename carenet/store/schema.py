@@ -100,6 +100,19 @@ uploads = Table(
     Column("created_by", String(40)),
 )
 
+sessions = Table(
+    # Browser sessions of the served pages: the cookie holds a random token, the store only
+    # its hash (who can read the store cannot log in with it), with a server-side expiry;
+    # logging out ends the row at once.
+    "carenet_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False, index=True),
+    Column("created", String(40), nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("ended", String(40)),
+)
+
 _SAFE = re.compile(r"[^a-z0-9_]")
 
 

@@ -25,7 +25,7 @@ the published run in place.
 
 from __future__ import annotations
 
-from carenet.store.keys import ROLES, KeyInfo, KeyRing
+from carenet.store.keys import ROLES, KeyInfo, KeyRing, SessionRing
 from carenet.store.pool import now_iso, owner_id
 from carenet.store.publish import Publisher
 from carenet.store.reads import RunReads, decode_cursor, encode_cursor
@@ -34,7 +34,7 @@ from carenet.store.types import Page, RunView
 from carenet.store.uploads import UploadRegistry
 
 
-class RunStore(Publisher, RunReads, KeyRing, UploadRegistry):
+class RunStore(Publisher, RunReads, KeyRing, SessionRing, UploadRegistry):
     """Runs and their results in a SQL database (SQLite file or PostgreSQL).
 
     ``keep_runs``: how many published runs to keep (older ones are dropped after each

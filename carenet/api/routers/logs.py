@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -17,8 +18,10 @@ from carenet.api.errors import ApiError, responses
 from carenet.api.schemas import UploadList, UploadPublic
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"],
-                   responses=responses(400, 401, 403, 404, 409, 413, 415, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 507))
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""Write errors meaning "no room": the disk is full, a quota or a file size limit is hit."""
 
 
 @router.post("", status_code=201, response_model=UploadPublic,
@@ -55,20 +58,29 @@ async def upload_log(
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(path, "wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(413, "too-large",
-                                   f"the upload exceeds the limit of {limit:,} bytes")
-                digest.update(chunk)
-                f.write(chunk)
+        try:
+            with open(path, "wb") as f:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ApiError(413, "too-large",
+                                       f"the upload exceeds the limit of {limit:,} bytes")
+                    digest.update(chunk)
+                    f.write(chunk)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            raise ApiError(507, "insufficient-storage",
+                           f"the server has no room for this upload ({size:,} bytes written "
+                           f"when the disk refused more: {os.strerror(exc.errno or 0)}); "
+                           "free space or delete old uploads (DELETE /v1/logs/{id})") from None
         if size == 0:
             raise ApiError(422, "empty-upload", "the request body is empty; send the file "
                            "as the body (curl --data-binary @FILE)")
     except BaseException:
         path.unlink(missing_ok=True)
-        folder.rmdir()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
         raise
     row = store.add_upload(upload_id=upload_id, name=safe, path=str(path), size=size,
                            sha256=digest.hexdigest(), created_by=key.id)

@@ -1,7 +1,8 @@
 """Served pages: the dashboard and the interactive views, behind the API's keys.
 
 A browser logs in once (``GET /login`` shows a form, ``POST /login`` checks a key and sets a
-signed session cookie, see :mod:`carenet.api.sessions`); scripts may send the key in a header as
+server-side session with a
+cookie, see :mod:`carenet.api.sessions`); scripts may send the key in a header as
 for the API. A page request without either is redirected to ``/login``; the ``/v1`` JSON
 routes keep answering 401. Every error on a page path is an HTML page with the status the API
 would answer (404 unknown run, community or customer; 422 bad parameter; never a 500 for bad
@@ -18,8 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from html import escape
 from http import HTTPStatus
@@ -30,14 +31,21 @@ import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from carenet.api.deps import token_from_headers
+from carenet.api.deps import client_address, token_from_headers
 from carenet.api.errors import ApiError
 from carenet.api.routers.customers import RunParam, find_customer
-from carenet.api.sessions import COOKIE, SessionCache, sign
-from carenet.api.settings import Settings
+from carenet.api.sessions import (
+    COOKIE,
+    CSRF_COOKIE,
+    SessionCache,
+    csrf_ok,
+    csrf_pair,
+    load_secret,
+)
+from carenet.api.settings import SIMULATION_RUNS_MAX, Settings
 from carenet.api.viewdata import LRU, PageLinks, view_data
 from carenet.errors import CarenetError, InvalidInputError, RunNotFoundError
-from carenet.store import KeyInfo, RunStore, RunView
+from carenet.store import ROLES, KeyInfo, RunStore, RunView
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("carenet.api.pages")
@@ -58,10 +66,26 @@ MAX_TOP = 500
 MAX_COMMUNITIES = 200
 """Communities listed on the dashboard (the largest; the map and the API show them all)."""
 
+_BIDI = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(value: Any) -> Any:
+    """Text with its bidirectional marks and overrides shown as ``<U+202E>`` instead of
+    applied: a title or table cell shows what is stored, not text reordered by a hidden
+    character (ids with them are rejected at load; other columns may still hold them).
+
+    >>> visible("evil\u202egnp.exe"), visible(3)
+    ('evil<U+202E>gnp.exe', 3)
+    """
+    if isinstance(value, str) and _BIDI.search(value):
+        return _BIDI.sub(lambda m: f"<U+{ord(m.group()):04X}>", value)
+    return value
+
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("carenet.api", "templates"),
     autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
-    trim_blocks=True, lstrip_blocks=True)
+    trim_blocks=True, lstrip_blocks=True, finalize=visible)
 
 
 def _num(value: Any) -> str:
@@ -132,8 +156,11 @@ async def page_key(request: Request) -> KeyInfo:
                                request.headers.get("x-api-key"))
     info: KeyInfo | None
     if token:
+        address = client_address(request)
+        state.auth_throttle.check(address)
         info = state.keys.verify(state.store, token)
         if info is None:
+            state.auth_throttle.fail(address)
             raise ApiError(401, "unauthorized", "unknown or revoked API key",
                            headers={"WWW-Authenticate": "Bearer"})
     else:
@@ -180,38 +207,61 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/login")
-async def login_form(next: Annotated[str | None, Query(max_length=2000)] = None
+async def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None
                      ) -> HTMLResponse:
-    """The login form: paste an API key (any role)."""
-    return render("login.html", title="Log in", next=_safe_next(next), message=None, key=None)
+    """The login form: paste an API key (any role). Sets the form's CSRF cookie."""
+    return _login_page(request, _safe_next(next), None, 200)
 
 
-@router.post("/login")
-async def login(request: Request, key: Annotated[str, Form(max_length=500)] = "",
-                next: Annotated[str, Form(max_length=2000)] = "/dashboard") -> Response:
-    """Check the key and start a session (a signed HttpOnly, SameSite=Strict cookie)."""
-    state = request.app.state
-    settings: Settings = state.settings
-    token = key.strip()
-    info = state.keys.verify(state.store, token) if token else None
-    found = state.sessions.secret(state.store, info.id) if info is not None else None
-    if info is None or found is None:
-        message = ("Paste an API key." if not token else
-                   "Unknown or revoked API key: create one with "
-                   "`carenet keys create --role reader`.")
-        return render("login.html", status=401, title="Log in", next=_safe_next(next),
-                      message=message, key=None)
-    lifetime = int(settings.session_hours * 3600)
-    value = sign(info.id, found[1], int(time.time()) + lifetime)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, value, max_age=lifetime, path="/", httponly=True,
+def _login_page(request: Request, target: str, message: str | None, status: int
+                ) -> HTMLResponse:
+    nonce, token = csrf_pair(request.app.state.sessions.secret)
+    response = render("login.html", status=status, title="Log in", next=target,
+                      message=message, key=None, csrf=token)
+    response.set_cookie(CSRF_COOKIE, nonce, max_age=3600, path="/login", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
+@router.post("/login")
+async def login(request: Request, key: Annotated[str, Form(max_length=500)] = "",
+                next: Annotated[str, Form(max_length=2000)] = "/dashboard",
+                csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Check the CSRF token and the key, then start a server-side session (an HttpOnly,
+    SameSite=Strict cookie). Failed logins are throttled per client address.
+    """
+    state = request.app.state
+    settings: Settings = state.settings
+    address = client_address(request)
+    state.auth_throttle.check(address)
+    if not csrf_ok(state.sessions.secret, request.cookies.get(CSRF_COOKIE), csrf):
+        state.auth_throttle.fail(address)
+        return _login_page(request, _safe_next(next), "The login form expired or did not "
+                           "come from this site: log in again.", 403)
+    token = key.strip()
+    info = state.keys.verify(state.store, token) if token else None
+    if info is None:
+        state.auth_throttle.fail(address)
+        message = ("Paste an API key." if not token else
+                   "Unknown or revoked API key: create one with "
+                   "`carenet keys create --role reader`.")
+        return _login_page(request, _safe_next(next), message, 401)
+    lifetime = int(settings.session_hours * 3600)
+    value = state.sessions.start(state.store, info, lifetime)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, value, max_age=lifetime, path="/", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    response.delete_cookie(CSRF_COOKIE, path="/login", httponly=True, samesite="strict")
+    return response
+
+
 @router.post("/logout")
-async def logout() -> Response:
-    """End the browser session."""
+async def logout(request: Request) -> Response:
+    """End the browser session (on the server too: the cookie stops working everywhere)."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        state = request.app.state
+        state.sessions.end(state.store, cookie)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -416,7 +466,7 @@ def cascade_page(request: Request, key: PageKey,
                                              description="Comma-separated customer ids")],
                  run: RunParam = None,
                  model: Literal["ic", "lt", "sir"] | None = None,
-                 runs: Annotated[int | None, Query(ge=1)] = None,
+                 runs: Annotated[int | None, Query(ge=1, le=SIMULATION_RUNS_MAX)] = None,
                  seed: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
                  max_nodes: MaxNodes = None) -> HTMLResponse:
     """A what-if cascade from ``seeds``, step by step (slider and play control)."""
@@ -434,11 +484,23 @@ def cascade_page(request: Request, key: PageKey,
     store = _store(request)
     view = store.resolve(run)
     resolved = list(dict.fromkeys(find_customer(request, store, view, s)[0] for s in ids))
+    page_key = ("cascade", view.run_id, tuple(resolved), model, runs, seed, max_nodes, run)
+    custom = any(v is not None for v in (model, runs, seed))
+    if custom and ROLES.index(key.role) < ROLES.index("analyst") and (
+            page_key not in request.app.state.view_pages):
+        # a new simulation with chosen parameters is analyst work, as on /v1/simulations;
+        # readers see the default cascade and the ones already computed
+        raise ApiError(403, "forbidden",
+                       "choosing model, runs or seed for a cascade needs an analyst key; key "
+                       f"{key.id} is a {key.role} key (leave them out for the default cascade)")
     data = _data(request, view)
     opts = _opt(model=model, runs=runs, seed=seed, max_nodes=max_nodes)
-    return _page(request, run, ("cascade", view.run_id, tuple(resolved), model, runs, seed,
-                                max_nodes),
-                 lambda: views.cascade_view(data, resolved, links=PageLinks(run), **opts))
+
+    def build() -> str:
+        with request.app.state.simulations.take():  # bounded CPU work per server process
+            return views.cascade_view(data, resolved, links=PageLinks(run), **opts)
+
+    return _page(request, run, page_key[:-1], build)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -481,7 +543,8 @@ def install(app: FastAPI) -> None:
     :func:`carenet.api.errors.install`, whose handlers it wraps).
     """
     settings: Settings = app.state.settings
-    app.state.sessions = SessionCache(settings.key_cache_seconds)
+    secret = load_secret(settings.session_secret, settings.secret_file())
+    app.state.sessions = SessionCache(secret, settings.key_cache_seconds)
     app.state.view_data = LRU(settings.view_cache_runs)
     app.state.view_pages = LRU(settings.view_cache_pages)
     for exc_class, handler in list(app.exception_handlers.items()):

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from carenet.api.deps import Analyst, Reader, StoreDep
-from carenet.api.errors import responses
+from carenet.api.deps import Analyst, Reader, SettingsDep, StoreDep
+from carenet.api.errors import MAX_DETAIL, ApiError, cap, redact_paths, responses
 from carenet.api.schemas import RunCreate, RunList, RunPatch, RunPublic
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError, RunNotFoundError
@@ -23,6 +23,8 @@ def public(row: dict[str, Any]) -> RunPublic:
     data = dict(row)
     if isinstance(data.get("request"), dict):  # server-side file paths stay on the server
         data["request"] = {k: v for k, v in data["request"].items() if k != "files"}
+    if data.get("error"):  # a failed run names its file, not where the server keeps it
+        data["error"] = cap(redact_paths(str(data["error"])), MAX_DETAIL)
     data["columns"] = [c["name"] for c in row.get("columns") or []] or None
     data["kept"] = bool(row.get("kept"))
     data["cancel_requested"] = bool(row.get("cancel_requested"))
@@ -31,8 +33,8 @@ def public(row: dict[str, Any]) -> RunPublic:
 
 @router.post("", status_code=202, response_model=RunPublic,
              summary="Start an analysis of uploaded logs (202; follow GET /v1/runs/{id})")
-def create_run(body: RunCreate, store: StoreDep, key: Analyst, response: Response
-               ) -> RunPublic:
+def create_run(body: RunCreate, store: StoreDep, settings: SettingsDep, key: Analyst,
+               response: Response) -> RunPublic:
     """Validate the request now (unknown uploads and bad settings are 422), queue the run;
     a worker process computes it while the API keeps answering reads.
     """
@@ -52,6 +54,15 @@ def create_run(body: RunCreate, store: StoreDep, key: Analyst, response: Respons
     for name in ("customers", "events"):
         uid = getattr(body, name)
         files[name] = _upload_path(store, uid) if uid else None
+    mine, total = store.queued_counts(key.id)
+    if mine >= settings.max_queued_runs_per_key or total >= settings.max_queued_runs:
+        who = (f"key {key.id} already has {mine} queued run(s) "
+               f"(CARENET_MAX_QUEUED_RUNS_PER_KEY={settings.max_queued_runs_per_key})"
+               if mine >= settings.max_queued_runs_per_key else
+               f"{total} runs are queued on this server "
+               f"(CARENET_MAX_QUEUED_RUNS={settings.max_queued_runs})")
+        raise ApiError(429, "queue-full", f"{who}; wait for one to start or cancel one",
+                       headers={"Retry-After": "30"})
     request = {"logs": body.logs, "customers": body.customers, "events": body.events,
                "config": config.to_dict(), "steps": body.steps, "files": files}
     row = store.create_run(request, created_by=key.id, kept=body.keep)

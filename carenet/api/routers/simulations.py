@@ -15,7 +15,7 @@ from carenet.api.routers.customers import RunParam, find_customer
 from carenet.api.schemas import SimulationCreate, SimulationPublic
 
 router = APIRouter(prefix="/v1/simulations", tags=["simulations"],
-                   responses=responses(400, 401, 403, 404, 409, 422, 429))
+                   responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503))
 
 
 @router.post("", summary="What-if cascade from seed customers, with protected customers",
@@ -35,6 +35,8 @@ def create_simulation(body: SimulationCreate, request: Request, store: StoreDep,
     from carenet.run import what_if  # the analysis core: imported on first use, not at start
 
     parameters = store.get_run(view.run_id).get("parameters") or {}
-    result = what_if(store.load_graph(view), parameters, seeds, protected=protected,
-                     model=body.model, runs=body.runs, seed=body.seed, recovery=body.recovery)
+    with request.app.state.simulations.take():  # bounded CPU work per server process
+        result = what_if(store.load_graph(view), parameters, seeds, protected=protected,
+                         model=body.model, runs=body.runs, seed=body.seed,
+                         recovery=body.recovery)
     return SimulationPublic.model_validate({"run": view.run_id, **result.to_dict(top=body.top)})
