@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,7 +54,7 @@ def test_default_horizon_is_the_quantile_of_gaps_capped_at_a_quarter_of_the_span
     gaps = []
     for c in range(40):
         times = sorted(tt for s, d, tt in zip(src, dst, t, strict=True) if c in (s, d))
-        gaps += [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps += [b - a for a, b in itertools.pairwise(times)]
     assert sorted(contact_gaps(src, dst, t)) == pytest.approx(sorted(gaps))
     q = float(np.quantile([g for g in gaps if g > 0], 0.9))
     win = choose_windows(src, dst, t, quantile=0.9)
@@ -70,7 +72,7 @@ def test_default_horizon_is_the_quantile_of_gaps_capped_at_a_quarter_of_the_span
 
 
 def test_gaps_are_found_reported_and_refused() -> None:
-    src, dst, t = _log(5, span=40 * DAY)
+    _src, _dst, t = _log(5, span=40 * DAY)
     t2 = np.where(t > 20 * DAY, t + 60 * DAY, t)  # 60 quiet days in the middle
     gaps = find_gaps(t2, 10 * DAY)
     assert len(gaps) == 1
