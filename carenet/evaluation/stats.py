@@ -231,6 +231,60 @@ def score_metrics(labels: np.ndarray, scores: np.ndarray, *, budget: int,
     return out
 
 
+def value_capture_interval(labels: np.ndarray, scores: dict[str, np.ndarray],
+                           values: np.ndarray, *, fraction: float = 0.05,
+                           resamples: int = 200, confidence: float = 0.95,
+                           seed: int = 0) -> pd.DataFrame:
+    """The share of churned value captured by the top ``fraction`` of every score, with a
+    percentile bootstrap interval (customers resampled with replacement, the same resamples
+    for every score, so that the scores are compared on the same draws), and each score's
+    paired difference to the best other score.
+
+    Returns ``score, value_captured, value_low, value_high, diff_to_best_other_low,
+    diff_to_best_other_high`` (one row per score).
+    """
+    y = np.asarray(labels, bool)
+    v = np.nan_to_num(np.asarray(values, np.float64), nan=0.0).clip(min=0)
+    n = y.size
+    names = list(scores)
+    k = top_k(n, fraction)
+
+    def share(idx: np.ndarray) -> np.ndarray:
+        yy, vv = y[idx], v[idx]
+        total = float(vv[yy].sum())
+        out = np.full(len(names), np.nan)
+        if total <= 0:
+            return out
+        for j, name in enumerate(names):
+            out[j] = _value_captured(yy, np.asarray(scores[name], np.float64)[idx], vv, k) \
+                / total
+        return out
+
+    point = share(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws = np.array([share(rng.integers(0, n, n)) for _ in range(resamples)]) \
+        if n else np.zeros((0, len(names)))
+    a = (1 - confidence) / 2
+    rows = []
+    for j, name in enumerate(names):
+        col = draws[:, j] if draws.size else np.zeros(0)
+        others = [i for i in range(len(names)) if i != j]
+        diff_lo = diff_hi = float("nan")
+        if others and draws.size:
+            best = others[int(np.nanargmax(point[others]))] if np.isfinite(
+                point[others]).any() else others[0]
+            d = draws[:, j] - draws[:, best]
+            d = d[np.isfinite(d)]
+            if d.size:
+                diff_lo, diff_hi = (float(np.quantile(d, a)), float(np.quantile(d, 1 - a)))
+        ok = col[np.isfinite(col)] if col.size else col
+        rows.append({"score": name, "value_captured": float(point[j]),
+                     "value_low": float(np.quantile(ok, a)) if ok.size else float("nan"),
+                     "value_high": float(np.quantile(ok, 1 - a)) if ok.size else float("nan"),
+                     "diff_to_best_other_low": diff_lo, "diff_to_best_other_high": diff_hi})
+    return pd.DataFrame(rows)
+
+
 def _value_captured(y: np.ndarray, s: np.ndarray, v: np.ndarray, k: int) -> float:
     """Expected churned value among the top ``k`` (ties at the cut shared at random)."""
     if k == 0 or y.size == 0:
@@ -424,4 +478,4 @@ __all__ = ["DAY", "FRACTIONS", "OWN_FEATURES", "AucComparison", "AucEstimate", "
            "active_between", "activity_features", "auc_score", "delong_auc", "delong_compare",
            "event_labels", "expected_captured", "lift_at", "lift_curve",
            "neighbour_churn_features", "recency_frequency_score", "score_metrics",
-           "silence_labels", "top_k"]
+           "silence_labels", "top_k", "value_capture_interval"]
