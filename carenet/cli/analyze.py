@@ -210,6 +210,10 @@ def print_run(run: Any, path: Path) -> None:
     table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
     table.add_row("written to", str(path))
     console.print(table)
+    for f in (getattr(run, "loading", None) or {}).get("files", []):
+        for note in f.get("notes", []):
+            if "--columns" in note:
+                console.print(f"note: {f.get('file')}: {note}", highlight=False, soft_wrap=True)
     for message in risk.get("messages", []):
         if message.startswith("risk: out-of-time"):
             continue
