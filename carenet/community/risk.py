@@ -6,15 +6,17 @@ time, ``h``: the horizon, ``W``: the activity window; lapse rule in
 
 * **Fold B** (training): features computed from the interactions before ``T - h``, for the
   customers active in ``[T - h - W, T - h)``; label: silent during ``[T - h, T)``.
-* **Fold A** (validation and calibration, when the log reaches back far enough): the same one
-  horizon earlier (features at ``T - 2h``, labels from ``[T - 2h, T - h)``).
+* **Fold A** (validation and calibration, when the log reaches back far enough: its whole
+  window inside the log, no gap, enough lapses): the same one horizon earlier (features at
+  ``T - 2h``, labels from ``[T - 2h, T - h)``).
 * The model (L2 logistic regression on standardised, sign-log features) fitted on fold A is
   scored on fold B: that is the **out-of-time** AUC, Brier score and reliability table (ten
   deciles of predicted risk) recorded in run.json. With ``calibration = "platt"``
   (``"isotonic"``), a map from that model's scores to fold B's observed lapses is learned
   and applied to the final model, fitted on fold B and applied to the features at ``T``:
   how out-of-time scores turned out one horizon ago corrects the next ones (for example a
-  drift of the lapse rate).
+  drift of the lapse rate). An earlier model that ranks fold B no better than chance (AUC
+  below :data:`MIN_CALIBRATION_AUC`) is not used for calibration.
 * **Interval**: the delta method on the final model's linear predictor (Laplace covariance
   of the penalised fit), mapped through the calibration.
 
@@ -50,6 +52,8 @@ MODEL_FEATURES = (*OWN_FEATURES, "sent_share", "activity_change", "contacts_chan
                                  "lapsed_tie_share", "community_lapse_rate")
 """Every feature of the risk model (``churn_score`` is added when the customers table has
 one)."""
+MIN_CALIBRATION_AUC = 0.55
+"""An earlier model that ranks fold B worse than this is not used to calibrate."""
 
 
 # ---------------------------------------------------------------------------- features
@@ -393,7 +397,11 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
     info["importance"] = final.importance()
     cal = Calibration("none")
     fold_a = silence(src, dst, t, n, cutoff=at - 2 * h, horizon=h, window=w)
+    # fold A needs its whole window inside the log (a truncated window biases every
+    # activity feature) and no gap
+    start = float(t.min()) if t.size else at
     usable_a = (min(fold_a.lapses, fold_a.population - fold_a.lapses) >= min_lapses
+                and at - 2 * h - w >= start
                 and not overlapping(gaps, at - 2 * h - w, at - h))
     if usable_a:
         feats_a = feats(at - 2 * h)
@@ -408,16 +416,20 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
             "brier": round(float(np.mean((raw - yb) ** 2)), 5),
             "reliability": reliability(yb, raw),
         }
-        if calibration != "none":
+        if calibration != "none" and info["out_of_time"]["auc"] < MIN_CALIBRATION_AUC:
+            info["note"] = (f"the earlier model ranked fold B no better than chance (AUC "
+                            f"{info['out_of_time']['auc']:.3f}): its map is not used, the "
+                            "risk is the uncalibrated model")
+        elif calibration != "none":
             cal = Calibration.fit(calibration, eta_b, yb)
             # the calibrated map's own fit on fold B (in-sample for the map, shown as such)
             info["out_of_time"]["brier_calibrated_in_sample"] = round(
                 float(np.mean((cal(eta_b) - yb) ** 2)), 5)
     else:
         info["out_of_time"] = None
-        info["note"] = ("no earlier fold (too little history or too few lapses two horizons "
-                        "back): out-of-time metrics and calibration unavailable; the risk is "
-                        "the uncalibrated model")
+        info["note"] = ("no earlier fold (too little history, too few lapses or a gap two "
+                        "horizons back): out-of-time metrics and calibration unavailable; the "
+                        "risk is the uncalibrated model")
     info["calibration"] = cal.method
     pos = np.flatnonzero(active_now)
     eta, se = final.eta(now.iloc[pos])
