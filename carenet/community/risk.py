@@ -11,12 +11,14 @@ time, ``h``: the horizon, ``W``: the activity window; lapse rule in
   ``T - 2h``, labels from ``[T - 2h, T - h)``).
 * The model (L2 logistic regression on standardised, sign-log features) fitted on fold A is
   scored on fold B: that is the **out-of-time** AUC, Brier score and reliability table (ten
-  deciles of predicted risk) recorded in run.json. With ``calibration = "platt"``
-  (``"isotonic"``), a map from that model's scores to fold B's observed lapses is learned
-  and applied to the final model, fitted on fold B and applied to the features at ``T``:
-  how out-of-time scores turned out one horizon ago corrects the next ones (for example a
-  drift of the lapse rate). An earlier model that ranks fold B no better than chance (AUC
-  below :data:`MIN_CALIBRATION_AUC`) is not used for calibration.
+  deciles of predicted risk) recorded in run.json. The final model is fitted on fold B and
+  applied to the features at ``T``; by default (``calibration = "none"``) its own
+  probability is the risk. With ``"platt"`` (``"isotonic"``), a map from the fold-A model's
+  scores to fold B's observed lapses is learned and applied to the final model: how
+  out-of-time scores turned out one horizon ago corrects the next ones (for example a drift
+  of the lapse rate); measured on two real logs it did not help (benchmarks/README.md).
+  An earlier model that ranks fold B no better than chance (AUC below
+  :data:`MIN_CALIBRATION_AUC`) is not used for calibration.
 * **Interval**: the delta method on the final model's linear predictor (Laplace covariance
   of the penalised fit), mapped through the calibration.
 
@@ -357,7 +359,7 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
              horizon: float, window: float, gaps: list[Gap] | None = None,
              channel: np.ndarray | None = None, community: np.ndarray | None = None,
              churn_score: np.ndarray | None = None, min_lapses: int = 20,
-             calibration: str = "platt", c: float = 1.0,
+             calibration: str = "none", c: float = 1.0,
              confidence: float = 0.9) -> RiskModel:
     """Train the out-of-time model and score every customer at ``at`` (module docstring)."""
     h, w = horizon, window
