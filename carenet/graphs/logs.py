@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 from carenet.errors import InvalidInputError
 from carenet.graphs.ids import Pseudonymizer
 from carenet.graphs.tables import RawTable, ReadOptions, RejectLog, as_strings
+from carenet.graphs.timecols import detect_time_column
 
 LogSource: TypeAlias = str | Path | pd.DataFrame | pa.Table
 
@@ -248,69 +249,6 @@ def _value_kind(vals: Sequence[str]) -> str:
         iso = pd.to_datetime(pd.Series(list(vals)), format="ISO8601", errors="coerce", utc=True)
         return "time" if iso.notna().all() else "text"
     return "time" if min(nums) > 1e8 and all(float(n).is_integer() for n in nums) else "number"
-
-
-# ---------------------------------------------------------------------------- time columns
-def time_likeness(vals: Sequence[str]) -> str:
-    """Whether the first values of a headerless numeric column look like times.
-
-    ``"time"``: integers that are mostly non-decreasing (at least 90% of consecutive steps)
-    and either epoch-sized (over 1e8) or spread over at least 1,000 units with mostly distinct
-    values - a log written in time order, times counted from any origin. ``"maybe"``:
-    integers, at least 70% of steps non-decreasing, but not clearly so. ``"no"`` otherwise.
-
-    >>> time_likeness(["18", "37", "40", "40", "112", "170", "2001"])
-    'time'
-    >>> time_likeness(["3", "1", "2", "5", "1", "4"])
-    'no'
-    """
-    try:
-        nums = np.array([float(v) for v in vals], dtype=np.float64)
-    except ValueError:
-        return "no"
-    if nums.size < 3 or not np.all(np.isfinite(nums)) or not np.all(nums == np.round(nums)):
-        return "no"
-    rising = float(np.mean(np.diff(nums) >= 0))
-    distinct = len(np.unique(nums)) / nums.size
-    if rising >= 0.9 and (nums.min() > 1e8 or (nums.max() - nums.min() >= 1000
-                                                and distinct >= 0.5)):
-        return "time"
-    return "maybe" if rising >= 0.7 and nums.max() - nums.min() > 0 else "no"
-
-
-def detect_time_column(table: RawTable, columns: dict[str, str], options: LogOptions
-                       ) -> str | None:
-    """In a headerless CSV log, a column taken as the weight by position that looks like a
-    time (:func:`time_likeness`) becomes the timestamp; ``columns`` is updated in place.
-
-    Returns a note for the report and the terminal (None when nothing was decided): what
-    was read as what, and the exact ``--columns`` option that reads it the other way.
-    """
-    sn = table.sniffed
-    if (sn.header or sn.format != "csv" or options.read.columns or options.weight_col
-            or options.time_col is not None or "timestamp" in columns
-            or "weight" not in columns):
-        return None
-    col = columns["weight"]
-    i = list(table.names).index(col)
-    vals = [r[i] for r in sn.first_rows if i < len(r) and r[i]]
-    kind = time_likeness(vals)
-    names = list(table.names)
-    if kind == "time":
-        columns["timestamp"] = columns.pop("weight")
-        as_weight = ",".join("source" if n == columns["source"] else "target"
-                             if n == columns["target"] else "weight" if n == col
-                             else f"unused{j + 1}" for j, n in enumerate(names))
-        return (f"column {col} (no header) holds large, mostly non-decreasing integers: read "
-                f"as the timestamp, not a weight; if it is a weight, pass --columns "
-                f"{as_weight}")
-    if kind == "maybe":
-        as_time = ",".join("source" if n == columns["source"] else "target"
-                           if n == columns["target"] else "timestamp" if n == col
-                           else f"unused{j + 1}" for j, n in enumerate(names))
-        return (f"column {col} (no header) was read as a weight, but its values look like "
-                f"times; if they are, pass --columns {as_time}")
-    return None
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -532,7 +470,9 @@ class LogReader:
         if options.channel is not None and options.channel_col is None:
             explicit["channel"] = ""
         self.columns = resolve_columns(self.table, LOG_ROLES, explicit, ("source", "target"))
-        self.time_note = detect_time_column(self.table, self.columns, options)
+        self.time_note = detect_time_column(
+            self.table, self.columns, weight_col=options.weight_col,
+            time_col=options.time_col, named=bool(options.read.columns))
         if self.columns["source"] == self.columns["target"]:
             raise InvalidInputError(
                 f"source and target are the same column {self.columns['source']!r}",

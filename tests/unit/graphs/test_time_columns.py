@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from carenet.cli import app
-from carenet.graphs.logs import LogOptions, LogReader, time_likeness
+from carenet.graphs.logs import LogOptions, LogReader
 from carenet.graphs.tables import ReadOptions
+from carenet.graphs.timecols import time_likeness
 from carenet.pipeline import analyze
 
 runner = CliRunner()
