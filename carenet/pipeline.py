@@ -33,10 +33,12 @@ from carenet.steps.care import care_step
 from carenet.steps.changes import changes_step
 from carenet.steps.influence import influence_step
 from carenet.steps.measures import centrality_step, communities_step
+from carenet.steps.risk import risk_step
 
 STEPS: tuple[tuple[str, Step], ...] = (
     ("centrality", centrality_step),
     ("communities", communities_step),
+    ("risk", risk_step),
     ("influence", influence_step),
     ("care", care_step),
     ("changes", changes_step),

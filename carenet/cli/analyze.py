@@ -182,6 +182,19 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}")
         for row in infl.get("seed_set_comparison", []):
             table.add_row(f"  seeds by {row['strategy']}", f"k={row['k']} spread {row['spread']:,.1f} ± {row['std_error']:.1f}")
+    risk = (run.results or {}).get("risk") or {}
+    if risk.get("lapse"):
+        lp = risk["lapse"]
+        table.add_row("lapses", f"{lp['lapsed']:,} of {lp['active_before']:,} went silent for "
+                      f"{lp['horizon_days']:.3g} days (horizon: {lp['chosen']['horizon']}); "
+                      f"gaps in the log: {len(lp['gaps'])}")
+    if risk.get("method"):
+        oot = risk.get("out_of_time") or {}
+        table.add_row("risk model", f"{risk['method']}"
+                      + (f", out-of-time AUC {oot['auc']:.3f}, Brier {oot['brier']:.4f}"
+                         if oot else "")
+                      + (f", calibration {risk['calibration']}" if risk.get("calibration")
+                         else ""))
     care = (run.results or {}).get("care") or {}
     if care.get("plan"):
         p = care["plan"]
@@ -197,6 +210,14 @@ def print_run(run: Any, path: Path) -> None:
     table.add_row("time", f"{run.timings.get('total', 0):.2f} s")
     table.add_row("written to", str(path))
     console.print(table)
+    for f in (getattr(run, "loading", None) or {}).get("files", []):
+        for note in f.get("notes", []):
+            if "--columns" in note:
+                console.print(f"note: {f.get('file')}: {note}", highlight=False, soft_wrap=True)
+    for message in risk.get("messages", []):
+        if message.startswith("risk: out-of-time"):
+            continue
+        console.print(f"note: {message}", highlight=False, soft_wrap=True)
 
 
 def sample_dir() -> Path:

@@ -79,7 +79,11 @@ def backtest(
     Example: carenet backtest CollegeMsg.txt --columns source,target,timestamp --cutoff 2004-05-15 --horizon 14 --out bt/college
     """
     from carenet.evaluation.backtest import BacktestOptions, run_backtest
-    from carenet.viz.backtest_plot import plot_lift_curves, write_backtest_page
+    from carenet.viz.backtest_plot import (
+        plot_lift_curves,
+        plot_value_capture,
+        write_backtest_page,
+    )
 
     cfg = load_config(config, config_overrides(locals(), BACKTEST_KEYS))
     options = BacktestOptions(horizon_days=horizon, lookback_days=lookback, budget=budget,
@@ -96,7 +100,10 @@ def backtest(
                           customers=customers, truth=truth, config=cfg, report=say)
     path = result.save(out)
     svg, _ = plot_lift_curves(result.lift_curve, path)
-    write_backtest_page(result.to_dict(), result.metrics, path, svg=svg)
+    value_svg = None
+    if len(result.value_capture):
+        value_svg, _ = plot_value_capture(result.value_capture, path)
+    write_backtest_page(result.to_dict(), result.metrics, path, svg=svg, value_svg=value_svg)
     for cut in result.cutoffs:
         lab = cut.labels
         console.print(f"[bold]cutoff {lab['cutoff']}[/]: {lab['population']:,} active, "
@@ -115,13 +122,33 @@ def backtest(
                               f"{r['lift_1']:.2f}", f"{r['lift_5']:.2f}", f"{r['lift_10']:.2f}",
                               f"{r['captured_at_k']:.1f}")
             console.print(table)
+        cap = cut.comparison.get("value_capture_5")
+        if cap:
+            table = Table(title=f"churned value captured by the top 5% (value: "
+                          f"{cap['value_from']})", title_justify="left", box=box.SIMPLE,
+                          pad_edge=False)
+            for col in ("score", "captured", "95% CI", "vs best other"):
+                table.add_column(col, justify="left" if col == "score" else "right",
+                                 no_wrap=True)
+            for r in cap["scores"]:
+                table.add_row(r["score"], _pct(r["value_captured"]),
+                              f"{_pct(r['value_low'])}-{_pct(r['value_high'])}",
+                              f"{_pct(r['diff_to_best_other_low'])} to "
+                              f"{_pct(r['diff_to_best_other_high'])}")
+            console.print(table)
         for name, comp in cut.comparison.items():
+            if name == "value_capture_5":
+                continue
             console.print(f"{name.replace('_', ' ')}: AUC difference {comp['difference']:+.3f} "
                           f"({comp['low']:+.3f} to {comp['high']:+.3f}), p = {comp['p_value']:.3g}",
                           highlight=False)
         for note in cut.notes:
             console.print(f"note: {note}", highlight=False, style="dim")
     console.print(f"written to {path} (backtest.html, metrics.csv, lift_curve.csv, "
-                  f"scores.parquet, lift_curve.svg/.png) in {time.perf_counter() - t0:.1f} s",
+                  f"value_capture.csv, scores.parquet, lift_curve.svg/.png, "
+                  f"value_capture.svg/.png) in {time.perf_counter() - t0:.1f} s",
                   highlight=False, soft_wrap=True)
 
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.1f}%"

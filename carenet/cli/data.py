@@ -11,7 +11,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from carenet.cli.options import split_list
+from carenet.cli.options import (
+    Channel,
+    ChannelCol,
+    Columns,
+    Delimiter,
+    Header,
+    SourceCol,
+    TargetCol,
+    TimeCol,
+    TimeFormat,
+    TimeUnit,
+    WeightCol,
+)
 from carenet.cli.ui import console, err_console, friendly_errors
 
 
@@ -59,20 +71,28 @@ def generate(
 @friendly_errors
 def inspect(
     log: Annotated[Path, typer.Argument(help="A log file to look at.", show_default=False)],
-    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
-    header: Annotated[bool | None, typer.Option("--header/--no-header", show_default=False, help="Whether the first line names the columns.")] = None,
-    columns: Annotated[str | None, typer.Option(help="Names for the fields of a headerless file.")] = None,
+    delimiter: Delimiter = None,
+    header: Header = None,
+    columns: Columns = None,
+    source_col: SourceCol = None,
+    target_col: TargetCol = None,
+    time_col: TimeCol = None,
+    weight_col: WeightCol = None,
+    channel_col: ChannelCol = None,
+    time_unit: TimeUnit = None,
+    time_format: TimeFormat = None,
+    channel: Channel = None,
 ) -> None:
     """Show how carenet reads a log: format, delimiter, header, which column plays which role.
 
-    Reads only the first rows; run it before a long analysis to check the column mapping.
+    Reads only the first rows; run it before a long analysis to check the column mapping. It
+    takes the same column options as analyze, so what it shows is what analyze will read.
     """
-    from carenet.graphs.logs import LogOptions, LogReader
-    from carenet.graphs.tables import ReadOptions
+    from carenet.cli.options import INPUT_KEYS, config_overrides, load_config
+    from carenet.graphs.logs import LogReader
 
-    reader = LogReader(log, LogOptions(read=ReadOptions(
-        delimiter=delimiter, header=header,
-        columns=tuple(split_list(columns) or ()) or None)))
+    cfg = load_config(None, config_overrides(locals(), INPUT_KEYS))
+    reader = LogReader(log, cfg.input.log_options())
     sn = reader.table.sniffed
     info = {
         "file": str(log),
@@ -88,4 +108,6 @@ def inspect(
     for role, col in reader.columns.items():
         table.add_row(f"  {role}", col)
     console.print(table)
+    if reader.time_note:
+        console.print(f"note: {reader.time_note}", highlight=False, soft_wrap=True)
 

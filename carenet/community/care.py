@@ -163,6 +163,7 @@ def priorities(
     missing_value: float = 1.0,
     seeds: np.ndarray | None = None,
     lost: np.ndarray | None = None,
+    carried_risk: np.ndarray | None = None,
 ) -> Priorities:
     """Priority of every customer (see the module docstring) from the run's customers table.
 
@@ -170,6 +171,13 @@ def priorities(
     intervals), ``value`` (with ``use_values``) and ``churn_col``. ``seeds``: boolean, the
     customers with recent negative events (default: the ``exposure_seed`` column); ``lost``:
     boolean, customers who already churned (priority 0).
+
+    With the risk step's ``lapse_risk`` column (a log with timestamps), risk is that
+    calibrated probability (raised by ``source_risk`` for a customer with a recent negative
+    event; exposure and the churn score are already among the model's features), customers
+    ``silent`` over the whole window count as lost, the value without a ``value`` column is
+    ``recent_value``, and ``carried_risk`` (per customer: the value at risk it carries
+    along, :func:`carried_at_risk`) replaces ``influence`` as ``carried``.
     """
     if not 0.0 < retention <= 1.0:
         raise InvalidInputError(f"retention must be in (0, 1], not {retention}")
@@ -187,8 +195,12 @@ def priorities(
     if "exposure_high" not in customers:
         exp_hi = exp.copy()
     churn = churn_scores(customers, churn_col)
+    model = "lapse_risk" in customers and customers["lapse_risk"].notna().any()
+    has_values = use_values and "value" in customers and customers["value"].notna().any()
     vals = (customer_values(customers["value"], n, missing=missing_value)
-            if use_values and "value" in customers else None)
+            if has_values or (use_values and "value" in customers and not model) else None)
+    if vals is None and model and "recent_value" in customers:
+        vals = np.nan_to_num(_column(customers, "recent_value", 0.0)).clip(min=0)
     unit = vals is None
     if unit:
         value = np.ones(n)
@@ -206,7 +218,23 @@ def priorities(
         seeds = (customers["exposure_seed"].fillna(False).to_numpy(bool)
                  if "exposure_seed" in customers else np.zeros(n, bool))
     lost_arr = np.zeros(n, bool) if lost is None else np.asarray(lost, bool)
-    stay = np.where(seeds, 1.0 - source_risk, 1.0) * (1.0 - churn)
+    if model:
+        if "silent" in customers:
+            lost_arr = lost_arr | customers["silent"].fillna(False).to_numpy(bool)
+        if "lapsed" in customers:  # a lapsed seed's flag is its lapse, not an event
+            seeds = seeds & ~customers["lapsed"].fillna(False).to_numpy(bool)
+        stay = np.where(seeds, 1.0 - source_risk, 1.0)
+        p = np.clip(np.nan_to_num(_column(customers, "lapse_risk", 0.0)), 0, 1)
+        p_lo = np.clip(np.nan_to_num(_column(customers, "lapse_risk_low"), nan=0.0), 0, 1)
+        p_hi = np.clip(np.nan_to_num(_column(customers, "lapse_risk_high"), nan=1.0), 0, 1)
+        if "lapse_risk_low" not in customers:
+            p_lo, p_hi = p.copy(), p.copy()
+        exp, exp_lo, exp_hi = p, p_lo, p_hi
+        if carried_risk is not None:
+            carried = np.nan_to_num(np.asarray(carried_risk, np.float64)).clip(min=0)
+            c_lo, c_hi = carried, carried
+    else:
+        stay = np.where(seeds, 1.0 - source_risk, 1.0) * (1.0 - churn)
 
     def risk_of(e: np.ndarray) -> np.ndarray:
         return np.where(lost_arr, 1.0, 1.0 - stay * (1.0 - e))
@@ -222,6 +250,26 @@ def priorities(
         rank=rank_by(prio, ids), lost=lost_arr, retention=float(retention),
         source_risk=float(source_risk), unit_values=unit,
     )
+
+
+def carried_at_risk(graph: CustomerGraph, risk: np.ndarray, value: np.ndarray,
+                    ties: TieModel = TieModel()) -> np.ndarray:
+    """The value at risk a customer carries along: ``sum_j p_ij * risk_j * value_j`` over
+    its out-ties, with ``p_ij`` the run's tie probability (the diffusion model's first step,
+    :class:`~carenet.graphs.ties.TieModel`). One hop on purpose: measured on two real logs,
+    the full cascade (``influence``) ranks central, rarely-lapsing customers first and pulls
+    priority's lift below 1 (benchmarks/README.md, risk section).
+
+    >>> g = CustomerGraph.from_edges(["a", "b", "c"], [0, 0], [1, 2], [3.0, 1.0])
+    >>> carried_at_risk(g, np.array([0.0, 0.5, 1.0]), np.array([1.0, 2.0, 4.0])).tolist()
+    [5.0, 0.0, 0.0]
+    """
+    n = graph.n_customers
+    dg = DiffusionGraph.from_graph(graph, **ties.kwargs())
+    src = np.repeat(np.arange(n, dtype=np.int64), np.diff(dg.indptr))
+    dst = dg.indices.astype(np.int64)
+    rv = np.nan_to_num(np.asarray(risk, np.float64) * np.asarray(value, np.float64))
+    return np.asarray(np.bincount(src, weights=dg.prob * rv[dst], minlength=n))
 
 
 # ---------------------------------------------------------------------------- reasons
@@ -329,6 +377,13 @@ def reasons(
     frame["lost"] = lost_arr[nodes]
     frame["contacts"] = contacts
     frame["interaction_weight"] = total
+    if "lapse_risk" in customers and customers["lapse_risk"].notna().any():
+        for col in ("activity_change", "lapsed_contacts", "risk_window_days"):
+            if col in customers:
+                frame[col] = customers[col].to_numpy()[nodes]
+        if "lapsed" in customers:
+            flagged = customers["lapsed"].fillna(False).to_numpy(bool)
+            recent = np.where((recent == "") & flagged, "lapsed", recent)
     has_comm = "community" in customers
     if has_comm:
         comm = customers["community"].to_numpy()
@@ -393,9 +448,11 @@ def _sentence(r: dict[str, Any], ties: int, lookback: str | None) -> str:
     else:
         head = (f"Risk {r.get('risk', float('nan')):.2f} (exposure {r['exposure']:.2f}, "
                 f"churn score {r['churn_score']:.2f})")
-        if r["own_event"]:
+        if r["own_event"] and r["own_event"] != "lapsed":
             head += f", own {r['own_event']} {window}"
     parts = [head]
+    if not r["lost"] and "activity_change" in r:
+        parts.append(_drivers(r))
     where = f"contacts {_plural(int(r['contacts']), 'customer', 'customers')}"
     if "community" in r and r["community"] is not None and not pd.isna(r["community"]):
         where += f" in community {r['community']}"
@@ -416,8 +473,8 @@ def _sentence(r: dict[str, Any], ties: int, lookback: str | None) -> str:
                                                        r["driver_events"].split(","),
                                                        strict=True))
         parts.append(f"{_plural(int(r['drivers']), 'customer', 'customers')} with a recent "
-                     f"complaint or churn ({pairs}) account for {_pct(r['driver_share'])} of "
-                     "their exposure")
+                     f"complaint, churn or lapse ({pairs}) account for "
+                     f"{_pct(r['driver_share'])} of their exposure")
     elif not r["lost"]:
         parts.append("no exposure to recent complaints or churn" if r["exposure"] <= 0
                      else "exposure from several distant customers")
@@ -427,6 +484,26 @@ def _sentence(r: dict[str, Any], ties: int, lookback: str | None) -> str:
     ranks.append(f"exposure top {int(r['exposure_top'])}%")
     parts.append(", ".join(ranks))
     return "; ".join(parts) + "."
+
+
+def _drivers(r: dict[str, Any]) -> str:
+    """The risk drivers in words: the change of activity and the contacts who lapsed."""
+    days = r.get("risk_window_days")
+    last = (f"in the last {float(days):.3g} days" if days is not None and not pd.isna(days)
+            else "in the last window")
+    change = float(r.get("activity_change") or 0.0)
+    if change <= -0.995:
+        act = f"no activity {last}"
+    elif change <= -0.2:
+        act = f"activity fell {round(-change * 100)}% {last}"
+    elif change >= 0.2:
+        act = f"activity rose {round(change * 100)}% {last}"
+    else:
+        act = f"activity steady {last}"
+    k = int(r.get("lapsed_contacts") or 0)
+    lapsed = (f"{_plural(k, 'contact', 'contacts')} lapsed" if k
+              else "no contact lapsed")
+    return f"risk drivers: {act}, {lapsed}"
 
 
 def explain(
@@ -454,6 +531,9 @@ def explain(
     recent = last_events(events, n, kinds=negative_events, reference_time=ref,
                          lookback=lookback)
     lost = last_events(events, n, kinds=lost_events, reference_time=ref, lookback=None) != ""
+    if ("silent" in customers and "lapse_risk" in customers
+            and customers["lapse_risk"].notna().any()):
+        lost = lost | customers["silent"].fillna(False).to_numpy(bool)
     frame = reasons(graph, customers, node.astype(np.int64), exposure_sources=exposure_sources,
                     recent_event=recent, lost=lost, churn_col=churn_col, ties=ties,
                     lookback=lookback_text)

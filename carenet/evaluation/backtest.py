@@ -23,6 +23,14 @@ For each cutoff ``T`` (with ``h`` the horizon and ``W`` the activity window, def
 5. **Metrics** per score: AUC with DeLong interval, lift at the top 1%, 5% and 10%, churners
    captured by a budget of ``K`` contacts, and the lift curve; the network classifier is
    compared with the own-activity classifier by a paired DeLong test.
+6. **Value a care team buys**: the share of churned value captured by the top 5% of
+   priority, risk alone, value alone, degree and PageRank, with percentile bootstrap
+   intervals on common resamples and each score's paired difference to the best other
+   (value: the customers table's ``value``, else the customer's active days in the window).
+
+Every cutoff is checked before any is computed: inside the log, horizon before its end, and
+no *gap* (a period with no interaction at all, :func:`carenet.community.lapse.find_gaps`)
+inside the windows it reads; the gaps are reported in backtest.json.
 
 With a truth table from ``carenet generate`` (``truth=``), every metric is also computed for
 the target ``cascade``: the churners infected through a tie (the generator's
@@ -43,9 +51,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from carenet.community.lapse import Gap, find_gaps, overlapping
 from carenet.config import AnalysisConfig, InputConfig, parse_time
 from carenet.errors import InvalidInputError
 from carenet.evaluation import stats as bt
+from carenet.graphs.build import parse_duration
 from carenet.graphs.ids import IdTable
 from carenet.graphs.logs import ChannelRegistry, LogReader, LogSource, read_events
 from carenet.graphs.tables import RejectLog
@@ -57,6 +67,9 @@ NETWORK_FEATURES = ("degree_in", "degree_out", "strength_in", "strength_out", "p
                     "eigenvector", "core", "exposure", "influence", "churned_neighbours",
                     "churned_neighbour_share", "churned_tie_share", "community_churn_share")
 """Network features added to the own-activity features (those the run computed)."""
+
+VALUE_SCORES = ("priority", "risk", "value", "degree", "pagerank")
+"""The scores whose value captured at 5% the backtest compares, with bootstrap intervals."""
 
 Report = Callable[[str], None]
 
@@ -176,7 +189,8 @@ class BacktestOptions:
     the horizon); ``budget``: contacts K for "churn captured by K" (default: 5% of the
     population); ``classifier``: ``logistic`` (scaled log features, L2) or ``hgb``
     (histogram gradient boosting); ``churn_events``: event kinds that mean churn in an
-    events table; ``confidence``: level of the AUC intervals.
+    events table; ``confidence``: level of the AUC and value-capture intervals;
+    ``resamples``: bootstrap resamples of the value-capture intervals.
     """
 
     horizon_days: float
@@ -186,6 +200,7 @@ class BacktestOptions:
     churn_events: tuple[str, ...] = ("churn",)
     confidence: float = 0.95
     min_class: int = 5
+    resamples: int = 200
 
     def __post_init__(self) -> None:
         if not self.horizon_days > 0:
@@ -244,6 +259,7 @@ class CutoffResult:
     cascade: dict[str, Any]
     notes: list[str]
     timings: dict[str, float]
+    capture: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary of this cutoff."""
@@ -267,6 +283,15 @@ class BacktestResult:
     log_span: tuple[float, float]
     rows: dict[str, int]
     versions: dict[str, str] = field(default_factory=library_versions)
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def value_capture(self) -> pd.DataFrame:
+        """Per cutoff and score: the share of churned value captured by the top 5%, with its
+        bootstrap interval and the paired difference to the best other score.
+        """
+        parts = [c.capture for c in self.cutoffs if len(c.capture)]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -293,11 +318,13 @@ class BacktestResult:
                 "lookback_days": self.options.lookback / DAY},
             "parameters": self.parameters,
             "cutoffs": [c.to_dict() for c in self.cutoffs],
+            "gaps": self.gaps,
             "versions": self.versions,
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``backtest.json``, ``metrics.csv``, ``lift_curve.csv`` and ``scores.parquet``
+        """Write ``backtest.json``, ``metrics.csv``, ``lift_curve.csv``, ``value_capture.csv``
+        and ``scores.parquet``
         (the plots and the HTML page are drawn by :mod:`carenet.viz.backtest_plot`).
         """
         d = Path(directory)
@@ -305,6 +332,7 @@ class BacktestResult:
         (d / "backtest.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         self.metrics.to_csv(d / "metrics.csv", index=False)
         self.lift_curve.to_csv(d / "lift_curve.csv", index=False)
+        self.value_capture.to_csv(d / "value_capture.csv", index=False)
         self.scores.to_parquet(d / "scores.parquet", index=False)
         return d
 
@@ -409,6 +437,7 @@ def _analysis(log: InteractionLog, at: float, *, config: AnalysisConfig,
         tables=dataclasses.replace(config.tables, event_col="event",
                                    event_time_col="timestamp"),
         influence=dataclasses.replace(config.influence, lookback=lookback),
+        lapse=dataclasses.replace(config.lapse, horizon=f"{h:.6f}", window=f"{w:.6f}"),
     )
     if hasattr(cfg, "care"):
         # priority and risk are per-customer formulas; the plan and its sentences are not
@@ -512,27 +541,53 @@ def _features(log: InteractionLog, at: float, options: BacktestOptions, *,
     return pd.concat([own, net], axis=1), run
 
 
+def log_gaps(log: InteractionLog, options: BacktestOptions,
+             config: AnalysisConfig = AnalysisConfig()) -> list[Gap]:
+    """Periods with no interaction at all in the log (at least ``lapse.min_gap`` long;
+    default: half the horizon).
+    """
+    min_gap = parse_duration(config.lapse.min_gap) if config.lapse.min_gap else None
+    return find_gaps(log.time, min_gap or options.horizon / 2)
+
+
+def check_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions,
+                 gaps: Sequence[Gap] = ()) -> str | None:
+    """Why ``cutoff`` cannot be backtested (None when it can): outside the log, a horizon
+    past its end, or a gap with no interactions inside the windows the cutoff reads
+    (``[cutoff - 2h - W, cutoff + h)``: the analyses at the cutoff and one horizon earlier
+    train their risk models one horizon further back, then population and horizon).
+    """
+    h, w = options.horizon, options.lookback
+    if not log.start < cutoff <= log.end:
+        return (f"cutoff {_iso(cutoff)} is outside the log's time range ({_iso(log.start)} to "
+                f"{_iso(log.end)}); choose a cutoff inside it")
+    if cutoff + h > log.end + 1.0:
+        return (f"the horizon ends at {_iso(cutoff + h)}, after the log's last interaction "
+                f"({_iso(log.end)}): silence after the end of the data is not churn; choose "
+                "an earlier cutoff or a shorter horizon")
+    hit = overlapping(list(gaps), cutoff - 2 * h - w, cutoff + h)
+    if hit:
+        return (f"cutoff {_iso(cutoff)}: its windows ({_iso(cutoff - 2 * h - w)} to "
+                f"{_iso(cutoff + h)}) overlap a period with no interactions at all "
+                f"({hit[0].describe()}), where silence says nothing about customers; choose "
+                "another cutoff or a shorter horizon")
+    return None
+
+
 def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions, *,
                     config: AnalysisConfig = AnalysisConfig(),
                     events: _Events | None = None,
                     customers: LogSource | None = None,
                     truth: pd.DataFrame | None = None,
+                    gaps: Sequence[Gap] = (),
                     report: Report = _quiet) -> CutoffResult:
     """The backtest at one cutoff (see the module docstring)."""
     h = options.horizon
     notes: list[str] = []
     timings: dict[str, float] = {}
-    if not log.start < cutoff <= log.end:
-        raise InvalidInputError(
-            f"cutoff {_iso(cutoff)} is outside the log's time range ({_iso(log.start)} to "
-            f"{_iso(log.end)}); choose a cutoff inside it", file=log.label,
-        )
-    if cutoff + h > log.end + 1.0:
-        raise InvalidInputError(
-            f"the horizon ends at {_iso(cutoff + h)}, after the log's last interaction "
-            f"({_iso(log.end)}): silence after the end of the data is not churn; choose an "
-            f"earlier cutoff or a shorter horizon", file=log.label,
-        )
+    problem = check_cutoff(log, cutoff, options, gaps)
+    if problem is not None:
+        raise InvalidInputError(problem, file=log.label)
     t0 = time.perf_counter()
     labels = _labels(log, cutoff, options, events)
     timings["labels"] = time.perf_counter() - t0
@@ -597,8 +652,12 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
 
     budget = options.budget or bt.top_k(len(pop), 0.05)
     values = table["value"].to_numpy(np.float64) if "value" in table else None
-    if values is not None and not np.isfinite(values).any():
-        values = None
+    value_from = "the customers table's value"
+    if values is None or not np.isfinite(values).any():
+        # without values: what a customer brought recently, its active days in the window
+        values = table["active_days_window"].to_numpy(np.float64)
+        value_from = "active days in the window before the cutoff"
+    scores["value"] = np.nan_to_num(values, nan=0.0)
     targets: list[tuple[str, np.ndarray, np.ndarray]] = [("churn", y, np.ones(len(y), bool))]
     cascade_info: dict[str, Any] = {}
     if truth is not None:
@@ -629,6 +688,12 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
             curves.append(curve[["score", "fraction", "lift", "captured", "k", "target",
                                  "cutoff"]])
     comparison: dict[str, Any] = {}
+    capture = bt.value_capture_interval(
+        y, {k: scores[k] for k in VALUE_SCORES if k in scores}, values, fraction=0.05,
+        resamples=options.resamples, confidence=options.confidence, seed=config.seed)
+    capture.insert(0, "cutoff", _iso(cutoff))
+    comparison["value_capture_5"] = {"value_from": value_from,
+                                     "scores": _records(capture.drop(columns="cutoff"))}
     if "network_model" in scores:
         for other in ("own_activity_model", "recency_frequency"):
             comparison[f"network_model_vs_{other}"] = bt.delong_compare(
@@ -650,7 +715,7 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
                                                       .get("exposure", {}).get("seeds", 0))},
         training=training, metrics=pd.DataFrame(rows), curve=pd.concat(curves),
         scores=out, comparison=comparison, cascade=cascade_info, notes=notes,
-        timings=timings,
+        timings=timings, capture=capture,
     )
 
 
@@ -683,11 +748,18 @@ def run_backtest(
     if not cutoffs:
         raise InvalidInputError("give at least one cutoff")
     data = log if isinstance(log, InteractionLog) else read_log(log, config)
+    gaps = log_gaps(data, options, config)
+    for g in gaps:
+        report(f"gap: no interactions at all from {g.describe()}")
+    times = [resolve_cutoff(c, data) for c in cutoffs]
+    problems = [p for p in (check_cutoff(data, t, options, gaps) for t in times) if p]
+    if problems:  # checked up front: nothing is computed for a half-valid list
+        raise InvalidInputError("; ".join(problems), file=data.label)
     ev = _read_events(events, data, config) if events is not None else None
     tr = _read_truth(truth, data) if truth is not None else None
-    results = [backtest_cutoff(data, resolve_cutoff(c, data), options, config=config,
-                               events=ev, customers=customers, truth=tr, report=report)
-               for c in cutoffs]
+    results = [backtest_cutoff(data, t, options, config=config, events=ev,
+                               customers=customers, truth=tr, gaps=gaps, report=report)
+               for t in times]
     return BacktestResult(
         log=data.label, options=options,
         parameters={"config": config.to_dict(),
@@ -698,4 +770,5 @@ def run_backtest(
         cutoffs=results, log_span=(data.start, data.end),
         rows={"loaded": len(data.time), "rejected": len(data.rejects),
               "customers": data.n_customers},
+        gaps=[g.to_dict() for g in gaps],
     )

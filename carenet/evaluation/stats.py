@@ -12,9 +12,12 @@ Pure functions over numpy arrays (no files, no pipeline), used by
 * **Labels** (:func:`silence_labels`, :func:`event_labels`): the population at a cutoff ``T`` is
   the customers with at least one interaction (sent or received) in the *window*
   ``[T - lookback, T)``; a customer of the population **churned** if it has no interaction in
-  ``[T, T + horizon)`` (silence), or, with an events table, a churn event in that interval.
+  ``[T, T + horizon)`` (silence: the one rule of :func:`carenet.community.lapse.silence`,
+  which every analysis also uses for its lapses), or, with an events table, a churn event in
+  that interval.
 * **Own-activity features** (:func:`activity_features`) and the recency-frequency score
-  (:func:`recency_frequency_score`): what a churn model sees without the network.
+  (:func:`recency_frequency_score`): what a churn model sees without the network (defined in
+  :mod:`carenet.community.risk`, re-exported here).
 * **Network neighbourhood of churn** (:func:`neighbour_churn_features`): how many of a
   customer's contacts already churned, by count, share and tie weight.
 """
@@ -29,6 +32,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from carenet.community.lapse import active_between, silence
+from carenet.community.risk import OWN_FEATURES, activity_features, recency_frequency_score
 from carenet.errors import InvalidInputError
 from carenet.graphs.model import CustomerGraph
 
@@ -226,6 +231,60 @@ def score_metrics(labels: np.ndarray, scores: np.ndarray, *, budget: int,
     return out
 
 
+def value_capture_interval(labels: np.ndarray, scores: dict[str, np.ndarray],
+                           values: np.ndarray, *, fraction: float = 0.05,
+                           resamples: int = 200, confidence: float = 0.95,
+                           seed: int = 0) -> pd.DataFrame:
+    """The share of churned value captured by the top ``fraction`` of every score, with a
+    percentile bootstrap interval (customers resampled with replacement, the same resamples
+    for every score, so that the scores are compared on the same draws), and each score's
+    paired difference to the best other score.
+
+    Returns ``score, value_captured, value_low, value_high, diff_to_best_other_low,
+    diff_to_best_other_high`` (one row per score).
+    """
+    y = np.asarray(labels, bool)
+    v = np.nan_to_num(np.asarray(values, np.float64), nan=0.0).clip(min=0)
+    n = y.size
+    names = list(scores)
+    k = top_k(n, fraction)
+
+    def share(idx: np.ndarray) -> np.ndarray:
+        yy, vv = y[idx], v[idx]
+        total = float(vv[yy].sum())
+        out = np.full(len(names), np.nan)
+        if total <= 0:
+            return out
+        for j, name in enumerate(names):
+            out[j] = _value_captured(yy, np.asarray(scores[name], np.float64)[idx], vv, k) \
+                / total
+        return out
+
+    point = share(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws = np.array([share(rng.integers(0, n, n)) for _ in range(resamples)]) \
+        if n else np.zeros((0, len(names)))
+    a = (1 - confidence) / 2
+    rows = []
+    for j, name in enumerate(names):
+        col = draws[:, j] if draws.size else np.zeros(0)
+        others = [i for i in range(len(names)) if i != j]
+        diff_lo = diff_hi = float("nan")
+        if others and draws.size:
+            best = others[int(np.nanargmax(point[others]))] if np.isfinite(
+                point[others]).any() else others[0]
+            d = draws[:, j] - draws[:, best]
+            d = d[np.isfinite(d)]
+            if d.size:
+                diff_lo, diff_hi = (float(np.quantile(d, a)), float(np.quantile(d, 1 - a)))
+        ok = col[np.isfinite(col)] if col.size else col
+        rows.append({"score": name, "value_captured": float(point[j]),
+                     "value_low": float(np.quantile(ok, a)) if ok.size else float("nan"),
+                     "value_high": float(np.quantile(ok, 1 - a)) if ok.size else float("nan"),
+                     "diff_to_best_other_low": diff_lo, "diff_to_best_other_high": diff_hi})
+    return pd.DataFrame(rows)
+
+
 def _value_captured(y: np.ndarray, s: np.ndarray, v: np.ndarray, k: int) -> float:
     """Expected churned value among the top ``k`` (ties at the cut shared at random)."""
     if k == 0 or y.size == 0:
@@ -276,16 +335,6 @@ class ChurnLabels:
                 "labels_from": self.source}
 
 
-def active_between(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int,
-                   start: float, end: float) -> np.ndarray:
-    """Customers with at least one interaction (sent or received) in ``[start, end)``."""
-    m = (t >= start) & (t < end)
-    out = np.zeros(n, bool)
-    out[src[m]] = True
-    out[dst[m]] = True
-    return out
-
-
 def _check_window(horizon: float, lookback: float | None) -> float:
     if not horizon > 0:
         raise InvalidInputError(f"the horizon must be > 0 days, not {horizon / DAY:g}")
@@ -306,9 +355,8 @@ def silence_labels(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *,
     ([True, True, True], [False, True, False])
     """
     lb = _check_window(horizon, lookback)
-    active = active_between(src, dst, t, n, cutoff - lb, cutoff)
-    later = active_between(src, dst, t, n, cutoff, cutoff + horizon)
-    return ChurnLabels(cutoff, horizon, lb, active, active & ~later, "silence")
+    s = silence(src, dst, t, n, cutoff=cutoff, horizon=horizon, window=lb)
+    return ChurnLabels(cutoff, horizon, lb, s.active, s.lapsed, "silence")
 
 
 def event_labels(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *,
@@ -328,75 +376,6 @@ def event_labels(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *,
     churn = np.zeros(n, bool)
     churn[nodes[(times >= cutoff) & (times < cutoff + horizon)]] = True
     return ChurnLabels(cutoff, horizon, lb, active, active & churn, "events")
-
-
-# ---------------------------------------------------------------------------- features
-OWN_FEATURES = ("recency_days", "tenure_days", "sent_window", "received_window",
-                "contacts_window", "active_days_window", "trend", "sent_total", "received_total")
-"""Own-activity features: what a churn model knows about a customer without the network."""
-
-
-def activity_features(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *,
-                      at: float, window: float) -> pd.DataFrame:
-    """Own-activity features of every customer from the interactions before ``at``.
-
-    ``recency_days`` (days since the last interaction), ``tenure_days`` (since the first),
-    ``sent_window``/``received_window`` (interactions in ``[at - window, at)``),
-    ``contacts_window`` (distinct counterparts in the window), ``active_days_window`` (distinct
-    days with activity in the window), ``trend`` (share of the window's interactions in its
-    second half: 0.5 steady, lower = slowing down), ``sent_total``/``received_total``.
-    Customers without any interaction before ``at`` get NaN recency and tenure.
-    """
-    before = t < at
-    s, d, tt = src[before], dst[before], t[before]
-    last = np.full(n, -np.inf)
-    first = np.full(n, np.inf)
-    np.maximum.at(last, s, tt)
-    np.maximum.at(last, d, tt)
-    np.minimum.at(first, s, tt)
-    np.minimum.at(first, d, tt)
-    with np.errstate(invalid="ignore"):
-        recency = np.where(np.isfinite(last), (at - last) / DAY, np.nan)
-        tenure = np.where(np.isfinite(first), (at - first) / DAY, np.nan)
-    w = tt >= at - window
-    ws, wd, wt = s[w], d[w], tt[w]
-    sent_w = np.bincount(ws, minlength=n).astype(np.float64)
-    recv_w = np.bincount(wd, minlength=n).astype(np.float64)
-    late = wt >= at - window / 2
-    late_count = (np.bincount(ws[late], minlength=n) + np.bincount(wd[late], minlength=n))
-    total_w = sent_w + recv_w
-    trend = np.divide(late_count, total_w, out=np.full(n, 0.0), where=total_w > 0)
-    a = np.concatenate([ws, wd]).astype(np.int64)
-    b = np.concatenate([wd, ws]).astype(np.int64)
-    pairs = np.unique(a * n + b)
-    contacts = np.bincount(pairs // n, minlength=n).astype(np.float64)
-    day = np.floor(np.concatenate([wt, wt]) / DAY).astype(np.int64)
-    if day.size:
-        day -= day.min()  # small non-negative day numbers keep node * days + day in int64
-    days = int(day.max(initial=0)) + 1
-    node_days = np.unique(a * days + day)
-    active_days = np.bincount(node_days // days, minlength=n).astype(np.float64)
-    return pd.DataFrame({
-        "recency_days": recency, "tenure_days": tenure, "sent_window": sent_w,
-        "received_window": recv_w, "contacts_window": contacts,
-        "active_days_window": active_days, "trend": trend,
-        "sent_total": np.bincount(s, minlength=n).astype(np.float64),
-        "received_total": np.bincount(d, minlength=n).astype(np.float64),
-    })
-
-
-def recency_frequency_score(features: pd.DataFrame) -> np.ndarray:
-    """The classic untrained churn score: the mean of the percentile rank of recency (long
-    silence = risk) and of the reversed percentile rank of the window's interactions (few =
-    risk). In [0, 1], higher = more likely to churn.
-    """
-    rec = features["recency_days"].fillna(features["recency_days"].max()).to_numpy(float)
-    freq = (features["sent_window"] + features["received_window"]).to_numpy(float)
-    if rec.size == 0:
-        return np.zeros(0)
-    r = scipy.stats.rankdata(rec) / rec.size
-    f = scipy.stats.rankdata(-freq) / freq.size
-    return np.asarray((r + f) / 2.0)
 
 
 def neighbour_churn_features(graph: CustomerGraph, churned: np.ndarray,
@@ -493,3 +472,10 @@ def delong_compare(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarra
     else:
         p = 1.0 if diff == 0 else 0.0
     return AucComparison(auc_a, auc_b, diff, se, diff - z * se, diff + z * se, p)
+
+
+__all__ = ["DAY", "FRACTIONS", "OWN_FEATURES", "AucComparison", "AucEstimate", "ChurnLabels",
+           "active_between", "activity_features", "auc_score", "delong_auc", "delong_compare",
+           "event_labels", "expected_captured", "lift_at", "lift_curve",
+           "neighbour_churn_features", "recency_frequency_score", "score_metrics",
+           "silence_labels", "top_k", "value_capture_interval"]

@@ -154,6 +154,22 @@ class LoadReport:
 
 
 @dataclass(frozen=True, eq=False)
+class Interactions:
+    """Every loaded interaction with a time, in load order: node positions ``src``/``dst``,
+    epoch seconds ``time`` and the channel code (-1: none). Kept so that steps which need
+    the log's timing (lapses, the churn-risk model) do not read the log twice.
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    time: np.ndarray
+    channel: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.time.size)
+
+
+@dataclass(frozen=True, eq=False)
 class LoadedNetwork:
     """Everything one load produced: the graph, the side tables aligned to it, the report and
     the rejected rows.
@@ -168,6 +184,8 @@ class LoadedNetwork:
     events: pd.DataFrame
     report: LoadReport
     rejects: RejectLog
+    interactions: Interactions | None = None
+    """The timed interactions (None when the logs have no timestamps)."""
 
 
 _Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]
@@ -302,6 +320,7 @@ class GraphBuilder:
         self._event_sources: list[tuple[LogSource, TableOptions, str | None]] = []
         self._progress = progress
         self._timer: dict[str, float] = {}
+        self._timed: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _tick(self, step: str, t0: float) -> None:
         self.report.timings[step] = self.report.timings.get(step, 0.0) + time.perf_counter() - t0
@@ -327,6 +346,11 @@ class GraphBuilder:
             else:
                 ch = np.zeros(len(batch), np.uint16)
             self._acc.add(src, dst, batch.time, w, ch)
+            if batch.time is not None:
+                code = (batch.channel.astype(np.int16) if batch.channel is not None
+                        else np.full(len(batch), -1, np.int16))
+                self._timed.append((src.astype(np.int32), dst.astype(np.int32),
+                                    np.asarray(batch.time, np.float64), code))
             done += len(batch)
             if self._progress is not None:
                 self._progress("load", done)
@@ -424,7 +448,12 @@ class GraphBuilder:
             for f in self.report.files:
                 if f.kind == "log":
                     f.notes.append("half-life ignored: the log has no timestamp column")
-        return LoadedNetwork(graph, customers, events, self.report, self.rejects)
+        timed = None
+        if self._timed:
+            timed = Interactions(*(np.concatenate([p[i] for p in self._timed])
+                                   for i in range(4)))
+            self._timed.clear()
+        return LoadedNetwork(graph, customers, events, self.report, self.rejects, timed)
 
     def _customer_table(self, graph: CustomerGraph, ids: np.ndarray) -> pd.DataFrame:
         n = graph.n_customers

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 from carenet.errors import InvalidInputError
 from carenet.graphs.ids import Pseudonymizer
 from carenet.graphs.tables import RawTable, ReadOptions, RejectLog, as_strings
+from carenet.graphs.timecols import detect_time_column
 
 LogSource: TypeAlias = str | Path | pd.DataFrame | pa.Table
 
@@ -534,6 +535,9 @@ class LogReader:
         if options.channel is not None and options.channel_col is None:
             explicit["channel"] = ""
         self.columns = resolve_columns(self.table, LOG_ROLES, explicit, ("source", "target"))
+        self.time_note = detect_time_column(
+            self.table, self.columns, weight_col=options.weight_col,
+            time_col=options.time_col, named=bool(options.read.columns))
         if self.columns["source"] == self.columns["target"]:
             raise InvalidInputError(
                 f"source and target are the same column {self.columns['source']!r}",
@@ -546,6 +550,8 @@ class LogReader:
             delimiter=sn.delimiter if sn.format == "csv" else None,
             header=sn.header if sn.format == "csv" else None,
         )
+        if self.time_note:
+            self.report.notes.append(self.time_note)
         self._constant_channel = (
             self.channels.code(options.channel) if options.channel is not None else None
         )

@@ -25,11 +25,13 @@ import pandas as pd
 from carenet.community.care import (
     blocking_model,
     care_plan,
+    carried_at_risk,
     churn_scores,
     last_events,
     priorities,
     reasons,
 )
+from carenet.community.influence import customer_values
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.model import CustomerGraph
@@ -44,6 +46,17 @@ class CareOutput:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+
+
+def _value_of(c: pd.DataFrame, use_values: bool, missing: float) -> np.ndarray:
+    """Each customer's value: the ``value`` column, else the risk step's ``recent_value``."""
+    if use_values and "value" in c and c["value"].notna().any():
+        vals = customer_values(c["value"], len(c), missing=missing)
+        if vals is not None:
+            return vals
+    if "recent_value" in c:
+        return np.nan_to_num(c["recent_value"].to_numpy(np.float64)).clip(min=0)
+    return np.ones(len(c))
 
 
 def compute_care(
@@ -76,17 +89,38 @@ def compute_care(
                        lookback=None) != ""
     seeds = (c["exposure_seed"].fillna(False).to_numpy(bool) if "exposure_seed" in c
              else recent != "")
+    use_model = bool("lapse_risk" in c and c["lapse_risk"].notna().any())
+    carried = None
+    if use_model:
+        live_risk = np.nan_to_num(c["lapse_risk"].to_numpy(np.float64))
+        if "silent" in c:
+            live_risk = np.where(c["silent"].fillna(False).to_numpy(bool), 0.0, live_risk)
+        carried = carried_at_risk(graph, live_risk,
+                                  _value_of(c, cfg.use_values, inf.missing_value), inf.ties)
     pr = priorities(c, retention=cfg.retention, source_risk=cfg.source_risk,
                     churn_col=cfg.churn_col, use_values=cfg.use_values,
-                    missing_value=inf.missing_value, seeds=seeds, lost=lost)
+                    missing_value=inf.missing_value, seeds=seeds, lost=lost,
+                    carried_risk=carried)
+    lost = pr.lost
     for name, values in pr.columns().items():
         c[name] = values
     plan_rank = np.zeros(n, np.int64)
+    formula = ("priority = retention * risk * (value + carried); risk = 1 - (1 - "
+               "exposure) * (1 - churn_score) [* (1 - source_risk) with a recent "
+               "negative event]; carried = "
+               + ("influence (unit values)" if pr.unit_values else "value_influence"))
+    if use_model:
+        formula = ("priority = retention * risk * (value + carried); risk = the risk "
+                   "model's calibrated probability of lapsing within the horizon [1 - (1 - "
+                   "risk) * (1 - source_risk) with a recent negative event]; value = "
+                   + ("the value column" if cfg.use_values and "value" in c
+                      and c["value"].notna().any()
+                      else "recent_value")
+                   + "; carried = the value at risk one carries along, sum of tie "
+                   "probability * risk * value over one's ties; "
+                   "customers silent over the whole window: lost, priority 0")
     results: dict[str, Any] = {
-        "formula": "priority = retention * risk * (value + carried); risk = 1 - (1 - "
-                   "exposure) * (1 - churn_score) [* (1 - source_risk) with a recent "
-                   "negative event]; carried = "
-                   + ("influence (unit values)" if pr.unit_values else "value_influence"),
+        "formula": formula, "risk_from": "model" if use_model else "exposure",
         "retention": cfg.retention, "source_risk": cfg.source_risk,
         "churn_col": cfg.churn_col if cfg.churn_col in c else None,
         "values": "unit" if pr.unit_values else "value",
@@ -98,7 +132,10 @@ def compute_care(
     budget = min(cfg.budget, int((~lost).sum()))
     if budget > 0:
         model = blocking_model(
-            graph, values=pr.value, churn=churn_scores(c, cfg.churn_col), seeds=seeds,
+            graph, values=pr.value,
+            churn=(np.where(lost, 0.0, pr.risk) if use_model
+                   else churn_scores(c, cfg.churn_col)),
+            seeds=seeds,
             lost=lost, retention=cfg.retention, source_risk=cfg.source_risk,
             churn_spreads=cfg.churn_spreads, ties=inf.ties,
         )

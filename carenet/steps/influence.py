@@ -4,11 +4,13 @@ Adds per-customer columns ``influence``, ``influence_low``, ``influence_high`` (
 customers activated by a cascade from the customer, with its interval), the value-weighted
 ``value_influence*`` when the customers table has values, ``exposure``, ``exposure_low``,
 ``exposure_high``, ``exposure_seed`` (probability of being reached from the customers with
-recent negative events; leave-one-out for those customers themselves) and ``seed_rank`` (rank
-in the IMM seed set, 0 when not in it). Tables: ``exposure_sources`` (which seeds and ties
-bring each exposed customer's exposure), ``seed_sets`` (IMM, degree and PageRank picks) and
-``seed_set_comparison`` (their simulated spread). Settings: :class:`~carenet.config.
-InfluenceConfig` (``[influence]`` in the config file).
+recent negative events and, with timestamps, from the customers who lapsed (the risk
+step's ``lapsed`` column, :func:`lapsed_seeds`); leave-one-out for those customers
+themselves) and ``seed_rank`` (rank in the IMM seed set, 0 when not in it). Tables:
+``exposure_sources`` (which seeds and ties bring each exposed customer's exposure),
+``seed_sets`` (IMM, degree and PageRank picks) and ``seed_set_comparison`` (their
+simulated spread). Settings: :class:`~carenet.config.InfluenceConfig` (``[influence]`` in
+the config file).
 """
 
 from __future__ import annotations
@@ -38,6 +40,23 @@ def _values(ctx: RunContext) -> np.ndarray | None:
                            missing=ctx.config.influence.missing_value)
 
 
+def lapsed_seeds(ctx: RunContext) -> np.ndarray:
+    """Node positions of the lapsed customers that seed exposure (the risk step's
+    ``lapsed`` column; none when ``lapse.seeds`` is off), the most recently active first and
+    at most ``lapse.max_seeds`` of them (0: all).
+    """
+    lcfg = ctx.config.lapse
+    if not lcfg.seeds or "lapsed" not in ctx.customers:
+        return np.zeros(0, np.int64)
+    nodes = np.flatnonzero(ctx.customers["lapsed"].to_numpy(bool))
+    if lcfg.max_seeds and nodes.size > lcfg.max_seeds:
+        act = ctx.graph.activity
+        last = (act.last_seen[nodes] if act is not None else np.zeros(nodes.size))
+        order = np.argsort(-np.nan_to_num(last, nan=-np.inf), kind="stable")
+        nodes = np.sort(nodes[order[: lcfg.max_seeds]])
+    return nodes.astype(np.int64)
+
+
 def influence_step(ctx: RunContext) -> None:
     """Influence (RIS), exposure (Monte Carlo from recent negative events), IMM seeds."""
     cfg = ctx.config.influence
@@ -59,6 +78,9 @@ def influence_step(ctx: RunContext) -> None:
     ctx.progress("influence", 1, 3)
     seeds = seeds_from_events(ctx.network.events, reference_time=graph.reference_time,
                               lookback=cfg.lookback_seconds, kinds=cfg.negative_events)
+    event_seeds = int(seeds.size)
+    lapsed = lapsed_seeds(ctx)
+    seeds = np.union1d(seeds, lapsed)
     exposure = exposure_scores(
         graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
         confidence=cfg.confidence, sources=cfg.exposure_sources, seed=derive_seed(ctx.seed, 102),
@@ -68,7 +90,8 @@ def influence_step(ctx: RunContext) -> None:
     ctx.tables["exposure_sources"] = exposure.sources
     results["exposure"] = exposure.to_dict(top=10) | {
         "negative_events": list(cfg.negative_events), "lookback": cfg.lookback,
-        "reference_time": graph.reference_time,
+        "reference_time": graph.reference_time, "event_seeds": event_seeds,
+        "lapsed_seeds": int(lapsed.size),
     }
 
     ctx.progress("influence", 2, 3)

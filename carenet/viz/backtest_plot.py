@@ -3,7 +3,9 @@
 :func:`plot_lift_curves` draws one panel per cutoff (lift against the share of customers
 contacted, every score a line, random = 1) with matplotlib's object API (no pyplot global
 state, Agg canvas) and writes ``lift_curve.svg`` and ``lift_curve.png``;
-:func:`write_backtest_page` writes ``backtest.html`` with the metrics table and the SVG inline,
+:func:`plot_value_capture` draws the churned value captured by the top 5% of each score
+with its bootstrap interval (``value_capture.svg``/``.png``);
+:func:`write_backtest_page` writes ``backtest.html`` with the metrics table and the SVGs inline,
 so the page opens offline and needs no other file.
 """
 
@@ -19,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 STYLE = {
+    "value": ("#bcbd22", "-.", 1.4),
     "network_model": ("#d62728", "-", 2.4),
     "own_activity_model": ("#1f77b4", "-", 2.4),
     "recency_frequency": ("#1f77b4", ":", 1.6),
@@ -64,6 +67,40 @@ def plot_lift_curves(curve: pd.DataFrame, out_dir: str | Path, *, target: str = 
     return svg, png
 
 
+def plot_value_capture(capture: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
+    """Draw the share of churned value captured by the top 5% of each score (one group of
+    bars per cutoff, bootstrap intervals as error bars); writes ``value_capture.svg`` and
+    ``.png`` and returns their paths.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    cutoffs = list(dict.fromkeys(capture["cutoff"])) if len(capture) else []
+    scores = list(dict.fromkeys(capture["score"])) if len(capture) else []
+    fig = Figure(figsize=(max(4.8, 1.2 * len(cutoffs) * max(1, len(scores)) / 2.5), 3.8),
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(scores))
+    for j, score in enumerate(scores):
+        rows = capture[capture["score"] == score].set_index("cutoff").reindex(cutoffs)
+        x = np.arange(len(cutoffs)) + (j - (len(scores) - 1) / 2) * width
+        mid = rows["value_captured"].to_numpy(float) * 100
+        err = np.vstack([mid - rows["value_low"].to_numpy(float) * 100,
+                         rows["value_high"].to_numpy(float) * 100 - mid]).clip(min=0)
+        color = STYLE.get(str(score), ("#17becf", "-", 1.2))[0]
+        ax.bar(x, mid, width, yerr=err, color=color, alpha=0.85, label=str(score),
+               capsize=2, error_kw={"linewidth": 0.8})
+    ax.set_xticks(np.arange(len(cutoffs)), [str(c)[:10] for c in cutoffs], fontsize=8)
+    ax.set_ylabel("churned value captured by top 5% (%)")
+    ax.grid(axis="y", alpha=0.3)
+    if scores:
+        ax.legend(fontsize=7, ncols=min(5, len(scores)), loc="upper left")
+    svg, png = d / "value_capture.svg", d / "value_capture.png"
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    fig.savefig(png, format="png", dpi=110)
+    return svg, png
+
+
 def _cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
@@ -76,7 +113,7 @@ def _cell(v: Any) -> str:
 
 
 def write_backtest_page(summary: dict[str, Any], metrics: pd.DataFrame, out_dir: str | Path,
-                        *, svg: Path | None = None) -> Path:
+                        *, svg: Path | None = None, value_svg: Path | None = None) -> Path:
     """Write ``backtest.html``: the setup, the metrics table per cutoff (AUC with interval,
     lift at 1/5/10%, churners captured by K contacts), the notes, and the plot inline.
     """
@@ -100,6 +137,10 @@ def write_backtest_page(summary: dict[str, Any], metrics: pd.DataFrame, out_dir:
         f"{summary['options']['lookback_days']:g} days; classifier "
         f"{html.escape(summary['options']['classifier'])}.</p>",
     ]
+    for gap in summary.get("gaps", []):
+        parts.append(f"<p class='note'>Gap in the log: no interactions at all from "
+                     f"{html.escape(gap['start'])} to {html.escape(gap['end'])} "
+                     f"({gap['days']:g} days).</p>")
     for cut in summary.get("cutoffs", []):
         lab = cut["labels"]
         parts.append(f"<h2>Cutoff {html.escape(cut['cutoff'])}</h2>")
@@ -119,16 +160,34 @@ def write_backtest_page(summary: dict[str, Any], metrics: pd.DataFrame, out_dir:
                                                    for c in cols) + "</tr>")
             parts.append("</table>")
         for name, comp in cut.get("comparison", {}).items():
+            if name == "value_capture_5":
+                continue
             parts.append(
                 f"<p>{html.escape(name.replace('_', ' '))}: AUC difference "
                 f"{_cell(comp['difference'])} ({_cell(comp['low'])} to {_cell(comp['high'])}),"
                 f" p = {_cell(comp['p_value'])} (paired DeLong)</p>")
+        cap = cut.get("comparison", {}).get("value_capture_5")
+        if cap:
+            parts.append("<table><caption>churned value captured by the top 5% (value: "
+                         f"{html.escape(str(cap['value_from']))}; bootstrap interval; paired "
+                         "difference to the best other score)</caption><tr><th>score</th>"
+                         "<th>captured</th><th>low</th><th>high</th><th>diff low</th>"
+                         "<th>diff high</th></tr>")
+            for rec in cap["scores"]:
+                parts.append("<tr>" + "".join(
+                    f"<td>{_cell(rec.get(c))}</td>" for c in (
+                        "score", "value_captured", "value_low", "value_high",
+                        "diff_to_best_other_low", "diff_to_best_other_high")) + "</tr>")
+            parts.append("</table>")
         for note in cut.get("notes", []):
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
     if svg is not None and svg.exists():
         text = svg.read_text(encoding="utf-8")
         start = text.find("<svg")
         parts.append("<h2>Lift curves</h2>" + text[start:])
+    if value_svg is not None and value_svg.exists():
+        text = value_svg.read_text(encoding="utf-8")
+        parts.append("<h2>Value captured by the top 5%</h2>" + text[text.find("<svg"):])
     parts.append("</body></html>\n")
     path = d / "backtest.html"
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -98,7 +98,7 @@ def test_reasons_on_a_small_graph_by_hand() -> None:
     assert r["reason"] == (
         "Risk 0.46 (exposure 0.40, churn score 0.10); contacts 3 customers in community 1, "
         "where they are a connector hub; strongest ties b (40%), c (40%) of their interaction "
-        "weight; 2 customers with a recent complaint or churn (d churn, b complaint) account "
+        "weight; 2 customers with a recent complaint, churn or lapse (d churn, b complaint) account "
         "for 75% of their exposure; influence top 1%, exposure top 1%.")
     lost = reasons(g, c, [3], recent_event=recent, lost=np.array([0, 0, 0, 1], bool)).iloc[0]
     assert lost["reason"].startswith("Already churned")
@@ -150,7 +150,7 @@ def _parse(sentence: str) -> dict[str, Any]:
     m = re.search(r"strongest ties (.+?) of their interaction weight", sentence)
     assert m, sentence
     out["ties"] = [(a, int(b)) for a, b in re.findall(r"(\S+) \((\d+)%\)", m[1])]
-    m = re.search(r"(\d+) customers? with a recent complaint or churn \((.+?)\) account for "
+    m = re.search(r"(\d+) customers? with a recent complaint, churn or lapse \((.+?)\) account for "
                   r"(\d+)% of their exposure", sentence)
     out["drivers"] = None if m is None else (
         int(m[1]), [tuple(x.split(" ")) for x in m[2].split(", ")], int(m[3]))
@@ -206,7 +206,10 @@ def test_top_100_plan_reasons_match_the_tables(run_and_dir: tuple[Any, Path]) ->
             k, pairs, share = got["drivers"]
             assert k == len(rows) == structured.loc[cid, "drivers"]
             assert [p[0] for p in pairs] == rows["source_id"].tolist()
-            assert [p[1] for p in pairs] == [last_kind[s] for s in rows["source_id"]]
+            # a source without a recent event is a customer who lapsed (the risk step)
+            lapsed = set(c.index[c["lapsed"].astype(bool)])
+            assert [p[1] for p in pairs] == [last_kind.get(s, "lapsed" if s in lapsed else "?")
+                                             for s in rows["source_id"]]
             assert f"{share}%" == f"{rows['share'].sum():.0%}"
         assert (got["influence_top"], got["exposure_top"]) == tops[cid]
     assert with_drivers >= 50

@@ -278,11 +278,11 @@ def test_truth_cascade_target(synthetic: dict[str, pd.DataFrame]) -> None:
     rows = cut.metrics[cut.metrics["target"] == "cascade"]
     assert set(rows["score"]) >= {"exposure", "degree", "own_activity_model", "network_model"}
     assert (rows["churners"] == len(cascade)).all()
-    # with a customers table: value captured by K, and risk combines exposure with the CRM
-    # churn score (risk = 1 - (1 - exposure)(1 - churn_score) >= exposure)
+    # with a customers table: value captured by K; with timestamps, risk is the analysis's
+    # lapse model (a probability, not the exposure formula)
     assert cut.metrics["value_captured_share_at_k"].between(0, 1).all()
-    assert (scores["risk"] >= scores["exposure"] - 1e-12).all()
-    assert (scores["risk"] > scores["exposure"]).any()
+    assert scores["risk"].between(0, 1).all()
+    assert (scores["risk"] < scores["exposure"]).any()
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -300,7 +300,8 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "network_model" in result.output and "AUC" in result.output
     for name in ("backtest.json", "metrics.csv", "lift_curve.csv", "scores.parquet",
-                 "lift_curve.svg", "lift_curve.png", "backtest.html"):
+                 "lift_curve.svg", "lift_curve.png", "backtest.html", "value_capture.csv",
+                 "value_capture.svg", "value_capture.png"):
         assert (out / name).stat().st_size > 0, name
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics["cutoff"]) == {"2004-05-08T00:00:00Z", "2004-05-15T00:00:00Z"}
@@ -318,8 +319,14 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
     assert len(scores[scores["cutoff"] == first["cutoff"]]) == first["labels"]["population"]
     assert first["training"]["cutoff"] == "2004-05-01T00:00:00Z"
     assert first["training"]["trained"] is True
+    capture = pd.read_csv(out / "value_capture.csv")
+    assert set(capture["score"]) == {"priority", "risk", "value", "degree", "pagerank"}
+    assert ((capture["value_low"] <= capture["value_captured"] + 1e-12)
+            & (capture["value_captured"] <= capture["value_high"] + 1e-12)).all()
+    assert "churned value captured by the top 5%" in result.output
     page = (out / "backtest.html").read_text()
     assert "<svg" in page and "network_model" in page
+    assert "Value captured by the top 5%" in page
     # nothing fetched from the network: no external src/href, no scripts or stylesheets
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
     assert "<script" not in page and "<link" not in page
@@ -358,3 +365,38 @@ def test_cli_backtest_help_is_useful_on_its_own() -> None:
     assert result.exit_code == 0
     for word in ("--cutoff", "--horizon", "--events", "--budget", "--truth", "silent"):
         assert word in result.output
+
+
+def test_value_capture_by_hand_and_its_bootstrap() -> None:
+    y = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0] * 4, bool)
+    v = np.arange(40, dtype=float) + 1
+    good = np.where(y, v, -v)  # churners first, the most valuable first
+    bad = -good
+    out = bt.value_capture_interval(y, {"good": good, "bad": bad}, v, fraction=0.05,
+                                    resamples=300, seed=1).set_index("score")
+    k = bt.top_k(40, 0.05)  # 2 contacts
+    churned_v = np.sort(v[y])[::-1]
+    assert out.loc["good", "value_captured"] == pytest.approx(churned_v[:k].sum()
+                                                              / churned_v.sum())
+    assert out.loc["bad", "value_captured"] == 0.0
+    assert out.loc["good", "value_low"] <= out.loc["good", "value_captured"] \
+        <= out.loc["good", "value_high"]
+    assert out.loc["good", "diff_to_best_other_low"] > 0  # good beats bad on every resample
+    assert out.loc["bad", "diff_to_best_other_high"] < 0
+
+
+def test_cutoffs_are_checked_up_front_and_gaps_reported(tmp_path: Path) -> None:
+    rows = [f"c{i % 9},c{(i * 4 + 1) % 9},{int(t)}\n"
+            for i, t in enumerate(np.linspace(0, 30 * DAY, 400))]
+    rows += [f"c{i % 9},c{(i * 4 + 1) % 9},{int(t)}\n"
+             for i, t in enumerate(np.linspace(90 * DAY, 130 * DAY, 400))]
+    log = tmp_path / "gap.csv"
+    log.write_text("source,target,timestamp\n" + "".join(rows))
+    out = tmp_path / "bt"
+    # the first cutoff is fine; the second reads the 60 quiet days: nothing is computed
+    result = runner.invoke(app, ["backtest", str(log), "--cutoff", "1970-05-01,1970-03-01",
+                                 "--horizon", "5", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "overlap a period with no interactions at all" in result.output
+    assert "1970-01-31" in result.output  # the gap starts at the last interaction before it
+    assert not out.exists()

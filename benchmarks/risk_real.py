@@ -1,0 +1,137 @@
+"""Churn risk from the logs alone on two real logs: ranking, priority and calibration.
+
+CollegeMsg and the Copenhagen SMS log are cut at eight points of their time span (45% to
+80%) and analysed up to the cutoff only, with no events and no customers table (the
+``communities``, ``risk``, ``influence`` and ``care`` steps, light influence settings, no
+care plan). The labels are computed here from the rest of the log with pandas: the
+population is everyone with an interaction in the window before the cutoff; a churner has no
+interaction in ``[cutoff, cutoff + horizon)`` (horizon and window: what the analysis chose
+from the log before the cutoff).
+
+Per cutoff: AUC of risk, recency, frequency and priority; lift at 5% of priority and risk;
+calibration on the realised labels of the application window (deciles of predicted risk:
+the largest gap, the mean gap, the deciles with at least 50 customers, and the mean
+predicted against the observed rate) for each ``risk.calibration`` (none, platt, isotonic).
+
+    .venv/bin/python benchmarks/risk_real.py      # writes benchmarks/results/risk-real.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, print_table, write_json
+
+from carenet.config import AnalysisConfig
+from carenet.pipeline import analyze
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARES = (0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80)
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    r = scipy.stats.rankdata(s)
+    m, k = int(y.sum()), int((~y).sum())
+    return float((r[y].sum() - m * (m + 1) / 2) / (m * k))
+
+
+def lift5(y: np.ndarray, s: np.ndarray) -> float:
+    k = max(1, round(0.05 * y.size))
+    order = np.argsort(-s, kind="stable")
+    cut = s[order[k - 1]]
+    above, tied = s > cut, s == cut
+    got = y[above].sum() + y[tied].sum() * (k - above.sum()) / tied.sum()
+    return float(got / k / y.mean())
+
+
+def load(name: str, root: Path) -> pd.DataFrame:
+    if name == "collegemsg":
+        df = pd.read_csv(root / "snap-collegemsg" / "CollegeMsg.txt", sep=" ", header=None,
+                         names=["source", "target", "timestamp"])
+    else:
+        df = pd.read_csv(root / "copenhagen-networks-study" / "sms.csv")
+        df = df.rename(columns={"from": "source", "to": "target"})
+        df = df[df.source != df.target]
+    return df.astype({"source": str, "target": str, "timestamp": float})
+
+
+def one(df: pd.DataFrame, share: float, calibration: str) -> dict[str, Any]:
+    t0, t1 = df.timestamp.min(), df.timestamp.max()
+    cutoff = t0 + share * (t1 - t0)
+    past = df[df.timestamp < cutoff]
+    cfg = AnalysisConfig.from_mapping({
+        "influence": {"seed_set_size": 0, "exposure_runs": 300, "epsilon": 0.3},
+        "care": {"budget": 0, "reasons_top": 20}, "risk": {"calibration": calibration}})
+    start = time.perf_counter()
+    run = analyze(past, config=cfg, steps=["communities", "risk", "influence", "care"])
+    seconds = time.perf_counter() - start
+    res = run.results["risk"]
+    h = res["lapse"]["horizon_days"] * 86400
+    w = res["lapse"]["window_days"] * 86400
+    recent = past[past.timestamp >= cutoff - w]
+    pop = pd.Index(pd.unique(pd.concat([recent.source, recent.target])))
+    future = df[(df.timestamp >= cutoff) & (df.timestamp < cutoff + h)]
+    y = ~pop.isin(pd.concat([future.source, future.target]))
+    c = run.customers.set_index("customer_id").loc[pop]
+    last = pd.concat([past[["source", "timestamp"]].set_axis(["id", "t"], axis=1),
+                      past[["target", "timestamp"]].set_axis(["id", "t"], axis=1)]
+                     ).groupby("id")["t"].max()
+    rec = (cutoff - last.loc[pop]).to_numpy()
+    freq = -pd.concat([recent.source, recent.target]).value_counts().reindex(pop) \
+        .fillna(0).to_numpy()
+    risk = c["lapse_risk"].to_numpy()
+    prio = c["priority"].to_numpy()
+    order = np.argsort(risk, kind="stable")
+    gaps, big = [], []
+    for part in np.array_split(order, 10):
+        g = abs(float(risk[part].mean() - y[part].mean()))
+        gaps.append(g)
+        if part.size >= 50:
+            big.append(g)
+    oot = res.get("out_of_time") or {}
+    return {"share": share, "cutoff": float(cutoff), "horizon_days": h / 86400,
+            "population": int(pop.size), "churn_rate": float(y.mean()),
+            "auc_risk": auc(y, risk), "auc_recency": auc(y, rec), "auc_frequency": auc(y, freq),
+            "auc_priority": auc(y, prio), "lift5_priority": lift5(y, prio),
+            "lift5_risk": lift5(y, risk), "calibration": calibration,
+            "max_decile_gap": max(gaps), "mean_decile_gap": float(np.mean(gaps)),
+            "deciles_50plus": len(big), "max_gap_50plus": max(big) if big else None,
+            "mean_predicted": float(risk.mean()), "observed": float(y.mean()),
+            "oot_auc": oot.get("auc"), "oot_brier": oot.get("brier"),
+            "method": res["method"], "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
+    parser.add_argument("--calibrations", default="none,platt,isotonic")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    for name in ("collegemsg", "sms"):
+        df = load(name, args.datasets)
+        for cal in args.calibrations.split(","):
+            for share in SHARES:
+                r = one(df, share, cal) | {"log": name}
+                rows.append(r)
+                print(f"{name} {cal} {share:.2f}: AUC risk {r['auc_risk']:.3f} rec "
+                      f"{r['auc_recency']:.3f} freq {r['auc_frequency']:.3f}; lift5 priority "
+                      f"{r['lift5_priority']:.2f}; max decile gap {r['max_decile_gap']:.3f}",
+                      flush=True)
+    print_table(rows, ["log", "calibration", "share", "population", "churn_rate", "auc_risk",
+                       "auc_recency", "auc_frequency", "auc_priority", "lift5_priority",
+                       "lift5_risk", "max_decile_gap", "mean_decile_gap", "mean_predicted",
+                       "observed", "oot_auc"])
+    write_json("risk-real", {"machine": machine(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,455 @@
+"""Churn risk from the log alone: a calibrated probability of lapsing within the horizon.
+
+Trained inside every analysis, **out of time** on the log itself (``T``: the run's reference
+time, ``h``: the horizon, ``W``: the activity window; lapse rule in
+:mod:`carenet.community.lapse`):
+
+* **Fold B** (training): features computed from the interactions before ``T - h``, for the
+  customers active in ``[T - h - W, T - h)``; label: silent during ``[T - h, T)``.
+* **Fold A** (validation and calibration, when the log reaches back far enough: its whole
+  window inside the log, no gap, enough lapses): the same one horizon earlier (features at
+  ``T - 2h``, labels from ``[T - 2h, T - h)``).
+* The model (L2 logistic regression on standardised, sign-log features) fitted on fold A is
+  scored on fold B: that is the **out-of-time** AUC, Brier score and reliability table (ten
+  deciles of predicted risk) recorded in run.json. The final model is fitted on fold B and
+  applied to the features at ``T``; by default (``calibration = "none"``) its own
+  probability is the risk. With ``"platt"`` (``"isotonic"``), a map from the fold-A model's
+  scores to fold B's observed lapses is learned and applied to the final model: how
+  out-of-time scores turned out one horizon ago corrects the next ones (for example a drift
+  of the lapse rate); measured on two real logs it did not help (benchmarks/README.md).
+  An earlier model that ranks fold B no better than chance (AUC below
+  :data:`MIN_CALIBRATION_AUC`) is not used for calibration.
+* **Interval**: the delta method on the final model's linear predictor (Laplace covariance
+  of the penalised fit), mapped through the calibration.
+
+Features (:func:`risk_features`): own activity (recency, tenure, sent/received in the window,
+their balance, distinct contacts, active days, trend within the window, change against the
+previous window, channel mix) and network (lapsed contacts, their share by count and by
+interactions, the community's lapse rate, change of distinct contacts), plus any CRM
+``churn_score``. Customers with no interaction in ``[T - W, T)`` are already silent: risk 1,
+not modelled.
+
+Fallbacks, always said (``RiskModel.fallback``): fewer than ``min_lapses`` lapsed or
+non-lapsed customers in fold B -> the **recency** score (the mean of the percentile ranks
+of recency and of low activity; a ranking, not a calibrated probability).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from carenet.community.lapse import DAY, Gap, lapsed_at, overlapping, silence
+
+OWN_FEATURES = ("recency_days", "tenure_days", "sent_window", "received_window",
+                "contacts_window", "active_days_window", "trend", "sent_total", "received_total")
+"""Own-activity features of the backtest's classifiers (a subset of :func:`risk_features`)."""
+MODEL_FEATURES = (*OWN_FEATURES, "sent_share", "activity_change", "contacts_change",
+                                 "channels_window", "lapsed_contacts", "lapsed_contact_share",
+                                 "lapsed_tie_share", "community_lapse_rate")
+"""Every feature of the risk model (``churn_score`` is added when the customers table has
+one)."""
+MIN_CALIBRATION_AUC = 0.55
+"""An earlier model that ranks fold B worse than this is not used to calibrate."""
+
+
+# ---------------------------------------------------------------------------- features
+def activity_features(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *,
+                      at: float, window: float,
+                      channel: np.ndarray | None = None) -> pd.DataFrame:
+    """Own-activity features of every customer from the interactions before ``at``.
+
+    ``recency_days`` (days since the last interaction), ``tenure_days`` (since the first),
+    ``sent_window``/``received_window`` (interactions in ``[at - window, at)``),
+    ``contacts_window`` (distinct counterparts in the window), ``active_days_window`` (distinct
+    days with activity in the window), ``trend`` (share of the window's interactions in its
+    second half: 0.5 steady, lower = slowing down), ``sent_total``/``received_total``,
+    ``sent_share`` (sent / all in the window), ``activity_change`` (interactions in the window
+    against the window before it: -1 = stopped, 0 = same, +1 = doubled),
+    ``contacts_change`` (same for distinct contacts) and ``channels_window`` (distinct
+    channels used in the window; 0 without channels). Customers without any interaction
+    before ``at`` get NaN recency and tenure.
+    """
+    before = t < at
+    s, d, tt = src[before], dst[before], t[before]
+    last = np.full(n, -np.inf)
+    first = np.full(n, np.inf)
+    np.maximum.at(last, s, tt)
+    np.maximum.at(last, d, tt)
+    np.minimum.at(first, s, tt)
+    np.minimum.at(first, d, tt)
+    with np.errstate(invalid="ignore"):
+        recency = np.where(np.isfinite(last), (at - last) / DAY, np.nan)
+        tenure = np.where(np.isfinite(first), (at - first) / DAY, np.nan)
+    w = tt >= at - window
+    ws, wd, wt = s[w], d[w], tt[w]
+    sent_w = np.bincount(ws, minlength=n).astype(np.float64)
+    recv_w = np.bincount(wd, minlength=n).astype(np.float64)
+    late = wt >= at - window / 2
+    late_count = (np.bincount(ws[late], minlength=n) + np.bincount(wd[late], minlength=n))
+    total_w = sent_w + recv_w
+    trend = np.divide(late_count, total_w, out=np.full(n, 0.0), where=total_w > 0)
+    contacts = _distinct_contacts(ws, wd, n)
+    day = np.floor(np.concatenate([wt, wt]) / DAY).astype(np.int64)
+    a = np.concatenate([ws, wd]).astype(np.int64)
+    if day.size:
+        day -= day.min()  # small non-negative day numbers keep node * days + day in int64
+    days = int(day.max(initial=0)) + 1
+    node_days = np.unique(a * days + day)
+    active_days = np.bincount(node_days // days, minlength=n).astype(np.float64)
+    p = (tt >= at - 2 * window) & ~w
+    ps, pd_ = s[p], d[p]
+    prev = (np.bincount(ps, minlength=n) + np.bincount(pd_, minlength=n)).astype(np.float64)
+    prev_contacts = _distinct_contacts(ps, pd_, n)
+    chans = np.zeros(n)
+    if channel is not None:
+        ch = np.asarray(channel)[before][w].astype(np.int64)
+        if ch.size and ch.max() >= 0:
+            k = int(ch.max()) + 1
+            ok = ch >= 0
+            nc = np.unique(a[np.concatenate([ok, ok])] * k + np.concatenate([ch, ch])[
+                np.concatenate([ok, ok])])
+            chans = np.bincount(nc // k, minlength=n).astype(np.float64)
+    return pd.DataFrame({
+        "recency_days": recency, "tenure_days": tenure, "sent_window": sent_w,
+        "received_window": recv_w, "contacts_window": contacts,
+        "active_days_window": active_days, "trend": trend,
+        "sent_total": np.bincount(s, minlength=n).astype(np.float64),
+        "received_total": np.bincount(d, minlength=n).astype(np.float64),
+        "sent_share": np.divide(sent_w, total_w, out=np.full(n, 0.5), where=total_w > 0),
+        "activity_change": _change(total_w, prev),
+        "contacts_change": _change(contacts, prev_contacts),
+        "channels_window": chans,
+    })
+
+
+def _distinct_contacts(s: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
+    a = np.concatenate([s, d]).astype(np.int64)
+    b = np.concatenate([d, s]).astype(np.int64)
+    pairs = np.unique(a * n + b)
+    return np.bincount(pairs // n, minlength=n).astype(np.float64)
+
+
+def _change(now: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Relative change ``now / before - 1`` (0 when both are 0, +1 when only ``now``)."""
+    out = np.zeros(now.size)
+    has = before > 0
+    out[has] = now[has] / before[has] - 1.0
+    out[~has & (now > 0)] = 1.0
+    return out
+
+
+def lapse_neighbourhood(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *,
+                        at: float, horizon: float, window: float,
+                        community: np.ndarray | None = None) -> pd.DataFrame:
+    """How close each customer is to customers who lapsed by ``at``: over the ties of
+    ``[at - horizon - window, at)``, ``lapsed_contacts`` (distinct contacts who lapsed),
+    ``lapsed_contact_share`` (of all contacts), ``lapsed_tie_share`` (of the customer's
+    interactions) and, with ``community`` labels, ``community_lapse_rate`` (lapsed share of
+    the rest of its community).
+    """
+    lapsed = lapsed_at(src, dst, t, n, at=at, horizon=horizon, window=window).lapsed
+    m = (t >= at - horizon - window) & (t < at)
+    a = np.concatenate([src[m], dst[m]]).astype(np.int64)
+    b = np.concatenate([dst[m], src[m]]).astype(np.int64)
+    pairs = np.unique(a * n + b)
+    pa_, pb = pairs // n, pairs % n
+    degree = np.bincount(pa_, minlength=n).astype(np.float64)
+    ch_n = np.bincount(pa_, weights=lapsed[pb].astype(np.float64), minlength=n)
+    strength = np.bincount(a, minlength=n).astype(np.float64)
+    ch_w = np.bincount(a, weights=lapsed[b].astype(np.float64), minlength=n)
+    out = pd.DataFrame({
+        "lapsed_contacts": ch_n,
+        "lapsed_contact_share": np.divide(ch_n, degree, out=np.zeros(n), where=degree > 0),
+        "lapsed_tie_share": np.divide(ch_w, strength, out=np.zeros(n), where=strength > 0),
+        "community_lapse_rate": np.zeros(n),
+    })
+    if community is not None:
+        comm = pd.Series(np.asarray(community)).astype(str).to_numpy()
+        codes, inverse = np.unique(comm, return_inverse=True)
+        size = np.bincount(inverse, minlength=codes.size).astype(np.float64)
+        num = np.bincount(inverse, weights=lapsed.astype(np.float64), minlength=codes.size)
+        others = size[inverse] - 1
+        out["community_lapse_rate"] = np.divide(num[inverse] - lapsed, others,
+                                                out=np.zeros(n), where=others > 0)
+    return out
+
+
+def risk_features(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: float,
+                  horizon: float, window: float, channel: np.ndarray | None = None,
+                  community: np.ndarray | None = None,
+                  churn_score: np.ndarray | None = None) -> pd.DataFrame:
+    """Every model feature at ``at`` (:data:`MODEL_FEATURES`, + ``churn_score``)."""
+    own = activity_features(src, dst, t, n, at=at, window=window, channel=channel)
+    net = lapse_neighbourhood(src, dst, t, n, at=at, horizon=horizon, window=window,
+                              community=community)
+    out = pd.concat([own, net], axis=1)
+    if churn_score is not None:
+        out["churn_score"] = np.clip(np.nan_to_num(churn_score, nan=0.0), 0.0, 1.0)
+    return out
+
+
+def recency_frequency_score(features: pd.DataFrame) -> np.ndarray:
+    """The classic untrained churn score: the mean of the percentile rank of recency (long
+    silence = risk) and of the reversed percentile rank of the window's interactions (few =
+    risk). In [0, 1], higher = more likely to churn.
+    """
+    rec = features["recency_days"].fillna(features["recency_days"].max()).to_numpy(float)
+    freq = (features["sent_window"] + features["received_window"]).to_numpy(float)
+    if rec.size == 0:
+        return np.zeros(0)
+    r = scipy.stats.rankdata(rec) / rec.size
+    f = scipy.stats.rankdata(-freq) / freq.size
+    return np.asarray((r + f) / 2.0)
+
+
+# ---------------------------------------------------------------------------- the model
+def design(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Sign-log transform of the feature columns (NaN -> 0): heavy tails tamed for a
+    linear model.
+    """
+    x = frame[columns].to_numpy(np.float64, copy=True)
+    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.asarray(np.sign(x) * np.log1p(np.abs(x)))
+
+
+@dataclass
+class Logistic:
+    """An L2 logistic regression on standardised columns, with its Laplace covariance."""
+
+    columns: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    cov: np.ndarray
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, y: np.ndarray, columns: list[str],
+            c: float = 1.0) -> Logistic:
+        """Fit on ``frame[columns]`` and labels ``y`` (inverse regularisation ``c``)."""
+        from sklearn.linear_model import LogisticRegression
+
+        x = design(frame, columns)
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale == 0] = 1.0
+        z = (x - mean) / scale
+        model = LogisticRegression(C=c, max_iter=2000)
+        model.fit(z, y.astype(int))
+        coef = np.asarray(model.coef_[0], np.float64)
+        b = float(model.intercept_[0])
+        p = 1.0 / (1.0 + np.exp(-(z @ coef + b)))
+        zz = np.column_stack([np.ones(len(z)), z])
+        wt = p * (1 - p)
+        h = (zz * wt[:, None]).T @ zz
+        h[1:, 1:] += np.eye(len(coef)) / c
+        cov = np.linalg.pinv(h)
+        return cls(list(columns), mean, scale, coef, b, cov)
+
+    def eta(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Linear predictor and its standard error for ``frame``."""
+        z = (design(frame, self.columns) - self.mean) / self.scale
+        eta = z @ self.coef + self.intercept
+        zz = np.column_stack([np.ones(len(z)), z])
+        se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", zz, self.cov, zz), 0.0))
+        return eta, se
+
+    def importance(self) -> list[dict[str, Any]]:
+        """Standardised coefficients, largest magnitude first (sign: + raises risk)."""
+        order = np.argsort(-np.abs(self.coef), kind="stable")
+        return [{"feature": self.columns[i], "coefficient": round(float(self.coef[i]), 4)}
+                for i in order]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -40, 40))))
+
+
+@dataclass
+class Calibration:
+    """A map from a model's linear predictor to a probability, learned out of time."""
+
+    method: str
+    a: float = 1.0
+    b: float = 0.0
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def fit(cls, method: str, eta: np.ndarray, y: np.ndarray) -> Calibration:
+        """Platt (a logistic on the linear predictor) or isotonic steps."""
+        if method == "platt":
+            from sklearn.linear_model import LogisticRegression
+
+            m = LogisticRegression(C=1e6, max_iter=2000).fit(eta[:, None], y.astype(int))
+            a = float(m.coef_[0, 0])
+            if a <= 0:  # a map must keep the order; a useless score gets a constant rate
+                return cls("platt", 0.0, float(np.log(y.mean() / (1 - y.mean()))))
+            return cls("platt", a, float(m.intercept_[0]))
+        if method == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            iso.fit(eta, y.astype(float))
+            return cls("isotonic", x=np.asarray(iso.X_thresholds_),
+                       y=np.asarray(iso.y_thresholds_))
+        return cls("none")
+
+    def __call__(self, eta: np.ndarray) -> np.ndarray:
+        """The calibrated probability of each linear predictor."""
+        if self.method == "isotonic":
+            return np.asarray(np.interp(eta, self.x, self.y))
+        return _sigmoid(self.a * eta + self.b)
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Reliability table: customers in ``bins`` equal-count bins of predicted risk, each with
+    its mean prediction, observed lapse rate and their gap.
+    """
+    y = np.asarray(y, bool)
+    p = np.asarray(p, np.float64)
+    if p.size == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    rows = []
+    for i, part in enumerate(np.array_split(order, min(bins, p.size))):
+        if part.size == 0:
+            continue
+        mp, obs = float(p[part].mean()), float(y[part].mean())
+        rows.append({"bin": i + 1, "n": int(part.size), "predicted": round(mp, 4),
+                     "observed": round(obs, 4), "gap": round(abs(mp - obs), 4)})
+    return rows
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney AUC with mid-ranks (NaN with one class)."""
+    y = np.asarray(y, bool)
+    m, k = int(y.sum()), int((~y).sum())
+    if m == 0 or k == 0:
+        return float("nan")
+    r = scipy.stats.rankdata(s)
+    return float((r[y].sum() - m * (m + 1) / 2) / (m * k))
+
+
+@dataclass
+class RiskModel:
+    """The risk of every customer and how it was obtained (``to_dict`` -> run.json)."""
+
+    risk: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    active: np.ndarray
+    features: pd.DataFrame
+    method: str
+    fallback: str | None
+    info: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"method": self.method, "fallback": self.fallback} | self.info
+
+
+def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: float,
+             horizon: float, window: float, gaps: list[Gap] | None = None,
+             channel: np.ndarray | None = None, community: np.ndarray | None = None,
+             churn_score: np.ndarray | None = None, min_lapses: int = 20,
+             calibration: str = "none", c: float = 1.0,
+             confidence: float = 0.9) -> RiskModel:
+    """Train the out-of-time model and score every customer at ``at`` (module docstring)."""
+    h, w = horizon, window
+    gaps = gaps or []
+
+    def feats(when: float) -> pd.DataFrame:
+        return risk_features(src, dst, t, n, at=when, horizon=h, window=w, channel=channel,
+                             community=community, churn_score=churn_score)
+
+    now = feats(at)
+    active_now = silence(src, dst, t, n, cutoff=at, horizon=h, window=w).active
+    risk = np.ones(n)
+    low, high = np.ones(n), np.ones(n)
+    columns = list(MODEL_FEATURES) + (["churn_score"] if churn_score is not None else [])
+    fold_b = silence(src, dst, t, n, cutoff=at - h, horizon=h, window=w)
+    info: dict[str, Any] = {"features": columns,
+                            "training": {"features_at": _iso(at - h), "population":
+                                         fold_b.population, "lapses": fold_b.lapses}}
+    few = min(fold_b.lapses, fold_b.population - fold_b.lapses) < min_lapses
+    blocked = overlapping(gaps, at - h - w, at)
+    if few or blocked:
+        why = (f"the training period overlaps a gap with no interactions "
+               f"({blocked[0].describe()})" if blocked else
+               f"too few lapses to train on ({fold_b.lapses} lapsed of {fold_b.population} "
+               f"active one horizon back; need {min_lapses} of each)")
+        score = recency_frequency_score(now[active_now])
+        risk[active_now] = score
+        low[active_now] = score
+        high[active_now] = score
+        return RiskModel(risk, low, high, active_now, now, "recency",
+                         f"{why}: risk is the recency-frequency score (a ranking, not a "
+                         "calibrated probability)", info)
+    feats_b = feats(at - h)
+    pop_b = np.flatnonzero(fold_b.active)
+    yb = fold_b.lapsed[pop_b]
+    final = Logistic.fit(feats_b.iloc[pop_b], yb, columns, c)
+    info["importance"] = final.importance()
+    cal = Calibration("none")
+    fold_a = silence(src, dst, t, n, cutoff=at - 2 * h, horizon=h, window=w)
+    # fold A needs its whole window inside the log (a truncated window biases every
+    # activity feature) and no gap
+    start = float(t.min()) if t.size else at
+    usable_a = (min(fold_a.lapses, fold_a.population - fold_a.lapses) >= min_lapses
+                and at - 2 * h - w >= start
+                and not overlapping(gaps, at - 2 * h - w, at - h))
+    if usable_a:
+        feats_a = feats(at - 2 * h)
+        pop_a = np.flatnonzero(fold_a.active)
+        earlier = Logistic.fit(feats_a.iloc[pop_a], fold_a.lapsed[pop_a], columns, c)
+        eta_b, _ = earlier.eta(feats_b.iloc[pop_b])
+        raw = _sigmoid(eta_b)
+        info["out_of_time"] = {
+            "trained_at": _iso(at - 2 * h), "evaluated_at": _iso(at - h),
+            "population": int(pop_b.size), "lapses": int(yb.sum()),
+            "auc": round(auc(yb, raw), 4),
+            "brier": round(float(np.mean((raw - yb) ** 2)), 5),
+            "reliability": reliability(yb, raw),
+        }
+        if calibration != "none" and info["out_of_time"]["auc"] < MIN_CALIBRATION_AUC:
+            info["note"] = (f"the earlier model ranked fold B no better than chance (AUC "
+                            f"{info['out_of_time']['auc']:.3f}): its map is not used, the "
+                            "risk is the uncalibrated model")
+        elif calibration != "none":
+            cal = Calibration.fit(calibration, eta_b, yb)
+            # the calibrated map's own fit on fold B (in-sample for the map, shown as such)
+            info["out_of_time"]["brier_calibrated_in_sample"] = round(
+                float(np.mean((cal(eta_b) - yb) ** 2)), 5)
+    else:
+        info["out_of_time"] = None
+        info["note"] = ("no earlier fold (too little history, too few lapses or a gap two "
+                        "horizons back): out-of-time metrics and calibration unavailable; the "
+                        "risk is the uncalibrated model")
+    info["calibration"] = cal.method
+    pos = np.flatnonzero(active_now)
+    eta, se = final.eta(now.iloc[pos])
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    if cal.method == "none":
+        r, lo, hi = _sigmoid(eta), _sigmoid(eta - z * se), _sigmoid(eta + z * se)
+    else:
+        r, lo, hi = cal(eta), cal(eta - z * se), cal(eta + z * se)
+    risk[pos], low[pos], high[pos] = r, np.minimum(lo, r), np.maximum(hi, r)
+    info["confidence"] = confidence
+    info["mean_risk_active"] = round(float(r.mean()), 4) if r.size else None
+    return RiskModel(risk, low, high, active_now, now, "logistic", None, info)
+
+
+def _iso(x: float) -> str:
+    return pd.Timestamp(x, unit="s", tz="UTC").isoformat().replace("+00:00", "Z")
+
+
+__all__ = ["MODEL_FEATURES", "OWN_FEATURES", "Calibration", "Logistic", "RiskModel", "auc",
+           "activity_features", "design", "fit_risk", "lapse_neighbourhood",
+           "recency_frequency_score", "reliability", "risk_features"]
