@@ -31,19 +31,18 @@ storing the world. In each world:
 
 1. **First label**: breadth first from all seeds at once, every reached customer records the
    seed that reached it first (``l1``) and the neighbour it came through (``p1``); a seed's
-   first label is itself.
-2. **Second label**: every reached v with a live in-tie from a u with ``l1(u) != l1(v)`` takes
-   ``l2(v) = l1(u)`` (through ``p2(v) = u``); then second labels spread over live ties to
-   customers without one (the candidate is whichever of the sender's two labels differs
-   from the receiver's first).
+   first label is itself. In the same pass, a live tie ``u -> v`` into a customer that already
+   has a different first label gives v its second label ``l2(v) = l1(u)`` (through u).
+2. **Second label**: second labels then spread over live ties within a first label's region
+   (ties between regions were all seen in 1).
 
-Every customer ends with ``min(2, |R(v)|)`` distinct labels, ``R(v)`` being the seeds that
-reach v (along a live path from another seed to v, the last tie whose ends have different
-first labels starts a second label that the rest of the path carries on). So a non-seed is
-exposed in a world iff it has a first label, and a seed s iff it has a second one (``l1(s)
-= s`` always): both from the same world, and the attribution (which seed, through which
-neighbour) comes with it. Every tie is looked at at most twice per world (once per label), so a
-world costs about two forward cascades, whatever the number of seeds.
+A customer v gets a second label iff at least two seeds reach it: along a live path from
+another seed to v, take the last tie whose ends have different first labels; its head gets a
+second label in 1 and the rest of the path, all in v's region, carries it on in 2. So a
+non-seed is exposed in a world iff it has a first label, and a seed s iff it has a second one
+(``l1(s) = s`` always): both from the same world, and the attribution (which seed, through
+which neighbour) comes with it. A tie is looked at once in 1 and at most once more in 2, so a
+world costs under two forward cascades, whatever the number of seeds.
 
 Stopping
 --------
@@ -146,8 +145,10 @@ def _exposure_kernel(
         q = queue[tid]
         q2 = queue2[tid]
         row = counts[tid]
-        # 1. first labels: breadth first from every seed
+        # 1. first labels, breadth first from every seed; a live tie into a customer that
+        # already has a different first label gives it its second label
         size = 0
+        size2 = 0
         for j in range(n_seeds):
             s = seeds[j]
             mk[s] = stamp
@@ -162,39 +163,34 @@ def _exposure_kernel(
             for e in range(indptr[u], indptr[u + 1]):
                 v = indices[e]
                 if mk[v] == stamp:
-                    continue
-                if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
+                    if mk2[v] == stamp or a1[v] == a1[u]:
+                        continue
+                    if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum,
+                             log_stay):
+                        mk2[v] = stamp
+                        a2[v] = a1[u]
+                        v2[v] = u
+                        q2[size2] = v
+                        size2 += 1
+                elif _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
                     mk[v] = stamp
                     a1[v] = a1[u]
                     v1[v] = u
                     q[size] = v
                     size += 1
-        # 2. second labels: where first labels meet over a live tie, then onwards
-        size2 = 0
-        for h in range(size):
-            u = q[h]
-            for e in range(indptr[u], indptr[u + 1]):
-                v = indices[e]
-                # an unreached v means a dead tie; a v with a second label is done
-                if mk[v] != stamp or mk2[v] == stamp or a1[v] == a1[u]:
-                    continue
-                if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
-                    mk2[v] = stamp
-                    a2[v] = a1[u]
-                    v2[v] = u
-                    q2[size2] = v
-                    size2 += 1
+        # 2. second labels travel on within a first label's region (a live tie into another
+        # region was seen in 1); an unreached v means a dead tie
         head = 0
         while head < size2:
             u = q2[head]
             head += 1
             for e in range(indptr[u], indptr[u + 1]):
                 v = indices[e]
-                if mk[v] != stamp or mk2[v] == stamp:
+                if mk[v] != stamp or mk2[v] == stamp or a1[v] != a1[u]:
                     continue
                 if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
                     mk2[v] = stamp
-                    a2[v] = a1[u] if a1[u] != a1[v] else a2[u]
+                    a2[v] = a2[u]
                     v2[v] = u
                     q2[size2] = v
                     size2 += 1
@@ -273,19 +269,16 @@ def runs_for(p: float, error: float, z: float) -> int:
     return math.ceil(z * z * max(p * (1 - p), 1e-12) / (error * error))
 
 
-def _aggregate(node: np.ndarray, source: np.ndarray, via: np.ndarray,
-               count: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Sum ``count`` over equal (node, source, via) rows."""
-    if node.size == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, z, z
-    order = np.lexsort((via, source, node))
-    node, source, via, count = node[order], source[order], via[order], count[order]
-    new = np.ones(node.size, bool)
-    new[1:] = (node[1:] != node[:-1]) | (source[1:] != source[:-1]) | (via[1:] != via[:-1])
+def _aggregate(keys: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``count`` over equal keys (sorted keys out)."""
+    if keys.size == 0:
+        return keys.astype(np.int64), count.astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, count = keys[order], count[order]
+    new = np.ones(keys.size, bool)
+    new[1:] = keys[1:] != keys[:-1]
     starts = np.flatnonzero(new)
-    return (node[starts].astype(np.int64), source[starts].astype(np.int64),
-            via[starts].astype(np.int64), np.add.reduceat(count, starts).astype(np.int64))
+    return keys[starts], np.add.reduceat(count, starts).astype(np.int64)
 
 
 def forward_exposure(
@@ -356,8 +349,11 @@ def forward_exposure(
     prob = dg.lt_weight if model == "lt" else dg.prob
     log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
     u64 = np.uint64(int(seed) & MASK64)
-    parts: list[tuple[np.ndarray, ...]] = []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     attribution_runs = max(0, min(int(attribution_runs), max_runs))
+    if attribution_runs and float(n) * n * max(1, s_nodes.size) >= 2.0**63:
+        raise InvalidInputError(f"too many customers ({n}) and seeds ({s_nodes.size}) for "
+                                "the attribution's keys; pass attribution_runs=0")
     per_batch = max(1, int(record_rows) // max(1, n))
     empty32 = np.zeros(0, np.int32)
     empty64 = np.zeros(0, np.int64)
@@ -383,11 +379,13 @@ def forward_exposure(
                                  labels[3], labels[4], labels[5], counts, rec[0], rec[1],
                                  rec[2], used)
             if record:
+                # one int64 key per (customer, source, via): (v * seeds + source) * n + via
                 keep = np.concatenate([np.arange(i * n, i * n + used[i]) for i in range(step)])
-                rows = _aggregate(rec[0][keep], rec[1][keep], rec[2][keep],
-                                  np.ones(keep.size, np.int64))
-                parts = [_aggregate(*(np.concatenate(x) for x in zip(*parts, rows,
-                                                                       strict=True)))]
+                key = ((rec[0][keep].astype(np.int64) * s_nodes.size + rec[1][keep]) * n
+                       + rec[2][keep])
+                parts.append(_aggregate(key, np.ones(key.size, np.int64)))
+                if sum(p[0].size for p in parts) > record_rows:
+                    parts = [_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True)))]
             done += step
         rounds += 1
         total = counts.sum(axis=0, dtype=np.int64)
@@ -401,7 +399,10 @@ def forward_exposure(
         need = runs_for(min(0.5, worst + half / 2), error, z)
         target = min(max_runs, max(need, done + max(1, done // 4)))
     total = counts.sum(axis=0, dtype=np.int64)
-    node, source, via, cnt = parts[0] if parts else (np.zeros(0, np.int64),) * 4
+    key, cnt = (_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts
+                else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
+    source, via = np.divmod(rest, np.int64(n))
     return ForwardExposure(
         seeds=s_nodes, counts=total, runs=max(done, 1) if s_nodes.size else max_runs,
         error=half if s_nodes.size else 0.0, error_target=float(error),
