@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# compile the numba kernels into their cache now, so the first analysis does not
+	$(BIN)/carenet warmup
 	@touch $(STAMP)
 
 ## make demo: set up .venv and analyse the shipped sample (data/sample) into out/demo

@@ -11,6 +11,7 @@ and print results, one module per command group:
 - :mod:`~carenet.cli.whatif`: ``simulate``, ``plan``, ``explain``
 - :mod:`~carenet.cli.backtest`: ``backtest``
 - :mod:`~carenet.cli.service`: ``serve``, ``keys create|list|revoke``
+- :mod:`~carenet.cli.warmup`: ``warmup`` (compile the numba kernels once, after installing)
 
 Shared option definitions and the flag -> config key tables are in :mod:`~carenet.cli.options`;
 the consoles, error handling and progress bar in :mod:`~carenet.cli.ui`. Errors the user can fix
@@ -32,6 +33,7 @@ from carenet.cli.data import generate, inspect
 from carenet.cli.report import report
 from carenet.cli.service import keys_app, serve
 from carenet.cli.ui import console
+from carenet.cli.warmup import warmup
 from carenet.cli.whatif import explain, plan, simulate
 
 app = typer.Typer(
@@ -50,7 +52,7 @@ app = typer.Typer(
 )
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
-    generate, analyze, inspect, demo, report, serve, simulate, backtest, plan, explain,
+    generate, analyze, inspect, demo, report, serve, simulate, backtest, plan, explain, warmup,
 )
 """Every top-level command, in the order ``carenet --help`` lists them."""
 for command in COMMANDS:

@@ -70,6 +70,7 @@ from carenet.graphs.diffusion import (
     Attribution,
     DiffusionGraph,
     RRSets,
+    as_nodes,
     greedy_max_cover,
     monte_carlo,
     monte_carlo_attribution,
@@ -77,6 +78,7 @@ from carenet.graphs.diffusion import (
     rr_counts,
     sample_rr_sets,
 )
+from carenet.graphs.exposure import forward_exposure
 from carenet.graphs.model import CustomerGraph
 from carenet.graphs.rng import derive_seed
 
@@ -435,6 +437,8 @@ class ExposureScores:
     confidence: float
     seed: int
     seconds: float = 0.0
+    method: str = "forward"
+    estimate: dict[str, Any] = field(default_factory=dict)
 
     def columns(self) -> dict[str, np.ndarray]:
         """Per-customer columns for the run table."""
@@ -458,7 +462,12 @@ class ExposureScores:
             "exposed": int(np.count_nonzero((self.exposure > 0) & ~self.is_seed)),
             "mean_exposure": float(self.exposure[~self.is_seed].mean())
             if (~self.is_seed).any() else 0.0,
-            "seconds": float(self.seconds),
+            "seconds": float(self.seconds), "method": self.method,
+            "error": float(self.estimate.get("error", float("nan"))),
+            "error_target": (None if "error_target" not in self.estimate
+                             else float(self.estimate["error_target"])),
+            "rounds": int(self.estimate.get("rounds", 1)),
+            "attribution_runs": int(self.estimate.get("attribution_runs", self.runs)),
             "most_exposed": [
                 {"customer_id": str(self.ids[i]), "exposure": float(self.exposure[i]),
                  "low": float(self.exposure_low[i]), "high": float(self.exposure_high[i])}
@@ -531,22 +540,37 @@ def exposure_scores(
     seed: int = 0,
     seeds_are_positions: bool = False,
     recovery: float = 0.5,
+    method: str = "forward",
+    error: float = 0.025,
+    attribution_runs: int = 512,
 ) -> ExposureScores:
     """Exposure of every customer to the cascade started by ``seeds`` (customer ids; node
-    positions with ``seeds_are_positions``), each with a Wilson interval over ``runs``.
+    positions with ``seeds_are_positions``), each with a Wilson interval.
 
-    Non-seeds: ``runs`` forward simulations from all seeds at once; in each, every activated
-    customer records the seed whose cascade reached it first and the neighbour that activated
-    it. Seeds: ``runs`` reverse samples per seed (leave-one-out), recording the nearest other
-    seed that reaches it and the neighbour on the way. ``sources`` rows per exposed customer go
-    into the attribution table: ``customer_id``, ``rank``, ``source_id`` (a seed), ``share``
-    (of the customer's activations that came first from that seed), ``probability`` (that the
-    seed reaches the customer first), ``via_id`` (the neighbour through which it most often
-    arrives), ``via_share`` and ``tie_weight`` (weight of the tie via -> customer).
-    With ``model="sir"`` (per-step ``recovery`` probability) the seeds' leave-one-out exposure
-    uses IC reverse samples (SIR has no RR-set equivalent; with ``recovery = 1`` it is IC).
+    ``method="forward"`` (default, :mod:`carenet.graphs.exposure`): one set of forward
+    live-edge worlds gives non-seeds their exposure and seeds their leave-one-out exposure
+    (two source labels per customer), so the cost does not grow with the number of seeds.
+    Worlds are added until every customer's interval half-width is at most ``error`` (at
+    ``confidence``) or ``runs`` worlds were simulated; the half-width reached is reported.
+    Attribution comes from the first ``attribution_runs`` worlds: for a non-seed the seed
+    whose label reached it first and the neighbour it came through, for a seed another seed
+    that reaches it.
+
+    ``method="reverse"`` (the earlier estimator, kept as the oracle): exactly ``runs``
+    forward simulations from all seeds for non-seeds, and ``runs`` reverse samples *per seed*
+    for the seeds (leave-one-out, recording the nearest other seed). With ``model="sir"`` it
+    uses IC reverse samples for the seeds (SIR has no RR-set form); ``forward`` is exact for
+    SIR through its percolation form.
+
+    ``sources`` rows per exposed customer go into the attribution table: ``customer_id``,
+    ``rank``, ``source_id`` (a seed), ``share`` (of the customer's exposures that came first
+    from that seed), ``probability`` (that the seed reaches the customer first), ``via_id``
+    (the neighbour through which it most often arrives), ``via_share`` and ``tie_weight``
+    (weight of the tie via -> customer).
     """
     t0 = time.perf_counter()
+    if method not in ("forward", "reverse"):
+        raise InvalidInputError(f"method must be forward or reverse, not {method!r}")
     if model not in MODELS:
         raise InvalidInputError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
     if runs < 1:
@@ -555,14 +579,47 @@ def exposure_scores(
         raise InvalidInputError(f"sources must be >= 1, not {sources}")
     n = graph.n_customers
     if seeds_are_positions:
-        from carenet.graphs.diffusion import as_nodes
-
         s_nodes = as_nodes(np.asarray(seeds), n, "seeds")
     else:
         s_nodes = _positions(graph, seeds, "seeds")
     dg = _diffusion_graph(graph, edge_model, scale, probability)
     is_seed = np.zeros(n, bool)
     is_seed[s_nodes] = True
+    if method == "forward":
+        fx = forward_exposure(dg, s_nodes, model=model,
+                              recovery=recovery if model == "sir" else 1.0, error=error,
+                              confidence=confidence, max_runs=runs,
+                              attribution_runs=attribution_runs, seed=derive_seed(seed, 13))
+        counts, done = fx.counts, fx.runs
+        reached = np.bincount(fx.node, weights=fx.count, minlength=n)
+        table = _source_table(graph, fx.node, s_nodes[fx.source], fx.via, fx.count, reached,
+                              max(1, fx.attribution_runs), sources)
+        extra: dict[str, Any] = {"error": fx.error, "error_target": fx.error_target,
+                                 "rounds": fx.rounds, "attribution_runs": fx.attribution_runs}
+    else:
+        counts, table = _reverse_exposure(graph, dg, s_nodes, model=model, runs=runs,
+                                          sources=sources, seed=seed, recovery=recovery)
+        done = int(runs)
+        extra = {"error": float(_half_width(counts, done, confidence).max()) if n else 0.0}
+    lo, hi = wilson_interval(counts, done, confidence)
+    return ExposureScores(
+        ids=graph.ids, exposure=counts / done, exposure_low=lo, exposure_high=hi,
+        is_seed=is_seed, seeds=s_nodes, sources=table, model=model, edge_model=edge_model,
+        runs=int(done), confidence=confidence, seed=int(seed),
+        seconds=time.perf_counter() - t0, method=method, estimate=extra,
+    )
+
+
+def _half_width(counts: np.ndarray, trials: int, confidence: float) -> np.ndarray:
+    lo, hi = wilson_interval(counts, trials, confidence)
+    return np.asarray((hi - lo) / 2)
+
+
+def _reverse_exposure(graph: CustomerGraph, dg: DiffusionGraph, s_nodes: np.ndarray, *,
+                      model: str, runs: int, sources: int, seed: int,
+                      recovery: float) -> tuple[np.ndarray, pd.DataFrame]:
+    """The earlier estimator: forward runs for non-seeds, per-seed reverse samples."""
+    n = graph.n_customers
     counts = np.zeros(n, np.int64)
     rows: list[tuple[np.ndarray, ...]] = []
     if s_nodes.size:
@@ -573,8 +630,6 @@ def exposure_scores(
         a: Attribution = att
         rows.append((a.node, s_nodes[a.origin], a.parent, a.count))
         counts[s_nodes] = 0
-        # leave-one-out for the seeds, by reverse sampling (IC/LT; SIR falls back to IC,
-        # its closest RR model, and says so in the docs)
         rr_model = model if model in RIS_MODELS else "ic"
         block = max(1, 4_000_000 // runs)
         for b in range(0, s_nodes.size, block):
@@ -584,23 +639,15 @@ def exposure_scores(
             counts[roots] = (hit >= 0).sum(axis=1)
             k_idx, _ = np.nonzero(hit >= 0)
             ok = hit >= 0
-            agg = _count_triples(roots[k_idx], hit[ok].astype(np.int64),
-                                 via[ok].astype(np.int64))
-            rows.append(agg)
-    lo, hi = wilson_interval(counts, runs, confidence)
+            rows.append(_count_triples(roots[k_idx], hit[ok].astype(np.int64),
+                                       via[ok].astype(np.int64)))
     if rows:
         node, src, via_n, cnt = (np.concatenate(x) for x in zip(*rows, strict=True))
-        table = _source_table(graph, node, src, via_n, cnt, counts.astype(np.float64), runs,
-                              sources)
     else:
-        table = _source_table(graph, *(np.zeros(0, np.int64),) * 4, counts.astype(float),
-                              runs, sources)
-    return ExposureScores(
-        ids=graph.ids, exposure=counts / runs, exposure_low=lo, exposure_high=hi,
-        is_seed=is_seed, seeds=s_nodes, sources=table, model=model, edge_model=edge_model,
-        runs=int(runs), confidence=confidence, seed=int(seed),
-        seconds=time.perf_counter() - t0,
-    )
+        node = src = via_n = cnt = np.zeros(0, np.int64)
+    table = _source_table(graph, node, src, via_n, cnt, counts.astype(np.float64), runs,
+                          sources)
+    return counts, table
 
 
 def _count_triples(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -270,10 +270,11 @@ def strength(graph: CustomerGraph, *, direction: Direction = "total") -> Central
     """
     t0 = time.perf_counter()
     _check_direction(direction)
+    # the graph's memoised arrays are read-only and shared: the scores get their own copy
     if not graph.directed or direction == "out":
-        values = graph.out_strength()
+        values = graph.out_strength().copy()
     elif direction == "in":
-        values = graph.in_strength()
+        values = graph.in_strength().copy()
     else:
         values = graph.in_strength() + graph.out_strength()
     name = "strength" if direction == "total" else f"strength_{direction}"

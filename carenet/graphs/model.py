@@ -260,21 +260,39 @@ class CustomerGraph:
             )
         return self._cache["transpose"]  # type: ignore[no-any-return]
 
+    def _frozen(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """:meth:`derived` for a per-customer array that every step shares: read-only, so a
+        caller that wants to change it has to copy it first.
+        """
+        def build() -> np.ndarray:
+            arr = np.asarray(compute())
+            arr.flags.writeable = False
+            return arr
+
+        return self.derived(key, build)
+
     def out_degree(self) -> np.ndarray:
-        """Number of out-ties per customer (all ties when undirected)."""
-        return np.diff(self.indptr)
+        """Number of out-ties per customer (all ties when undirected); computed once per graph
+        (the loader's columns, centrality and diffusion share it), read-only.
+        """
+        return self._frozen("out_degree", lambda: np.diff(self.indptr))
 
     def in_degree(self) -> np.ndarray:
-        """Number of in-ties per customer (all ties when undirected)."""
-        return np.bincount(self.indices, minlength=self.n_customers)
+        """Number of in-ties per customer (all ties when undirected); computed once, read-only."""
+        return self._frozen("in_degree",
+                            lambda: np.bincount(self.indices, minlength=self.n_customers))
 
     def out_strength(self) -> np.ndarray:
-        """Sum of out-tie weights per customer."""
-        return np.bincount(self.sources(), weights=self.weights, minlength=self.n_customers)
+        """Sum of out-tie weights per customer; computed once, read-only."""
+        return self._frozen("out_strength", lambda: np.bincount(
+            self.sources(), weights=self.weights, minlength=self.n_customers))
 
     def in_strength(self) -> np.ndarray:
-        """Sum of in-tie weights per customer."""
-        return np.bincount(self.indices, weights=self.weights, minlength=self.n_customers)
+        """Sum of in-tie weights per customer; computed once, read-only (the weighted
+        cascade's denominators come from it too).
+        """
+        return self._frozen("in_strength", lambda: np.bincount(
+            self.indices, weights=self.weights, minlength=self.n_customers))
 
     def channel_list(self, mask: int) -> list[str]:
         """Names of the channels set in one tie's bit mask."""

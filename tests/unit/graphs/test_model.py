@@ -113,3 +113,24 @@ def test_invalid_construction() -> None:
         CustomerGraph.from_edges(["a"], [0], [1])
     with pytest.raises(InvalidInputError):
         CustomerGraph.from_edges(["a", "b"], [0, 1], [1])
+
+
+def test_degree_and_strength_are_computed_once_and_shared() -> None:
+    from carenet.graphs.centrality import degree, strength
+    from carenet.graphs.diffusion import edge_probabilities
+
+    g = CustomerGraph.from_edges(["a", "b", "c"], [0, 1, 2], [1, 2, 1], [2.0, 1.0, 3.0])
+    assert g.cached("in_strength") is None
+    first = g.in_strength()
+    assert first.tolist() == [0.0, 5.0, 1.0]
+    assert g.in_strength() is first and g.cached("in_strength") is first
+    # the diffusion probabilities use the same array, not a second bincount
+    assert edge_probabilities(g).tolist() == [0.4, 1.0, 0.6]
+    assert g.cached("in_strength") is first
+    with pytest.raises(ValueError, match="read-only"):
+        first[0] = 1.0
+    assert g.out_degree() is g.out_degree() and g.in_degree().tolist() == [0, 2, 1]
+    # centrality hands out its own copies
+    s = strength(g, direction="in").values
+    s[0] = 9.0
+    assert g.in_strength()[0] == 0.0 and degree(g, direction="out").values.tolist() == [1, 1, 1]

@@ -1,0 +1,166 @@
+"""Exposure benchmark: forward exposure (two source labels per live-edge world, one set of
+worlds for seeds and non-seeds) against the reverse estimator (forward runs for non-seeds plus
+reverse samples per seed), at 100k and 1M customers.
+
+Graphs come from ``carenet generate`` with its defaults (mean degree 8, 10 interactions per
+customer, epoch timestamps) loaded with a 30-day half-life; the seeds are the step's: customers
+with a churn or complaint event in the 90 days before the reference time (about 7% of them).
+Both estimators use the step's settings (weighted cascade, IC, at most 2,000 worlds; forward
+stops when the largest 95% half-width is at most ``--error``). Every measurement runs in a
+fresh process (peak memory ``VmHWM`` is its own); the numba kernels are loaded before timing.
+Rows:
+
+* ``forward``: ``exposure_scores(method="forward")`` as the step calls it (attribution from
+  the first 512 worlds), with the worlds, looks and half-width reached;
+* ``forward@0.05``: the same at a looser target (fewer worlds);
+* ``forward-1thread``: the same on one thread (what ``prange`` over worlds buys);
+* ``forward-noattr``: without attribution (what recording the sources costs);
+* ``reverse``: ``method="reverse"`` with ``--reverse-runs`` worlds (default 2,000 at 100k;
+  at 1M only with ``--reverse-1m``: it takes hours), and the largest difference between the
+  two estimates in units of their combined half-widths.
+
+    .venv/bin/python benchmarks/exposure.py            # 100k
+    .venv/bin/python benchmarks/exposure.py --big      # + 1M customers / 10M interactions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, print_table, run_child, write_json
+
+DATA = Path(__file__).resolve().parent / "data"
+SIZES = {"100k": (100_000, 1_000_000), "1M": (1_000_000, 10_000_000)}
+
+MAKE = """
+from pathlib import Path
+from carenet.synthetic import GeneratorConfig, generate
+from carenet.graphs.build import load_network
+t0 = time.perf_counter()
+data = generate(GeneratorConfig(customers={customers}, interactions={interactions},
+                                timestamps="epoch", seed=1))
+net = load_network(data.interactions, customers=data.customers, events=data.events,
+                   half_life="30d")
+del data
+path = Path({path!r})
+path.mkdir(parents=True, exist_ok=True)
+net.graph.save(path / "graph")
+net.events.to_parquet(path / "events.parquet")
+print(json.dumps({{"seconds": time.perf_counter() - t0, "customers": net.graph.n_customers,
+                  "ties": net.graph.n_ties}}))
+"""
+
+RUN = """
+import os
+import numba
+import numpy as np, pandas as pd
+from carenet.graphs.model import CustomerGraph
+from carenet.community.influence import exposure_scores, seeds_from_events
+threads = {threads}
+if threads:
+    numba.set_num_threads(threads)
+g = CustomerGraph.load({path!r} + "/graph")
+ev = pd.read_parquet({path!r} + "/events.parquet")
+seeds = seeds_from_events(ev, reference_time=g.reference_time, lookback=90 * 86400.0)
+tiny = CustomerGraph.from_edges(["a", "b"], [0], [1], [1.0])
+exposure_scores(tiny, ["a"], runs=2, method={method!r})   # load the kernels (cache)
+t0 = time.perf_counter()
+ex = exposure_scores(g, seeds, seeds_are_positions=True, runs={runs}, error={error},
+                     method={method!r}, attribution_runs={attribution}, seed=1)
+sec = time.perf_counter() - t0
+np.save({out!r}, np.stack([ex.exposure, ex.exposure_low, ex.exposure_high]))
+d = ex.to_dict()
+print(json.dumps({{"seconds": sec, "customers": g.n_customers, "ties": int(g.n_ties),
+                  "seeds": int(seeds.size), "runs": d["runs"], "rounds": d["rounds"],
+                  "error": d["error"], "mean_exposure": d["mean_exposure"],
+                  "source_rows": int(len(ex.sources)), "peak_mb": _peak_mb(),
+                  "load_after": os.getloadavg()[0]}}))
+"""
+
+
+def ensure(size: str) -> Path:
+    path = DATA / f"exposure-{size}"
+    if (path / "events.parquet").exists():
+        return path
+    customers, interactions = SIZES[size]
+    print(f"generating {size}: {customers:,} customers, {interactions:,} interactions ...",
+          flush=True)
+    res = run_child(MAKE.format(customers=customers, interactions=interactions,
+                                path=str(path)), timeout=7200)
+    if "error" in res:
+        raise SystemExit(f"could not generate the {size} data: {res['error']}")
+    return path
+
+
+def measure(size: str, name: str, *, method: str, runs: int, error: float,
+            threads: int = 0, attribution: int = 512) -> dict[str, Any]:
+    path = ensure(size)
+    out = str(DATA / f"exposure-{size}" / f"{name}.npy")
+    load = os.getloadavg()[0]
+    res = run_child(RUN.format(path=str(path), method=method, runs=runs, error=error,
+                               threads=threads, attribution=attribution, out=out),
+                    timeout=6 * 3600)
+    row = {"size": size, "estimator": name, "load_before": load, **res}
+    if "seconds" in res and res.get("runs"):
+        row["ms_per_world"] = 1000 * res["seconds"] / res["runs"]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def agreement(size: str, a: str, b: str) -> float | None:
+    """Largest |a - b| over customers in units of the two half-widths added."""
+    import numpy as np
+
+    pa, pb = (DATA / f"exposure-{size}" / f"{x}.npy" for x in (a, b))
+    if not (pa.exists() and pb.exists()):
+        return None
+    x, y = np.load(pa), np.load(pb)
+    tol = (x[2] - x[1]) / 2 + (y[2] - y[1]) / 2
+    return float((np.abs(x[0] - y[0]) / np.maximum(tol, 1e-12)).max())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--big", action="store_true", help="also 1M customers")
+    ap.add_argument("--only-big", action="store_true", help="only 1M customers")
+    ap.add_argument("--error", type=float, default=0.025)
+    ap.add_argument("--loose-error", type=float, default=0.05,
+                    help="also forward at this looser target (0: skip)")
+    ap.add_argument("--reverse-runs", type=int, default=2000)
+    ap.add_argument("--reverse-1m", action="store_true", help="run reverse at 1M too (hours)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also one thread and no attribution (at every size)")
+    args = ap.parse_args()
+    sizes = ["1M"] if args.only_big else (["100k", "1M"] if args.big else ["100k"])
+    rows = []
+    for size in sizes:
+        rows.append(measure(size, "forward", method="forward", runs=2000, error=args.error))
+        if args.loose_error:
+            rows.append(measure(size, f"forward@{args.loose_error}", method="forward",
+                                runs=2000, error=args.loose_error))
+        if args.profile:
+            rows.append(measure(size, "forward-1thread", method="forward", runs=2000,
+                                error=args.error, threads=1))
+            rows.append(measure(size, "forward-noattr", method="forward", runs=2000,
+                                error=args.error, attribution=0))
+        if size == "100k" or args.reverse_1m:
+            rows.append(measure(size, "reverse", method="reverse", runs=args.reverse_runs,
+                                error=args.error))
+            rows[-1]["max_diff_in_half_widths"] = agreement(size, "forward", "reverse")
+    print()
+    print_table(rows, ["size", "estimator", "customers", "seeds", "runs", "rounds", "error",
+                       "seconds", "ms_per_world", "peak_mb", "load_before", "load_after",
+                       "max_diff_in_half_widths"])
+    path = write_json("exposure", {"machine": machine(), "error_target": args.error,
+                                   "rows": rows})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""Exposure of every customer, seeds included (leave-one-out), from one set of forward
+realisations: two source labels per customer, propagated over random live-edge worlds.
+
+Why
+---
+Exposure asks, for every customer v, how likely the cascade started by the seed customers S
+(recent complaints and churn) reaches v. For a seed s the question is *leave-one-out*: how
+likely do the **other** seeds reach s. The reverse estimator answers the seeds' question with
+``runs`` reverse samples *per seed*, so its cost grows with the number of seeds (at 1M
+customers and 70k seeds: 140M reverse samples). Here one set of forward realisations answers
+both questions at once, and the cost does not depend on how many seeds there are beyond the
+cascades themselves.
+
+How
+---
+IC, LT and SIR all have a *live-edge* form (Kempe, Kleinberg & Tardos 2003; for SIR the
+percolation mapping with fixed infectious periods): draw a random subgraph of "live" ties;
+the customers a cascade from S reaches are exactly those reachable from S over live ties.
+
+* IC: tie ``u -> v`` (position e) is live with probability ``p(e)``.
+* LT: every customer v picks at most one in-tie, ``u -> v`` with probability ``b(u -> v)``
+  (none with ``1 - sum``); only the picked tie is live.
+* SIR: every customer u draws an infectious period ``T_u ~ Geometric(recovery)`` on
+  ``{1, 2, ...}`` (rounds of transmission before it recovers); tie ``u -> v`` is live with
+  probability ``1 - (1 - p(e))^T_u``. With ``recovery = 1`` this is IC.
+
+Each realisation r decides liveness by a *counter-based* draw, the draw number ``k`` of the
+splitmix64 stream ``(seed, r)`` of :mod:`carenet.graphs.rng` (ties at ``k = e``, per-customer
+draws at ``k = n_ties + v``), so a tie's state can be asked for any number of times without
+storing the world. In each world:
+
+1. **First label**: breadth first from all seeds at once, every reached customer records the
+   seed that reached it first (``l1``) and the neighbour it came through (``p1``); a seed's
+   first label is itself. In the same pass, a live tie ``u -> v`` into a customer that already
+   has a different first label gives v its second label ``l2(v) = l1(u)`` (through u).
+2. **Second label**: second labels then spread over live ties within a first label's region
+   (ties between regions were all seen in 1).
+
+A customer v gets a second label iff at least two seeds reach it: along a live path from
+another seed to v, take the last tie whose ends have different first labels; its head gets a
+second label in 1 and the rest of the path, all in v's region, carries it on in 2. So a
+non-seed is exposed in a world iff it has a first label, and a seed s iff it has a second one
+(``l1(s) = s`` always): both from the same world, and the attribution (which seed, through
+which neighbour) comes with it. A tie is looked at once in 1 and at most once more in 2, so a
+world costs under two forward cascades, whatever the number of seeds.
+
+Stopping
+--------
+Worlds are simulated in rounds; after each round every customer's Wilson interval is
+computed, and the run stops when the largest half-width is at most ``error`` (or at
+``max_runs``). The next round's size comes from the current estimates (the count a binomial
+proportion near the worst customer's needs), so there are only a few looks, which keeps the
+effect of stopping on a look small; the half-width reached is reported.
+
+>>> from carenet.graphs.diffusion import DiffusionGraph
+>>> dg = DiffusionGraph.from_arrays(3, [0, 2], [1, 1], [0.5, 0.5])
+>>> fx = forward_exposure(dg, [0, 2], error=0.01, max_runs=40_000, seed=1)
+>>> [round(float(p), 1) for p in fx.counts / fx.runs]    # seeds 0 and 2: nobody reaches them
+[0.0, 0.8, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from carenet.errors import InvalidInputError
+from carenet.graphs._kernels import PARALLEL_LOCK
+from carenet.graphs.diffusion import MODELS, DiffusionGraph, as_nodes
+from carenet.graphs.rng import GOLDEN, MASK64, S11, TO_UNIT, mix
+
+_MODEL_CODE = {"ic": 0, "lt": 1, "sir": 2}
+
+
+# ---------------------------------------------------------------------------- kernels
+@nb.njit(cache=True, nogil=True, inline="always")
+def _world(seed: np.uint64, index: np.int64) -> np.uint64:
+    """Start of realisation ``index``'s stream (as diffusion.py's streams)."""
+    return mix(mix(seed) + np.uint64(index) * GOLDEN + GOLDEN)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _draw(state: np.uint64, k: np.int64) -> float:
+    """Draw number ``k`` of the stream started at ``state`` (random access), in [0, 1)."""
+    return float(mix(state + (np.uint64(k) + np.uint64(1)) * GOLDEN) >> S11) * TO_UNIT
+
+
+@nb.njit(cache=True, nogil=True)
+def _live(
+    model: int, state: np.uint64, u: int, v: int, e: int, m: int, prob: np.ndarray,
+    rindptr: np.ndarray, rindices: np.ndarray, rcum: np.ndarray, log_stay: float,
+) -> bool:
+    """Is tie ``e`` (``u -> v``) live in the world of ``state``? The same answer every time."""
+    if model == 1:  # LT: v's one picked in-tie
+        a = rindptr[v]
+        b = rindptr[v + 1]
+        if a == b:
+            return False
+        x = _draw(state, np.int64(m) + v)
+        if x >= rcum[b - 1]:
+            return False
+        j = a + int(np.searchsorted(rcum[a:b], x, side="right"))
+        return j < b and rindices[j] == u
+    p = prob[e]
+    if model == 2 and log_stay < 0.0:  # SIR: u's infectious period T_u >= 1
+        y = _draw(state, np.int64(m) + u)
+        t = 1.0 + math.floor(math.log1p(-y) / log_stay)
+        p = -math.expm1(t * math.log1p(-p)) if p < 1.0 else 1.0
+    return _draw(state, np.int64(e)) < p
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _exposure_kernel(
+    indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, rindptr: np.ndarray,
+    rindices: np.ndarray, rcum: np.ndarray, model: int, log_stay: float, seeds: np.ndarray,
+    seed: np.uint64, first: int, count: int, record: bool,
+    mark: np.ndarray, mark2: np.ndarray, l1: np.ndarray, l2: np.ndarray, p1: np.ndarray,
+    p2: np.ndarray, queue: np.ndarray, queue2: np.ndarray, counts: np.ndarray,
+    rec_node: np.ndarray, rec_source: np.ndarray, rec_via: np.ndarray, used: np.ndarray,
+) -> None:
+    """Worlds ``first .. first + count - 1``: adds exposure hits to ``counts[thread]``. With
+    ``record``, world i writes (customer, source seed index, via) rows to the region
+    ``[i * n, (i + 1) * n)`` of ``rec_*`` (``used[i]`` rows). Scratch rows (``mark`` ...,
+    one per thread) persist between calls; stamps are world index + 1.
+    """
+    n = indptr.size - 1
+    m = indices.size
+    n_seeds = seeds.size
+    for i in nb.prange(count):
+        tid = nb.get_thread_id()
+        w = first + i
+        state = _world(seed, np.int64(w))
+        stamp = np.int32(w + 1)
+        mk = mark[tid]
+        mk2 = mark2[tid]
+        a1 = l1[tid]
+        a2 = l2[tid]
+        v1 = p1[tid]
+        v2 = p2[tid]
+        q = queue[tid]
+        q2 = queue2[tid]
+        row = counts[tid]
+        # 1. first labels, breadth first from every seed; a live tie into a customer that
+        # already has a different first label gives it its second label
+        size = 0
+        size2 = 0
+        for j in range(n_seeds):
+            s = seeds[j]
+            mk[s] = stamp
+            a1[s] = j
+            v1[s] = -1
+            q[size] = s
+            size += 1
+        head = 0
+        while head < size:
+            u = q[head]
+            head += 1
+            for e in range(indptr[u], indptr[u + 1]):
+                v = indices[e]
+                if mk[v] == stamp:
+                    if mk2[v] == stamp or a1[v] == a1[u]:
+                        continue
+                    if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum,
+                             log_stay):
+                        mk2[v] = stamp
+                        a2[v] = a1[u]
+                        v2[v] = u
+                        q2[size2] = v
+                        size2 += 1
+                elif _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
+                    mk[v] = stamp
+                    a1[v] = a1[u]
+                    v1[v] = u
+                    q[size] = v
+                    size += 1
+        # 2. second labels travel on within a first label's region (a live tie into another
+        # region was seen in 1); an unreached v means a dead tie
+        head = 0
+        while head < size2:
+            u = q2[head]
+            head += 1
+            for e in range(indptr[u], indptr[u + 1]):
+                v = indices[e]
+                if mk[v] != stamp or mk2[v] == stamp or a1[v] != a1[u]:
+                    continue
+                if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
+                    mk2[v] = stamp
+                    a2[v] = a2[u]
+                    v2[v] = u
+                    q2[size2] = v
+                    size2 += 1
+        # 3. hits: non-seeds with a first label, seeds with a second one
+        for h in range(n_seeds, size):
+            row[q[h]] += 1
+        for j in range(n_seeds):
+            s = seeds[j]
+            if mk2[s] == stamp:
+                row[s] += 1
+        if record:
+            pos = np.int64(i) * n
+            start = pos
+            for h in range(n_seeds, size):
+                v = q[h]
+                rec_node[pos] = v
+                rec_source[pos] = a1[v]
+                rec_via[pos] = v1[v]
+                pos += 1
+            for j in range(n_seeds):
+                s = seeds[j]
+                if mk2[s] == stamp:
+                    rec_node[pos] = s
+                    rec_source[pos] = a2[s]
+                    rec_via[pos] = v2[s]
+                    pos += 1
+            used[i] = pos - start
+
+
+# ---------------------------------------------------------------------------- driver
+@dataclass(frozen=True, eq=False)
+class ForwardExposure:
+    """What the forward worlds showed.
+
+    ``counts[v]``: worlds in which v was exposed (a non-seed reached by the seeds' cascade; a
+    seed reached by another seed's); ``runs``: worlds simulated; ``error``: the largest
+    Wilson half-width at ``confidence`` over all customers (the error reached) and
+    ``error_target`` the one asked for; ``rounds``: how many times the stopping rule looked.
+    Attribution rows from the first ``attribution_runs`` worlds, aggregated: ``count[i]``
+    worlds exposed ``node[i]`` first through seed ``seeds[source[i]]`` and the in-neighbour
+    ``via[i]`` (for a seed: another seed that reached it, and the neighbour it came through).
+    """
+
+    seeds: np.ndarray
+    counts: np.ndarray
+    runs: int
+    error: float
+    error_target: float
+    confidence: float
+    rounds: int
+    attribution_runs: int
+    node: np.ndarray
+    source: np.ndarray
+    via: np.ndarray
+    count: np.ndarray
+    model: str
+    seconds: float
+    scratch_bytes: int
+
+
+def wilson_half_width(counts: np.ndarray, trials: int, z: float) -> np.ndarray:
+    """Half-width of the Wilson score interval of ``counts / trials`` (vectorised).
+
+    >>> round(float(wilson_half_width(np.array([500]), 1000, 1.96)[0]), 4)
+    0.0309
+    """
+    if trials <= 0:
+        return np.full(np.shape(counts), 0.5)
+    p = np.asarray(counts, np.float64) / trials
+    z2 = z * z / trials
+    return np.asarray(z * np.sqrt(p * (1 - p) / trials + z2 / (4 * trials)) / (1 + z2))
+
+
+def runs_for(p: float, error: float, z: float) -> int:
+    """Worlds a proportion near ``p`` needs for a normal half-width of ``error``."""
+    return math.ceil(z * z * max(p * (1 - p), 1e-12) / (error * error))
+
+
+def _aggregate(keys: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``count`` over equal keys (sorted keys out)."""
+    if keys.size == 0:
+        return keys.astype(np.int64), count.astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, count = keys[order], count[order]
+    new = np.ones(keys.size, bool)
+    new[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(new)
+    return keys[starts], np.add.reduceat(count, starts).astype(np.int64)
+
+
+def forward_exposure(
+    dg: DiffusionGraph,
+    seeds: Sequence[int] | np.ndarray,
+    *,
+    model: str = "ic",
+    recovery: float = 1.0,
+    error: float = 0.025,
+    confidence: float = 0.95,
+    max_runs: int = 2000,
+    min_runs: int = 128,
+    attribution_runs: int = 512,
+    seed: int = 0,
+    record_rows: int = 16_000_000,
+) -> ForwardExposure:
+    """Leave-one-out exposure of every customer from forward live-edge worlds (module doc).
+
+    Parameters
+    ----------
+    dg
+        The diffusion graph (tie probabilities; LT uses its normalised in-weights).
+    seeds
+        Seed node positions (distinct after sorting).
+    model
+        ``"ic"``, ``"lt"`` or ``"sir"``.
+    recovery
+        SIR's per-step recovery probability (1: SIR is IC); ignored by IC and LT.
+    error
+        Target: the largest half-width of the customers' Wilson intervals at ``confidence``.
+    confidence
+        Level of those intervals (0.95: the 95% interval).
+    max_runs, min_runs
+        At most ``max_runs`` worlds; the first look is after ``min_runs`` (or ``max_runs``).
+    attribution_runs
+        Worlds (the first ones) whose (customer, source, via) rows are kept for attribution.
+    seed
+        World r draws from the splitmix64 stream ``(seed, r)``: results do not depend on the
+        number of threads, and the first k worlds are the same whatever ``max_runs``.
+    record_rows
+        Bound on attribution rows held before aggregation (memory: 12 bytes a row).
+    """
+    t0 = time.perf_counter()
+    if model not in MODELS:
+        raise InvalidInputError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    if not 0.0 < recovery <= 1.0:
+        raise InvalidInputError(f"recovery must be in (0, 1], not {recovery}")
+    if not 0.0 < error < 0.5:
+        raise InvalidInputError(f"error must be in (0, 0.5), not {error}")
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be in (0, 1), not {confidence}")
+    if isinstance(max_runs, bool) or not 1 <= int(max_runs) < 2**31 - 1:
+        raise InvalidInputError(f"runs must be a positive integer below 2**31, not {max_runs}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidInputError(f"seed must be an integer, not {seed!r}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    n = dg.n_nodes
+    s_nodes = as_nodes(seeds, n, "seeds")
+    max_runs = int(max_runs)
+    threads = max(1, int(nb.get_num_threads()))
+    scratch = [np.zeros((threads, n), np.int32) for _ in range(2)]  # marks: 0 = never
+    labels = [np.empty((threads, n), np.int32) for _ in range(6)]
+    counts = np.zeros((threads, n), np.int32)
+    scratch_bytes = sum(a.nbytes for a in scratch + labels) + counts.nbytes
+    code = _MODEL_CODE[model]
+    prob = dg.lt_weight if model == "lt" else dg.prob
+    log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
+    u64 = np.uint64(int(seed) & MASK64)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    attribution_runs = max(0, min(int(attribution_runs), max_runs))
+    if attribution_runs and float(n) * n * max(1, s_nodes.size) >= 2.0**63:
+        raise InvalidInputError(f"too many customers ({n}) and seeds ({s_nodes.size}) for "
+                                "the attribution's keys; pass attribution_runs=0")
+    per_batch = max(1, int(record_rows) // max(1, n))
+    empty32 = np.zeros(0, np.int32)
+    empty64 = np.zeros(0, np.int64)
+    done = 0
+    rounds = 0
+    target = min(max_runs, max(1, int(min_runs)))
+    half = 0.5
+    while s_nodes.size:
+        while done < target:
+            record = done < attribution_runs
+            step = min(target, attribution_runs) - done if record else target - done
+            if record:
+                step = min(step, per_batch)
+                rec = [np.empty(step * n, np.int32) for _ in range(3)]
+                used = np.zeros(step, np.int64)
+            else:
+                rec = [empty32] * 3
+                used = empty64
+            with PARALLEL_LOCK, nb.parallel_chunksize(1):
+                _exposure_kernel(dg.indptr, dg.indices, prob, dg.rindptr, dg.rindices,
+                                 dg.rlt_cum, code, log_stay, s_nodes, u64, done, step, record,
+                                 scratch[0], scratch[1], labels[0], labels[1], labels[2],
+                                 labels[3], labels[4], labels[5], counts, rec[0], rec[1],
+                                 rec[2], used)
+            if record:
+                # one int64 key per (customer, source, via): (v * seeds + source) * n + via
+                keep = np.concatenate([np.arange(i * n, i * n + used[i]) for i in range(step)])
+                key = ((rec[0][keep].astype(np.int64) * s_nodes.size + rec[1][keep]) * n
+                       + rec[2][keep])
+                parts.append(_aggregate(key, np.ones(key.size, np.int64)))
+                if sum(p[0].size for p in parts) > record_rows:
+                    parts = [_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True)))]
+            done += step
+        rounds += 1
+        total = counts.sum(axis=0, dtype=np.int64)
+        half = float(wilson_half_width(total, done, z).max()) if n else 0.0
+        if half <= error or done >= max_runs:
+            break
+        # the worst customer's proportion, read from the upper end of its interval so an
+        # early low count does not promise too few worlds
+        p = total / done
+        worst = float(p[np.argmin(np.abs(p - 0.5))])
+        need = runs_for(min(0.5, worst + half / 2), error, z)
+        target = min(max_runs, max(need, done + max(1, done // 4)))
+    total = counts.sum(axis=0, dtype=np.int64)
+    key, cnt = (_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts
+                else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
+    source, via = np.divmod(rest, np.int64(n))
+    return ForwardExposure(
+        seeds=s_nodes, counts=total, runs=max(done, 1) if s_nodes.size else max_runs,
+        error=half if s_nodes.size else 0.0, error_target=float(error),
+        confidence=float(confidence), rounds=rounds,
+        attribution_runs=min(attribution_runs, done), node=node, source=source, via=via,
+        count=cnt, model=model, seconds=time.perf_counter() - t0, scratch_bytes=scratch_bytes,
+    )

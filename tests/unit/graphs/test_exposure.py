@@ -1,0 +1,148 @@
+"""Forward exposure (two source labels per live-edge world): exact against brute-force
+enumeration, against the forward simulations for SIR, against the reverse estimator, and the
+stopping rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from carenet.community.influence import exposure_scores
+from carenet.errors import InvalidInputError
+from carenet.graphs.diffusion import DiffusionGraph, exact_spread, monte_carlo
+from carenet.graphs.exposure import forward_exposure, wilson_half_width
+from carenet.graphs.model import CustomerGraph
+
+SRC = [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 6, 7, 7]
+DST = [1, 2, 2, 3, 3, 4, 0, 5, 5, 6, 7, 4, 0, 6]
+W = [1.0, 2.0, 3.0, 1.0, 2.0, 1.0, 1.0, 4.0, 2.0, 1.0, 3.0, 1.0, 2.0, 1.0]
+Z = 4.4  # about 0.99999 two-sided: the checks below fail by chance once in 10^5
+
+
+@pytest.fixture(scope="module")
+def graph() -> CustomerGraph:
+    return CustomerGraph.from_edges([f"c{i}" for i in range(8)], SRC, DST, W)
+
+
+@pytest.fixture(scope="module")
+def dg(graph: CustomerGraph) -> DiffusionGraph:
+    return DiffusionGraph.from_graph(graph)
+
+
+def _truth(dg: DiffusionGraph, seeds: list[int], model: str) -> np.ndarray:
+    """Exposure by enumerating every world: the seeds' cascade for non-seeds, the other
+    seeds' cascade for each seed (leave-one-out)."""
+    _, p = exact_spread(dg, seeds, model=model, per_node=True)
+    out = np.asarray(p, np.float64).copy()
+    for s in seeds:
+        others = [x for x in seeds if x != s]
+        out[s] = exact_spread(dg, others, model=model, per_node=True)[1][s] if others else 0.0
+    return out
+
+
+@pytest.mark.parametrize("model", ["ic", "lt"])
+@pytest.mark.parametrize("seeds", [[0, 5], [0, 5, 6], [3]])
+def test_matches_enumeration(dg: DiffusionGraph, model: str, seeds: list[int]) -> None:
+    fx = forward_exposure(dg, seeds, model=model, error=0.01, confidence=0.99999,
+                          max_runs=100_000, seed=7)
+    truth = _truth(dg, seeds, model)
+    est = fx.counts / fx.runs
+    half = wilson_half_width(fx.counts, fx.runs, Z)
+    assert (np.abs(est - truth) <= half + 1e-9).all(), (est, truth)
+    assert fx.error <= 0.01 and fx.runs < 100_000
+
+
+def test_constant_probability_graph_matches_enumeration() -> None:
+    # a denser random graph with several paths between seeds: the second label must travel
+    rng = np.random.default_rng(3)
+    n = 7
+    pairs = [(u, v) for u in range(n) for v in range(n) if u != v and rng.random() < 0.3]
+    src, dst = np.array(pairs).T
+    dg = DiffusionGraph.from_arrays(n, src, dst, rng.uniform(0.2, 0.9, src.size))
+    seeds = [0, 2, 4]
+    fx = forward_exposure(dg, seeds, error=0.008, confidence=0.99999, max_runs=200_000, seed=1)
+    truth = _truth(dg, seeds, "ic")
+    half = wilson_half_width(fx.counts, fx.runs, Z)
+    assert (np.abs(fx.counts / fx.runs - truth) <= half + 1e-9).all()
+
+
+def test_sir_matches_forward_simulation() -> None:
+    # SIR has no enumeration oracle: compare with the step-by-step epidemic (monte_carlo)
+    rng = np.random.default_rng(5)
+    n = 12
+    pairs = [(u, v) for u in range(n) for v in range(n) if u != v and rng.random() < 0.25]
+    src, dst = np.array(pairs).T
+    dg = DiffusionGraph.from_arrays(n, src, dst, rng.uniform(0.05, 0.4, src.size))
+    seeds = [0, 1, 7]
+    fx = forward_exposure(dg, seeds, model="sir", recovery=0.3, error=0.006, max_runs=100_000,
+                          confidence=0.99999, seed=2)
+    runs = 60_000
+    sim = monte_carlo(dg, seeds, model="sir", recovery=0.3, runs=runs, seed=9)
+    truth = sim.activation_counts / runs
+    for s in seeds:
+        others = [x for x in seeds if x != s]
+        truth[s] = monte_carlo(dg, others, model="sir", recovery=0.3, runs=runs,
+                               seed=10 + s).activation_counts[s] / runs
+    tol = wilson_half_width(fx.counts, fx.runs, Z) + wilson_half_width(truth * runs, runs, Z)
+    assert (np.abs(fx.counts / fx.runs - truth) <= tol).all()
+    # recovery 1 is IC, world for world
+    a = forward_exposure(dg, seeds, model="sir", recovery=1.0, max_runs=500, error=0.01, seed=4)
+    b = forward_exposure(dg, seeds, model="ic", max_runs=500, error=0.01, seed=4)
+    assert a.counts.tolist() == b.counts.tolist()
+
+
+def test_attribution_names_the_seed_and_the_tie() -> None:
+    # chain 0 -> 1 -> 2 -> 3 with 3 a seed too: 1 and 2 can only hear from 0 (through 0, 1);
+    # seed 3 only from seed 0, arriving through 2
+    dg = DiffusionGraph.from_arrays(4, [0, 1, 2], [1, 2, 3], [1.0, 1.0, 1.0])
+    fx = forward_exposure(dg, [0, 3], max_runs=50, min_runs=50, attribution_runs=20, seed=1)
+    assert fx.runs == 50 and fx.counts.tolist() == [0, 50, 50, 50]
+    rows = {(int(a), int(fx.seeds[b]), int(c)): int(k)
+            for a, b, c, k in zip(fx.node, fx.source, fx.via, fx.count, strict=True)}
+    assert rows == {(1, 0, 0): 20, (2, 0, 1): 20, (3, 0, 2): 20}
+    assert fx.attribution_runs == 20
+
+
+def test_stopping_rule_and_reproducibility(dg: DiffusionGraph) -> None:
+    capped = forward_exposure(dg, [0, 5], error=0.001, max_runs=300, seed=3)
+    assert capped.runs == 300 and capped.error > 0.001
+    assert capped.error == pytest.approx(
+        wilson_half_width(capped.counts, 300, 1.959964).max(), rel=1e-4)
+    again = forward_exposure(dg, [0, 5], error=0.001, max_runs=300, seed=3)
+    assert again.counts.tolist() == capped.counts.tolist()
+    early = forward_exposure(dg, [0, 5], error=0.05, max_runs=100_000, seed=3)
+    assert early.error <= 0.05 and early.runs < 2000
+    # the first worlds do not depend on how many follow
+    short = forward_exposure(dg, [0, 5], error=0.4, max_runs=128, min_runs=128, seed=3)
+    first = forward_exposure(dg, [0, 5], error=0.4, max_runs=128, min_runs=64, seed=3)
+    assert short.runs == 128 and first.runs >= 64
+    with pytest.raises(InvalidInputError, match="error"):
+        forward_exposure(dg, [0], error=0.0)
+    with pytest.raises(InvalidInputError, match="model"):
+        forward_exposure(dg, [0], model="sis")
+
+
+def test_forward_agrees_with_reverse_estimator() -> None:
+    # a few hundred customers, many seeds: both estimators within their intervals
+    rng = np.random.default_rng(11)
+    n = 300
+    src = rng.integers(0, n, 1500)
+    dst = rng.integers(0, n, 1500)
+    keep = src != dst
+    g = CustomerGraph.from_edges([f"u{i}" for i in range(n)], src[keep], dst[keep],
+                                 rng.uniform(0.5, 3.0, int(keep.sum())))
+    seeds = rng.choice(n, 25, replace=False)
+    fwd = exposure_scores(g, seeds, seeds_are_positions=True, runs=8000, error=0.02,
+                          confidence=0.999, seed=1)
+    rev = exposure_scores(g, seeds, seeds_are_positions=True, runs=3000, method="reverse",
+                          confidence=0.999, seed=2)
+    assert fwd.method == "forward" and rev.method == "reverse"
+    overlap = (fwd.exposure_low <= rev.exposure_high) & (rev.exposure_low <= fwd.exposure_high)
+    assert overlap.all()
+    assert fwd.exposure[fwd.is_seed].max() > 0  # seeds do get leave-one-out exposure
+    d = fwd.to_dict()
+    assert d["error"] <= 0.02 and d["error_target"] == 0.02 and d["runs"] <= 8000
+    # the attribution table has the same shape as the reverse estimator's
+    assert list(fwd.sources.columns) == list(rev.sources.columns)
+    assert set(fwd.sources["source_id"]) <= set(g.ids[seeds])
+    assert (fwd.sources.groupby("customer_id")["share"].sum() <= 1 + 1e-9).all()
