@@ -171,6 +171,12 @@ def test_readers_get_only_default_or_cached_cascades(service: Service) -> None:
         assert r.status_code == 200, r.text[:300]
         r = c.get("/pages/cascade", params={"seeds": hub})  # default parameters
         assert r.status_code == 200, r.text[:300]
+        r = c.get("/pages/cascade", params={"seeds": hub, "model": "ic"})  # the default, named
+        assert r.status_code == 200, r.text[:300]
+        page = c.get("/dashboard").text  # a reader's what-if form offers no model to choose
+        assert 'id="cascade-form"' in page and 'name="model"' not in page
+    with service.client("analyst") as c:
+        assert 'name="model"' in c.get("/dashboard").text
         r = c.get("/pages/cascade", params={"seeds": hub, "runs": 100_000})
         assert r.status_code == 422
 
