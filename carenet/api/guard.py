@@ -91,6 +91,18 @@ def problem_response(status: int, slug: str, title: str, detail: str, path: str
     return start, body
 
 
+def routed(scope: dict[str, Any]) -> bool:
+    """Whether a route of the app takes this method on this path (a request no route takes
+    is left to the app's own 404 or 405, as for any other request).
+    """
+    from starlette.routing import Match
+
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+    if routes is None:
+        return True
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
+
 class RequestGuard:
     """ASGI middleware: refuse oversize bodies (413) and NUL characters (400) up front.
 
@@ -108,8 +120,8 @@ class RequestGuard:
             return
         path: str = scope.get("path", "")
         query: bytes = scope.get("query_string", b"")
-        if "\x00" in path or (b"%00" in query and b"\x00" in unquote_to_bytes(query)) or (
-                b"\x00" in query):
+        if ("\x00" in path or (b"%00" in query and b"\x00" in unquote_to_bytes(query)) or (
+                b"\x00" in query)) and routed(scope):
             await self._refuse(send, 400, "nul-character", "Bad Request",
                                "a NUL character is not allowed in a path or parameter", path)
             return
@@ -145,7 +157,7 @@ class RequestGuard:
                 break
         body = b"".join(chunks)
         ctype = headers.get(b"content-type", b"").decode("latin-1")
-        if body and body_has_nul(body, ctype):
+        if body and body_has_nul(body, ctype) and routed(scope):
             await self._refuse(send, 400, "nul-character", "Bad Request",
                                "a NUL character is not allowed in a request field", path)
             return

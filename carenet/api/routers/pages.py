@@ -17,6 +17,7 @@ return. Rendering is CPU work, so these routes are plain ``def`` (FastAPI's thre
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -485,7 +486,8 @@ def cascade_page(request: Request, key: PageKey,
     view = store.resolve(run)
     resolved = list(dict.fromkeys(find_customer(request, store, view, s)[0] for s in ids))
     page_key = ("cascade", view.run_id, tuple(resolved), model, runs, seed, max_nodes, run)
-    custom = any(v is not None for v in (model, runs, seed))
+    custom = any(v is not None and v != cascade_defaults()[k]
+                 for k, v in (("model", model), ("runs", runs), ("seed", seed)))
     if custom and ROLES.index(key.role) < ROLES.index("analyst") and (
             page_key not in request.app.state.view_pages):
         # a new simulation with chosen parameters is analyst work, as on /v1/simulations;
@@ -501,6 +503,19 @@ def cascade_page(request: Request, key: PageKey,
             return views.cascade_view(data, resolved, links=PageLinks(run), **opts)
 
     return _page(request, run, page_key[:-1], build)
+
+
+@functools.cache
+def cascade_defaults() -> dict[str, Any]:
+    """The cascade view's own defaults of the parameters a reader may not choose (read on
+    first use: the views are imported on first use too).
+    """
+    import inspect
+
+    from carenet.viz.views import cascade_view
+
+    params = inspect.signature(cascade_view).parameters
+    return {k: params[k].default for k in ("model", "runs", "seed")}
 
 
 # ---------------------------------------------------------------------------- errors

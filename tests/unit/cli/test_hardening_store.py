@@ -26,6 +26,8 @@ from servicekit import BACKENDS, fresh_db
 from carenet.store import RunStore
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
+# Real subprocesses (~1-5 s each): in `make test`, not in the `make test-fast` loop.
+pytestmark = pytest.mark.slow
 
 
 def _drop_dac() -> None:
