@@ -59,10 +59,17 @@ def ensure_data() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--only", default=None, help="run one configuration: default, "
+                        "'without risk' or '1000 lapsed seeds' (results/risk-<name>.json)")
     args = parser.parse_args()
     log = str(ensure_data())
     configs = {"default": {}, "without risk": {"risk": {"enabled": False},
-                                               "lapse": {"enabled": False}}}
+                                               "lapse": {"enabled": False}},
+               "1000 lapsed seeds": {"lapse": {"max_seeds": 1000}}}
+    if args.only is not None:
+        configs = {args.only: configs[args.only]}
+    else:
+        configs.pop("1000 lapsed seeds")
     rows, out = [], {}
     for name, config in configs.items():
         runs = [run_child(ANALYZE.format(config=json.dumps(config), log=log), timeout=7200)
@@ -84,7 +91,8 @@ def main() -> None:
         out[name] = res
     print_table(rows, ["analysis", "total s", "risk s", "risk / rest %", "influence s",
                        "care s", "lapsed seeds", "risk AUC (oot)", "peak MB"])
-    write_json("risk", {"machine": machine(), "customers": CUSTOMERS,
+    name = "risk" if args.only is None else "risk-" + args.only.replace(" ", "-")
+    write_json(name, {"machine": machine(), "customers": CUSTOMERS,
                         "interactions": INTERACTIONS, "repeats": args.repeats,
                         "results": out})
 

@@ -211,3 +211,21 @@ def test_reasons_name_the_risk_drivers_with_their_numbers() -> None:
         lapsed = int(m[3]) if m[3] else 0
         assert lapsed == c.loc[cid, "lapsed_contacts"]
     assert checked >= 3
+
+
+def test_newton_fit_matches_scikit_learn() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from carenet.community.risk import Logistic, design
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(rng.exponential(2.0, (3000, 4)), columns=list("abcd"))
+    eta = 0.8 * np.log1p(frame["a"]) - 1.2 * np.log1p(frame["b"]) + 0.3
+    y = rng.random(3000) < 1 / (1 + np.exp(-eta))
+    for c in (0.05, 1.0):
+        mine = Logistic.fit(frame, y, list("abcd"), c)
+        x = design(frame, list("abcd"))
+        ref = LogisticRegression(C=c, tol=1e-10, max_iter=10000).fit(
+            (x - mine.mean) / mine.scale, y)
+        assert mine.coef == pytest.approx(ref.coef_[0], abs=1e-4)
+        assert mine.intercept == pytest.approx(ref.intercept_[0], abs=1e-4)
