@@ -615,6 +615,11 @@ UPPER_BOUNDS: dict[str, float] = {
     "care.reasons_top": 1_000_000,
     "care.reason_ties": 100,
     "changes.top": 100_000,
+    "lapse.quantile": 1.0,
+    "lapse.max_seeds": 100_000_000,
+    "risk.confidence": 1.0,
+    "risk.l2": 1e6,
+    "risk.min_lapses": 1_000_000,
 }
 
 
