@@ -69,6 +69,10 @@ class DistributedRun:
         return Path(directory)
 
 
+BROADCAST_MAX = 2_000_000
+"""Per-customer tables up to this many rows are broadcast to the tie partitions."""
+
+
 def _sorted(frame: Any, n: int, column: str, dtype: Any) -> np.ndarray:
     """One per-node column of a Spark DataFrame as a numpy array aligned to positions."""
     pdf = to_pandas(frame)
@@ -97,8 +101,18 @@ def degrees(ties: Any, n: int) -> dict[str, np.ndarray]:
     return res
 
 
+def _small(frame: Any, n: int, broadcast_max: int) -> Any:
+    """``frame`` marked for broadcast when the per-customer table is small enough (the join
+    with the tie table then needs no shuffle of the ties).
+    """
+    from pyspark.sql import functions as sf
+
+    return sf.broadcast(frame) if n <= broadcast_max else frame
+
+
 def pagerank(spark: Any, ties: Any, n: int, *, damping: float = 0.85, tol: float = 1e-6,
-             max_iter: int = 500, check_every: int = 5) -> tuple[np.ndarray, int]:
+             max_iter: int = 500, check_every: int = 5,
+             broadcast_max: int = BROADCAST_MAX) -> tuple[np.ndarray, int]:
     """Weighted PageRank by power iteration over the partitioned tie table.
 
     Iterates ``y <- d P^T y + (1 - d) / n`` (``P`` the row-normalised out-ties, zero rows for
@@ -119,27 +133,31 @@ def pagerank(spark: Any, ties: Any, n: int, *, damping: float = 0.85, tol: float
     trans = (ties.join(out_w, "src").select("src", "dst", (sf.col("weight") / sf.col("s"))
                                             .alias("p")).cache())
     nodes = spark.range(n).select(sf.col("id").cast("int").alias("node")).cache()
+    base = (1.0 - damping) / n
+    # y holds only customers with in-ties; every other customer's value is ``base``
     y = nodes.select("node", sf.lit(1.0 / n).alias("y")).localCheckpoint()
     done = 0
     total = 1.0
     while done < max_iter:
         prev = y
         for _ in range(min(check_every, max_iter - done)):
-            contrib = (trans.join(y.withColumnRenamed("node", "src"), "src")
-                       .groupBy(sf.col("dst").alias("node"))
-                       .agg(sf.sum(sf.col("p") * sf.col("y")).alias("c")))
-            y = nodes.join(contrib, "node", "left").select(
-                "node", (sf.lit(damping) * sf.coalesce("c", sf.lit(0.0))
-                         + sf.lit((1.0 - damping) / n)).alias("y"))
+            ys = _small(y.withColumnRenamed("node", "src"), n, broadcast_max)
+            y = (trans.join(ys, "src", "left")
+                 .groupBy(sf.col("dst").alias("node"))
+                 .agg((sf.lit(damping) * sf.sum(sf.col("p") * sf.coalesce("y", sf.lit(base)))
+                       + sf.lit(base)).alias("y")))
             done += 1
         y = y.localCheckpoint()
-        row = (y.join(prev.withColumnRenamed("y", "p"), "node")
-               .agg(sf.sum(sf.abs(sf.col("y") - sf.col("p"))).alias("d"),
-                    sf.sum("y").alias("t")).first())
-        total = float(row["t"])
-        if damping / (1 - damping) * float(row["d"]) / total <= tol:
+        row = (y.join(prev.withColumnRenamed("y", "p"), "node", "full")
+               .agg(sf.sum(sf.abs(sf.coalesce("y", sf.lit(base)) - sf.coalesce("p", sf.lit(base))))
+                    .alias("d"), sf.sum("y").alias("t"), sf.count("y").alias("k")).first())
+        total = float(row["t"] or 0.0) + (n - int(row["k"])) * base
+        if damping / (1 - damping) * float(row["d"] or 0.0) / total <= tol:
             break
-    return _sorted(y, n, "y", np.float64) / total, done
+    values = np.full(n, base)
+    pdf = to_pandas(y)
+    values[pdf["node"].to_numpy(np.int64)] = pdf["y"].to_numpy(np.float64)
+    return values / values.sum(), done
 
 
 def _undirected(ties: Any) -> Any:
@@ -158,7 +176,8 @@ def _changed(new: Any, old: Any, column: str) -> bool:
 
 
 def label_propagation(spark: Any, ties: Any, n: int, *, max_iter: int = 20,
-                      check_every: int = 5) -> tuple[np.ndarray, int]:
+                      check_every: int = 5,
+                      broadcast_max: int = BROADCAST_MAX) -> tuple[np.ndarray, int]:
     """Synchronous label propagation over the undirected weighted graph.
 
     Every customer starts with its position as label; at each step every customer takes the
@@ -177,7 +196,8 @@ def label_propagation(spark: Any, ties: Any, n: int, *, max_iter: int = 20,
     while done < max_iter:
         prev = lab
         for _ in range(min(check_every, max_iter - done)):
-            scores = (und.join(lab.withColumnRenamed("node", "dst"), "dst")
+            scores = (und.join(_small(lab.withColumnRenamed("node", "dst"), n, broadcast_max),
+                               "dst")
                       .groupBy(sf.col("src").alias("node"), "label")
                       .agg(sf.sum("weight").alias("score")))
             top = (scores.withColumn("r", sf.row_number().over(best)).where(sf.col("r") == 1)
@@ -231,7 +251,7 @@ def label_propagation_reference(src: np.ndarray, dst: np.ndarray, weight: np.nda
 
 
 def components(spark: Any, ties: Any, n: int, *, max_iter: int = 1000,
-               check_every: int = 5) -> np.ndarray:
+               check_every: int = 5, broadcast_max: int = BROADCAST_MAX) -> np.ndarray:
     """Weakly connected components: each customer ends with its component's smallest position."""
     from pyspark.sql import functions as sf
 
@@ -245,7 +265,7 @@ def components(spark: Any, ties: Any, n: int, *, max_iter: int = 1000,
         prev = lab
         for _ in range(check_every):
             # every customer is its own neighbour here: the minimum keeps or lowers its label
-            lab = (und.join(lab.withColumnRenamed("node", "dst"), "dst")
+            lab = (und.join(_small(lab.withColumnRenamed("node", "dst"), n, broadcast_max), "dst")
                    .groupBy(sf.col("src").alias("node")).agg(sf.min("label").alias("label")))
             done += 1
         lab = lab.localCheckpoint()

@@ -42,17 +42,20 @@ def require_pyspark() -> Any:
 
 
 def to_pandas(frame: Any) -> Any:
-    """``frame.toPandas()`` without pyspark's warning about pandas >= 3.
+    """``frame.toPandas()`` without pyspark's warnings about pandas >= 3.
 
-    pyspark 4.x warns on every conversion that it does not fully support pandas 3; carenet only
-    converts plain numeric and string columns (checked by the parity tests), so the warning
-    carries no information here and would fail a test run that treats warnings as errors.
+    pyspark 4.x warns that it does not fully support pandas 3, and its Arrow conversion calls
+    pandas with a deprecated ``copy`` keyword. carenet converts only plain numeric and string
+    columns (the parity tests check the values), so these warnings carry no information here
+    and would fail a test run that treats warnings as errors; they are silenced for the
+    conversion only.
     """
     import warnings
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas",
-                                category=FutureWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
         return frame.toPandas()
 
 
