@@ -125,6 +125,8 @@ def get_session(master: str | None = None, conf: Mapping[str, str] | None = None
     chosen = master or ("" if submitted else "local[2]")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if chosen.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # never another interface
     builder = SparkSession.builder.appName(app_name)
     if chosen:
         builder = builder.master(chosen)
