@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck layers unit unit-fast chromium bench bench-env clean
+.PHONY: demo test test-fast lint typecheck layers unit unit-fast chromium java bench bench-env clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	# compile the numba kernels into their cache now, so the first analysis does not
 	$(BIN)/carenet warmup
 	@touch $(STAMP)
@@ -37,13 +37,17 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP) chromium
+unit: $(STAMP) chromium java
 	# the CLI tests publish runs: to a store of their own, never the user's default one
 	$(BIN)/pytest -n 2 --dist loadfile
 
 ## make chromium: the browser tests' Chromium (/usr/bin/chromium; apt-installed when root)
 chromium:
 	@scripts/ensure-chromium.sh
+
+## make java: the Spark tests' Java runtime (apt-installs openjdk-17-jre-headless when root)
+java:
+	@scripts/ensure-java.sh
 
 ## make bench-env: a separate environment with carenet plus the peers it is measured against
 benchmarks/.venv/.installed: pyproject.toml benchmarks/requirements-peers.txt

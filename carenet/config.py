@@ -31,6 +31,11 @@ the API's run requests all speak the same names::
     retention = 0.3
     budget = 200
 
+    [engine]                # where it runs: local (default) or spark
+    name = "spark"
+    spark_master = "spark://head:7077"
+    collect_max_ties = 200_000_000
+
 Unknown keys and wrong types are errors naming the key (a typo must not silently fall back to
 a default).
 """
@@ -509,6 +514,27 @@ class ChangesConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the analysis runs: ``local`` (this process) or ``spark`` (:mod:`carenet.spark`).
+
+    ``spark_master`` is a Spark master URL (None: ``local[2]``, or the one ``spark-submit``
+    gave); ``spark_conf`` extra Spark settings; ``collect_max_ties`` the most ties collected to
+    the driver to run every local step (above it only the distributed steps run).
+    """
+
+    name: str = "local"
+    spark_master: str | None = None
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    collect_max_ties: int = 200_000_000
+
+    def __post_init__(self) -> None:
+        _one_of("engine.name", self.name, ("local", "spark"))
+        if self.collect_max_ties < 0:
+            raise InvalidInputError(
+                f"engine.collect_max_ties must be >= 0, not {self.collect_max_ties}")
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """Every setting of one analysis run; ``to_dict()`` goes into ``run.json``."""
 
@@ -523,6 +549,7 @@ class AnalysisConfig:
     risk: RiskConfig = field(default_factory=RiskConfig)
     care: CareConfig = field(default_factory=CareConfig)
     changes: ChangesConfig = field(default_factory=ChangesConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
         check_upper_bounds(self)  # every numeric setting, however the config was built

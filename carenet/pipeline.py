@@ -109,11 +109,13 @@ def analyze(
     previous: AnalysisRun | None = None,
     progress: Progress = no_progress,
     steps: Sequence[str] | None = None,
+    network: LoadedNetwork | None = None,
 ) -> AnalysisRun:
     """Run a full analysis and return the :class:`AnalysisRun` (``save()`` it to a directory).
 
     ``steps`` limits the analysis steps run (default: all of :data:`STEPS`);
-    ``previous`` is the last run, for run-to-run comparisons.
+    ``previous`` is the last run, for run-to-run comparisons; ``network`` is an already loaded
+    network (the Spark engine's, :mod:`carenet.spark`) used instead of loading ``logs``.
 
     >>> import pandas as pd
     >>> run = analyze(pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"]}))
@@ -122,8 +124,9 @@ def analyze(
     """
     created = _now()
     t0 = time.perf_counter()
-    network = load_inputs(logs, customers=customers, events=events, config=config,
-                          progress=progress)
+    if network is None:
+        network = load_inputs(logs, customers=customers, events=events, config=config,
+                              progress=progress)
     timings = {"load": time.perf_counter() - t0}
     timings.update({f"load.{k}": v for k, v in network.report.timings.items()})
     graph = network.graph

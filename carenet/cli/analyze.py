@@ -11,20 +11,25 @@ from rich.table import Table
 from carenet.cli.options import (
     ANALYZE_KEYS,
     DIFFUSION,
+    ENGINE_KEYS,
     GRAPH,
     MEASURES,
     OUTPUT,
     TABLES,
     Channel,
     ChannelCol,
+    CollectMaxTies,
     Columns,
     ConfigFile,
     Delimiter,
+    EngineName,
     HalfLife,
     Header,
     Quiet,
     Seed,
     SourceCol,
+    SparkConf,
+    SparkMaster,
     TargetCol,
     TimeCol,
     TimeFormat,
@@ -89,6 +94,10 @@ def analyze(
     publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish the run to the store so that `carenet serve` serves it.", rich_help_panel=OUTPUT)] = True,
     quiet: Quiet = False,
     make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write the HTML report and its interactive views to OUT/report.", rich_help_panel=OUTPUT)] = False,
+    engine: EngineName = None,
+    spark_master: SparkMaster = None,
+    spark_conf: SparkConf = None,
+    collect_max_ties: CollectMaxTies = None,
 ) -> None:
     """Analyse interaction logs, write a run directory and publish the run to the store.
 
@@ -98,7 +107,7 @@ def analyze(
 
     Example: carenet analyze CollegeMsg.txt --columns source,target,timestamp --out runs/college
     """
-    cfg = load_config(config, config_overrides(locals(), ANALYZE_KEYS))
+    cfg = load_config(config, config_overrides(locals(), ANALYZE_KEYS | ENGINE_KEYS))
     prev_run = None
     if previous is not None:
         from carenet.pipeline import AnalysisRun
@@ -124,12 +133,25 @@ def run_and_report(
     store = RunStore(db or default_db_url()) if publish else None
     try:
         with progress_bar(not quiet) as report:
-            run = analyze_and_publish(logs, customers=customers, events=events, config=cfg,
-                                      previous=previous, progress=report, out=out, store=store)
+            if cfg.engine.name == "spark":
+                from carenet.spark.engine import analyze_and_publish_spark
+
+                run = analyze_and_publish_spark(logs, customers=customers, events=events,
+                                                config=cfg, previous=previous, progress=report,
+                                                out=out, store=store)
+            else:
+                run = analyze_and_publish(logs, customers=customers, events=events, config=cfg,
+                                          previous=previous, progress=report, out=out,
+                                          store=store)
     finally:
         if store is not None:
             store.close()
     path = out
+    if not hasattr(run, "graph"):  # the Spark engine's distributed path: no graph to publish
+        console.print(f"run {run.run_id}: {run.meta['results']['engine']['reason']}; "
+                      f"written to {out} (not published: the store serves runs whose ties fit "
+                      "one machine)", highlight=False, soft_wrap=True)
+        return run
     store_url = describe_url(store.url) if store is not None else None
     print_run(run, path)
     if store_url is not None:

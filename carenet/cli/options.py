@@ -25,6 +25,7 @@ MEASURES = "Centralities and communities"
 OUTPUT = "Output"
 DIFFUSION = "Influence and exposure"
 BACKTEST = "Backtest"
+ENGINE = "Engine (local or Apache Spark)"
 DB_HELP = "Store URL: a SQLite file or postgresql://user@host/db (default: $CARENET_DB or a SQLite file in ~/.local/share/carenet)."
 
 
@@ -46,6 +47,19 @@ def channel_weights(text: str | None) -> dict[str, float] | None:
             out[name.strip()] = float(value)
         except ValueError:
             raise InvalidInputError(f"--channel-weights: {value!r} is not a number") from None
+    return out
+
+
+def spark_settings(items: list[str] | None) -> dict[str, str] | None:
+    """``--spark-conf k=v`` flags -> ``{"k": "v"}``; None (or none given) stays None."""
+    if not items:
+        return None
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--spark-conf wants key=value, not {item!r}")
+        out[key.strip()] = value.strip()
     return out
 
 
@@ -122,6 +136,18 @@ ANALYZE_KEYS: dict[str, tuple[str, Convert]] = {
     "seed_set_size": ("influence.seed_set_size", None),
 }
 """``carenet analyze``'s flags that set config keys: flag -> (config key, conversion)."""
+
+ENGINE_KEYS: dict[str, tuple[str, Convert]] = {
+    "engine": ("engine.name", None),
+    "spark_master": ("engine.spark_master", None),
+    "spark_conf": ("engine.spark_conf", spark_settings),
+    "collect_max_ties": ("engine.collect_max_ties", None),
+}
+"""``carenet analyze``'s engine flags: flag -> (config key, conversion)."""
+EngineName = Annotated[str | None, typer.Option("--engine", help="Where the analysis runs: local (default) or spark (pip install 'carenet[spark]').", rich_help_panel=ENGINE, show_default=False)]
+SparkMaster = Annotated[str | None, typer.Option("--spark-master", help="Spark master URL, e.g. spark://head:7077, yarn, local[4] (default local[2], or spark-submit's).", rich_help_panel=ENGINE, show_default=False)]
+SparkConf = Annotated[list[str] | None, typer.Option("--spark-conf", help="A Spark setting key=value (repeatable), e.g. spark.executor.memory=8g.", rich_help_panel=ENGINE, show_default=False)]
+CollectMaxTies = Annotated[int | None, typer.Option("--collect-max-ties", help="Most ties collected to the driver to run every step locally; above it only the distributed steps run (default 200,000,000).", rich_help_panel=ENGINE, show_default=False)]
 
 BACKTEST_KEYS: dict[str, tuple[str, Convert]] = INPUT_KEYS
 """``carenet backtest``'s flags that set config keys (the pre-cutoff analyses' input)."""
