@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
-	# compile the numba kernels into their cache now, so the first analysis does not
+	# compile the numba kernels into their cache now, so the first analysis does not pay for it
 	$(BIN)/carenet warmup
 	@touch $(STAMP)
 
