@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("--reverse-1m", action="store_true", help="run reverse at 1M too (hours)")
     ap.add_argument("--profile", action="store_true",
                     help="also one thread and no attribution (at every size)")
+    ap.add_argument("--name", default="exposure", help="JSON file name in results/")
     ap.add_argument("--cascade-ratio", action="store_true",
                     help="only: ms per world against a plain cascade, one thread, 100k")
     args = ap.parse_args()
@@ -203,7 +204,7 @@ def main() -> None:
     print_table(rows, ["size", "estimator", "customers", "seeds", "runs", "rounds", "error",
                        "seconds", "ms_per_world", "peak_mb", "load_before", "load_after",
                        "max_diff_in_half_widths"])
-    path = write_json("exposure", {"machine": machine(), "error_target": args.error,
+    path = write_json(args.name, {"machine": machine(), "error_target": args.error,
                                    "rows": rows})
     print(f"\nwrote {path}")
 
