@@ -84,6 +84,46 @@ print(json.dumps({{"seconds": sec, "customers": g.n_customers, "ties": int(g.n_t
 """
 
 
+RATIO = """
+import numba, numpy as np, pandas as pd
+from carenet.graphs.model import CustomerGraph
+from carenet.graphs.diffusion import DiffusionGraph, monte_carlo
+from carenet.graphs.exposure import forward_exposure
+from carenet.community.influence import seeds_from_events
+g = CustomerGraph.load({path!r} + "/graph")
+ev = pd.read_parquet({path!r} + "/events.parquet")
+seeds = seeds_from_events(ev, reference_time=g.reference_time, lookback=90 * 86400.0)
+dg = DiffusionGraph.from_graph(g)
+monte_carlo(dg, seeds, runs=2)
+forward_exposure(dg, seeds, max_runs=2, min_runs=2, attribution_runs=0)
+numba.set_num_threads(1)
+rows = []
+for k in (100, 1000, int(seeds.size)):
+    sd = seeds[:k]
+    t = time.perf_counter(); mc = monte_carlo(dg, sd, runs={worlds}, seed=1)
+    a = time.perf_counter() - t
+    t = time.perf_counter()
+    forward_exposure(dg, sd, max_runs={worlds}, min_runs={worlds}, attribution_runs=0, seed=1)
+    b = time.perf_counter() - t
+    rows.append({{"seeds": k, "cascade_ms": 1000 * a / {worlds},
+                 "forward_exposure_ms": 1000 * b / {worlds}, "ratio": b / a,
+                 "mean_cascade": mc.mean}})
+print(json.dumps({{"rows": rows}}))
+"""
+
+
+def cascade_ratio(size: str, worlds: int = 30) -> list[dict[str, Any]]:
+    """ms per world on one thread: a plain Monte Carlo cascade from the seeds against a
+    forward-exposure world (cascade + the seeds' backward searches), same process."""
+    load = os.getloadavg()[0]
+    res = run_child(RATIO.format(path=str(ensure(size)), worlds=worlds), timeout=3600)
+    rows = [{"size": size, "load_before": load, "load_after": os.getloadavg()[0], **r}
+            for r in res.get("rows", [])]
+    print_table(rows, ["size", "seeds", "cascade_ms", "forward_exposure_ms", "ratio",
+                       "mean_cascade", "load_before", "load_after"])
+    return rows
+
+
 def ensure(size: str) -> Path:
     path = DATA / f"exposure-{size}"
     if (path / "events.parquet").exists():
@@ -136,7 +176,14 @@ def main() -> None:
     ap.add_argument("--reverse-1m", action="store_true", help="run reverse at 1M too (hours)")
     ap.add_argument("--profile", action="store_true",
                     help="also one thread and no attribution (at every size)")
+    ap.add_argument("--name", default="exposure", help="JSON file name in results/")
+    ap.add_argument("--cascade-ratio", action="store_true",
+                    help="only: ms per world against a plain cascade, one thread, 100k")
     args = ap.parse_args()
+    if args.cascade_ratio:
+        write_json("exposure_cascade_ratio", {"machine": machine(),
+                                              "rows": cascade_ratio("100k")})
+        return
     sizes = ["1M"] if args.only_big else (["100k", "1M"] if args.big else ["100k"])
     rows = []
     for size in sizes:
@@ -157,7 +204,7 @@ def main() -> None:
     print_table(rows, ["size", "estimator", "customers", "seeds", "runs", "rounds", "error",
                        "seconds", "ms_per_world", "peak_mb", "load_before", "load_after",
                        "max_diff_in_half_widths"])
-    path = write_json("exposure", {"machine": machine(), "error_target": args.error,
+    path = write_json(args.name, {"machine": machine(), "error_target": args.error,
                                    "rows": rows})
     print(f"\nwrote {path}")
 

@@ -29,20 +29,23 @@ splitmix64 stream ``(seed, r)`` of :mod:`carenet.graphs.rng` (ties at ``k = e``,
 draws at ``k = n_ties + v``), so a tie's state can be asked for any number of times without
 storing the world. In each world:
 
-1. **First label**: breadth first from all seeds at once, every reached customer records the
-   seed that reached it first (``l1``) and the neighbour it came through (``p1``); a seed's
-   first label is itself. In the same pass, a live tie ``u -> v`` into a customer that already
-   has a different first label gives v its second label ``l2(v) = l1(u)`` (through u).
-2. **Second label**: second labels then spread over live ties within a first label's region
-   (ties between regions were all seen in 1).
+1. **First label**: breadth first from all seeds at once (a forward cascade), every reached
+   customer records the seed that reached it first (``l1``) and the neighbour it came
+   through; a seed's first label is itself. This settles every non-seed: exposed iff it has a
+   first label, attributed to that seed and neighbour.
+2. **Second label of each seed**: a seed s is reached by another seed iff some live path ends
+   in s from a customer of another region (first label not s): along any live path from
+   another seed to s, the customers after the last one outside s's region all have first
+   label s. So a search *backwards* from s over live in-ties, through reached customers of
+   s's own region, stops at the first reached customer u of another region: s's second
+   label is ``l1(u)`` (the nearest other seed's cascade, breadth first), attributed to s's
+   in-neighbour on that path. Regions are disjoint, so the searches of all seeds together
+   visit each customer at most once and look at each in-tie at most once.
 
-A customer v gets a second label iff at least two seeds reach it: along a live path from
-another seed to v, take the last tie whose ends have different first labels; its head gets a
-second label in 1 and the rest of the path, all in v's region, carries it on in 2. So a
-non-seed is exposed in a world iff it has a first label, and a seed s iff it has a second one
-(``l1(s) = s`` always): both from the same world, and the attribution (which seed, through
-which neighbour) comes with it. A tie is looked at once in 1 and at most once more in 2, so a
-world costs under two forward cascades, whatever the number of seeds.
+Both answers come from the same world. A world costs one forward cascade plus the backward
+searches, which only walk the parts of the seeds' own regions that lead back to them, so the
+cost does not grow with the number of seeds beyond the cascade itself (more seeds: smaller
+regions).
 
 Stopping
 --------
@@ -90,7 +93,7 @@ def _draw(state: np.uint64, k: np.int64) -> float:
     return float(mix(state + (np.uint64(k) + np.uint64(1)) * GOLDEN) >> S11) * TO_UNIT
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _live(
     model: int, state: np.uint64, u: int, v: int, e: int, m: int, prob: np.ndarray,
     rindptr: np.ndarray, rindices: np.ndarray, rcum: np.ndarray, log_stay: float,
@@ -117,8 +120,8 @@ def _live(
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _exposure_kernel(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, rindptr: np.ndarray,
-    rindices: np.ndarray, rcum: np.ndarray, model: int, log_stay: float, seeds: np.ndarray,
-    seed: np.uint64, first: int, count: int, record: bool,
+    rindices: np.ndarray, rcum: np.ndarray, rperm: np.ndarray, model: int, log_stay: float,
+    seeds: np.ndarray, seed: np.uint64, first: int, count: int, record: bool,
     mark: np.ndarray, mark2: np.ndarray, l1: np.ndarray, l2: np.ndarray, p1: np.ndarray,
     p2: np.ndarray, queue: np.ndarray, queue2: np.ndarray, counts: np.ndarray,
     rec_node: np.ndarray, rec_source: np.ndarray, rec_via: np.ndarray, used: np.ndarray,
@@ -145,10 +148,8 @@ def _exposure_kernel(
         q = queue[tid]
         q2 = queue2[tid]
         row = counts[tid]
-        # 1. first labels, breadth first from every seed; a live tie into a customer that
-        # already has a different first label gives it its second label
+        # 1. first labels: breadth first from every seed at once
         size = 0
-        size2 = 0
         for j in range(n_seeds):
             s = seeds[j]
             mk[s] = stamp
@@ -162,44 +163,52 @@ def _exposure_kernel(
             head += 1
             for e in range(indptr[u], indptr[u + 1]):
                 v = indices[e]
-                if mk[v] == stamp:
-                    if mk2[v] == stamp or a1[v] == a1[u]:
-                        continue
-                    if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum,
-                             log_stay):
-                        mk2[v] = stamp
-                        a2[v] = a1[u]
-                        v2[v] = u
-                        q2[size2] = v
-                        size2 += 1
-                elif _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
+                if mk[v] != stamp and _live(model, state, u, v, e, m, prob, rindptr,
+                                            rindices, rcum, log_stay):
                     mk[v] = stamp
                     a1[v] = a1[u]
                     v1[v] = u
                     q[size] = v
                     size += 1
-        # 2. second labels travel on within a first label's region (a live tie into another
-        # region was seen in 1); an unreached v means a dead tie
-        head = 0
-        while head < size2:
-            u = q2[head]
-            head += 1
-            for e in range(indptr[u], indptr[u + 1]):
-                v = indices[e]
-                if mk[v] != stamp or mk2[v] == stamp or a1[v] != a1[u]:
-                    continue
-                if _live(model, state, u, v, e, m, prob, rindptr, rindices, rcum, log_stay):
-                    mk2[v] = stamp
-                    a2[v] = a2[u]
-                    v2[v] = u
-                    q2[size2] = v
+        # 2. second labels of the seeds: backwards from seed s over live ties within its
+        # region (first label s) to the nearest reached customer of another region. Regions
+        # are disjoint, so a customer is visited by one seed's search at most.
+        for j in range(n_seeds):
+            s = seeds[j]
+            mk2[s] = stamp
+            v2[s] = -1
+            q2[0] = s
+            size2 = 1
+            head = 0
+            found = -1
+            while head < size2 and found < 0:
+                x = q2[head]
+                head += 1
+                for k in range(rindptr[x], rindptr[x + 1]):
+                    u = rindices[k]
+                    if mk[u] != stamp or (a1[u] == j and mk2[u] == stamp):
+                        continue  # unreached (its tie does not matter) or seen
+                    if not _live(model, state, u, x, rperm[k], m, prob, rindptr, rindices,
+                                 rcum, log_stay):
+                        continue
+                    branch = u if x == s else v2[x]  # s's in-neighbour on the path
+                    if a1[u] != j:
+                        found = a1[u]
+                        a2[s] = found
+                        v2[s] = branch
+                        break
+                    mk2[u] = stamp
+                    v2[u] = branch
+                    q2[size2] = u
                     size2 += 1
+            if found < 0:
+                v2[s] = -2
         # 3. hits: non-seeds with a first label, seeds with a second one
         for h in range(n_seeds, size):
             row[q[h]] += 1
         for j in range(n_seeds):
             s = seeds[j]
-            if mk2[s] == stamp:
+            if v2[s] >= 0:
                 row[s] += 1
         if record:
             pos = np.int64(i) * n
@@ -212,7 +221,7 @@ def _exposure_kernel(
                 pos += 1
             for j in range(n_seeds):
                 s = seeds[j]
-                if mk2[s] == stamp:
+                if v2[s] >= 0:
                     rec_node[pos] = s
                     rec_source[pos] = a2[s]
                     rec_via[pos] = v2[s]
@@ -346,6 +355,8 @@ def forward_exposure(
     counts = np.zeros((threads, n), np.int32)
     scratch_bytes = sum(a.nbytes for a in scratch + labels) + counts.nbytes
     code = _MODEL_CODE[model]
+    # forward position of every in-tie (the reverse CSR lists in-ties in this order)
+    rperm = np.argsort(dg.indices, kind="stable").astype(np.int64)
     prob = dg.lt_weight if model == "lt" else dg.prob
     log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
     u64 = np.uint64(int(seed) & MASK64)
@@ -374,7 +385,8 @@ def forward_exposure(
                 used = empty64
             with PARALLEL_LOCK, nb.parallel_chunksize(1):
                 _exposure_kernel(dg.indptr, dg.indices, prob, dg.rindptr, dg.rindices,
-                                 dg.rlt_cum, code, log_stay, s_nodes, u64, done, step, record,
+                                 dg.rlt_cum, rperm, code, log_stay, s_nodes, u64, done, step,
+                                 record,
                                  scratch[0], scratch[1], labels[0], labels[1], labels[2],
                                  labels[3], labels[4], labels[5], counts, rec[0], rec[1],
                                  rec[2], used)
