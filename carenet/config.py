@@ -287,7 +287,9 @@ class InfluenceConfig:
     ``cost_col`` (a customers column) with ``seed_budget`` selects within a budget.
     ``missing_value``: the value of a customer without one, for value-weighted influence.
     ``exposure_model``: the model of exposure (default: ``model``); ``sir_recovery``: its
-    per-step recovery probability when it is ``sir``.
+    per-step recovery probability when it is ``sir``. ``exposure_error``: the exposure
+    estimate stops adding cascade worlds once every customer's interval half-width (at
+    ``confidence``) is at most this; ``exposure_runs`` is then only the most worlds it runs.
     """
 
     enabled: bool = True
@@ -306,6 +308,7 @@ class InfluenceConfig:
     exposure_model: str | None = None
     sir_recovery: float = 0.5
     exposure_runs: int = 2000
+    exposure_error: float = 0.025
     exposure_sources: int = 3
     seed_set_size: int = 50
     seed_budget: float | None = None
@@ -335,6 +338,8 @@ class InfluenceConfig:
         for key in ("top", "max_rr_sets", "exposure_runs", "exposure_sources", "compare_runs"):
             if getattr(self, key) < 1:
                 raise bad(key, ">= 1", getattr(self, key))
+        if not 0 < self.exposure_error < 1:
+            raise bad("exposure_error", "in (0, 1)", self.exposure_error)
         if self.seed_set_size < 0:
             raise bad("seed_set_size", ">= 0", self.seed_set_size)
         if self.missing_value < 0:
@@ -627,6 +632,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "influence.missing_value": 1e12,
     "influence.sir_recovery": 1.0,
     "influence.exposure_runs": 100_000,
+    "influence.exposure_error": 1.0,
     "influence.exposure_sources": 1_000,
     "influence.seed_set_size": 100_000,
     "influence.seed_budget": 1e15,
@@ -647,6 +653,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "risk.confidence": 1.0,
     "risk.l2": 1e6,
     "risk.min_lapses": 1_000_000,
+    "engine.collect_max_ties": 10_000_000_000,
 }
 
 

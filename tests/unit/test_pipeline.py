@@ -112,3 +112,26 @@ def test_same_input_same_numbers(sample_dir: Path) -> None:
     b = analyze(sample_dir / "interactions.csv")
     pd.testing.assert_frame_equal(a.customers, b.customers)
 
+
+
+def test_exposure_error_setting_reaches_the_estimate(tmp_path: Path) -> None:
+    """influence.exposure_error is the stopping target of the run's exposure worlds: a looser
+    target stops after fewer worlds, and run.json reports the target and the reached error."""
+    from carenet.synthetic import GeneratorConfig, generate
+
+    paths = generate(GeneratorConfig(customers=300, interactions=4000, community_size=50,
+                                     seed=5)).write(tmp_path / "in")
+    done = {}
+    for error in (0.2, 0.05):
+        cfg = AnalysisConfig().with_overrides({
+            "influence.exposure_error": error, "influence.exposure_runs": 5000,
+            "influence.seed_set_size": 0, "influence.epsilon": 0.3, "care.enabled": False,
+            "measures.exact_max": 500})
+        run = analyze(paths["interactions"], events=paths["events"], config=cfg)
+        expo = run.results["influence"]["exposure"]
+        assert expo["error_target"] == pytest.approx(error)
+        assert expo["error"] <= error
+        done[error] = expo["runs"]
+    assert done[0.2] < done[0.05] <= 5000
+    with pytest.raises(InvalidInputError, match="exposure_error"):
+        AnalysisConfig().with_overrides({"influence.exposure_error": 0.0})
