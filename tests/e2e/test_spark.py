@@ -39,8 +39,7 @@ from carenet.spark.engine import analyze_spark
 from carenet.store import RunStore
 from carenet.synthetic import GeneratorConfig, generate
 
-ROOT = Path(__file__).resolve().parents[2]
-COLLEGE = ROOT.parent / "shared" / "datasets" / "snap-collegemsg" / "CollegeMsg.txt"
+COLLEGE_PATH = Path("snap-collegemsg") / "CollegeMsg.txt"  # under the shared datasets
 # centralities only: the steps after them are the same local code on the same graph
 STEPS = ["centrality"]
 BASE = {"measures": {"measures": ["pagerank"]}}
@@ -77,11 +76,12 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def college(spark: Any) -> Pair:
-    assert COLLEGE.exists(), f"shared dataset missing: {COLLEGE}"
+def college(spark: Any, datasets: Path) -> Pair:
+    college_log = datasets / COLLEGE_PATH
+    assert college_log.exists(), f"shared dataset missing: {college_log}"
     cfg = AnalysisConfig.from_mapping(BASE)
-    local = analyze(COLLEGE, config=cfg, steps=STEPS)
-    run = analyze_spark([COLLEGE], config=cfg, steps=STEPS, spark=spark)
+    local = analyze(college_log, config=cfg, steps=STEPS)
+    run = analyze_spark([college_log], config=cfg, steps=STEPS, spark=spark)
     assert isinstance(run, AnalysisRun)
     return Pair(local, run)
 
@@ -250,14 +250,14 @@ def test_the_spark_run_is_published_and_served(generated: Generated) -> None:
 
 # ------------------------------------------------------------------ forced distributed path
 @pytest.fixture(scope="module")
-def distributed(spark: Any, college: Pair, tmp_path_factory: pytest.TempPathFactory
-                ) -> DistributedRun:
+def distributed(spark: Any, college: Pair, tmp_path_factory: pytest.TempPathFactory,
+                datasets: Path) -> DistributedRun:
     # the default PageRank tolerance (1e-6); damping 0.5 instead of 0.85 for the CI budget:
     # each DataFrame iteration costs ~1-3 s on a loaded 2-core machine, and 0.5 converges in
     # ~25 iterations instead of ~90 (the same code path; the benchmark runs the default)
     cfg = AnalysisConfig.from_mapping(BASE).with_overrides({"engine.collect_max_ties": 0,
                                                             "measures.pagerank_damping": 0.5})
-    run = analyze_spark([COLLEGE], config=cfg, spark=spark)
+    run = analyze_spark([datasets / COLLEGE_PATH], config=cfg, spark=spark)
     assert isinstance(run, DistributedRun)
     run.save(tmp_path_factory.mktemp("spark-dist") / "run")
     return run
