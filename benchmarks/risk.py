@@ -9,6 +9,7 @@ lapses bring (they make the influence and care steps do more work) and the same 
 the risk step switched off (``risk.enabled = lapse.enabled = false``) for the total cost.
 
     .venv/bin/python benchmarks/risk.py                 # writes benchmarks/results/risk.json
+    .venv/bin/python benchmarks/risk.py --with-tables   # with events and customers tables
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from carenet.config import AnalysisConfig
 from carenet.pipeline import analyze
 cfg = AnalysisConfig.from_mapping(json.loads({config!r}))
 t0 = time.perf_counter()
-run = analyze({log!r}, config=cfg)
+run = analyze({log!r}, config=cfg, **json.loads({tables!r}))
 total = time.perf_counter() - t0
 risk = run.results.get("risk", {{}})
 expo = run.results.get("influence", {{}}).get("exposure", {{}})
@@ -59,10 +60,16 @@ def ensure_data() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--with-tables", action="store_true",
+                        help="also give the generator's events and customers tables (exposure "
+                        "then has seeds without the lapses too: results/risk-tables*.json)")
     parser.add_argument("--only", default=None, help="run one configuration: default, "
                         "'without risk' or '1000 lapsed seeds' (results/risk-<name>.json)")
     args = parser.parse_args()
     log = str(ensure_data())
+    tables = ({"events": str(Path(log).with_name("events.parquet")),
+               "customers": str(Path(log).with_name("customers.parquet"))}
+              if args.with_tables else {})
     configs = {"default": {}, "without risk": {"risk": {"enabled": False},
                                                "lapse": {"enabled": False}},
                "1000 lapsed seeds": {"lapse": {"max_seeds": 1000}}}
@@ -72,7 +79,8 @@ def main() -> None:
         configs.pop("1000 lapsed seeds")
     rows, out = [], {}
     for name, config in configs.items():
-        runs = [run_child(ANALYZE.format(config=json.dumps(config), log=log), timeout=7200)
+        runs = [run_child(ANALYZE.format(config=json.dumps(config), log=log,
+                                         tables=json.dumps(tables)), timeout=7200)
                 for _ in range(args.repeats)]
         ok = [r for r in runs if "total" in r]
         if not ok:
@@ -92,8 +100,11 @@ def main() -> None:
     print_table(rows, ["analysis", "total s", "risk s", "risk / rest %", "influence s",
                        "care s", "lapsed seeds", "risk AUC (oot)", "peak MB"])
     name = "risk" if args.only is None else "risk-" + args.only.replace(" ", "-")
+    if args.with_tables:
+        name = name.replace("risk", "risk-tables", 1)
     write_json(name, {"machine": machine(), "customers": CUSTOMERS,
                         "interactions": INTERACTIONS, "repeats": args.repeats,
+                        "tables": sorted(tables),
                         "results": out})
 
 
