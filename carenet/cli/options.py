@@ -54,13 +54,12 @@ def spark_settings(items: list[str] | None) -> dict[str, str] | None:
     """``--spark-conf k=v`` flags -> ``{"k": "v"}``; None (or none given) stays None."""
     if not items:
         return None
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(f"--spark-conf wants key=value, not {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+    from carenet.spark.session import parse_conf  # the one k=v parser (no pyspark import)
+
+    try:
+        return parse_conf(items)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--spark-conf: {exc}") from None
 
 
 def load_config(config: Path | None, overrides: dict[str, Any]) -> AnalysisConfig:
