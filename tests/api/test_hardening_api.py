@@ -6,6 +6,7 @@ bodies of a few MB at most, a handful of concurrent requests, seconds of work.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -82,9 +83,11 @@ def raw_request(url: str, head: bytes, body_chunks: list[bytes]) -> bytes:
         try:
             for chunk in body_chunks:
                 s.sendall(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused early: the server stopped reading
-        s.shutdown(socket.SHUT_WR)
+        except OSError:  # broken pipe, reset, not connected: refused early, stopped reading
+            pass
+        # the server may have answered and closed first (ENOTCONN): its answer is still read
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_WR)
         data = b""
         while len(data) < 65536:
             try:
