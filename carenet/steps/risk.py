@@ -94,13 +94,17 @@ def risk_step(ctx: RunContext) -> None:
     lap = lapsed_at(src, dst, t, n, at=at, horizon=h, window=w)
     results["lapse"] |= {"lapsed": lap.lapses, "active_before": lap.population}
     comm = ctx.customers["community"].to_numpy() if "community" in ctx.customers else None
+    role = (ctx.customers["role"].to_numpy() if cfg.role and "role" in ctx.customers
+            else None)
     chan: np.ndarray | None = inter.channel[keep]
     if chan is not None and not (chan >= 0).any():
         chan = None
     ctx.progress("risk", 1, 2)
     model = fit_risk(src, dst, t, n, at=at, horizon=h, window=w, gaps=win.gaps, channel=chan,
-                     community=comm, churn_score=churn, min_lapses=cfg.min_lapses,
-                     calibration=cfg.calibration, c=cfg.l2, confidence=cfg.confidence)
+                     community=comm, role=role, churn_score=churn,
+                     min_lapses=cfg.min_lapses, calibration=cfg.calibration, c=cfg.l2,
+                     confidence=cfg.confidence, folds=cfg.folds, decay=cfg.fold_decay,
+                     drift=cfg.drift, exposure=cfg.exposure)
     f = model.features
     value = {"active_days": f["active_days_window"].to_numpy(float),
              "log_active_days": np.log1p(f["active_days_window"].to_numpy(float)),

@@ -23,7 +23,7 @@ LIGHT = AnalysisConfig.from_mapping({
     "influence": {"seed_set_size": 0, "exposure_runs": 300, "epsilon": 0.3},
     "care": {"budget": 0, "reasons_top": 20},
 })
-CUTOFFS = (0.55, 0.65, 0.75)
+CUTOFFS = (0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80)  # all of benchmarks/risk_real.py
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
