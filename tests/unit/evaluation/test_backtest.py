@@ -385,6 +385,30 @@ def test_value_capture_by_hand_and_its_bootstrap() -> None:
     assert out.loc["bad", "diff_to_best_other_high"] < 0
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_value_captured_curve_is_the_average_over_random_tie_orders(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.random(7) < 0.5
+    y[0] = True
+    s = rng.integers(0, 3, 7).astype(float)
+    v = rng.exponential(2.0, 7)
+    total, count = np.zeros(8), 0
+    for perm in itertools.permutations(range(7)):  # every order of the tied customers
+        p = np.array(perm)
+        order = p[np.argsort(-s[p], kind="stable")]
+        total += np.r_[0, np.cumsum((v * y)[order])]
+        count += 1
+    want = total / count / (v * y).sum()
+    curve = bt.lift_curve(y, s, fractions=np.arange(1, 8) / 7, values=v)
+    np.testing.assert_allclose(curve["value_captured"], want[curve["k"]], atol=1e-12)
+    # at 5% it is value_capture_interval's point estimate
+    big_y = rng.random(400) < 0.3
+    big_s, big_v = rng.integers(0, 20, 400).astype(float), rng.exponential(1.0, 400)
+    at5 = bt.lift_curve(big_y, big_s, fractions=[0.05], values=big_v)["value_captured"][0]
+    point = bt.value_capture_interval(big_y, {"s": big_s}, big_v, resamples=10)
+    assert at5 == pytest.approx(point["value_captured"][0], abs=1e-12)
+
+
 def test_cutoffs_are_checked_up_front_and_gaps_reported(tmp_path: Path) -> None:
     rows = [f"c{i % 9},c{(i * 4 + 1) % 9},{int(t)}\n"
             for i, t in enumerate(np.linspace(0, 30 * DAY, 400))]
