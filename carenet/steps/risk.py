@@ -12,8 +12,10 @@ Runs before ``influence`` (its lapsed customers seed the exposure cascade) and `
   ``[risk] value``), ``activity_change``, ``lapsed_contacts`` and ``risk_window_days``
   (what the reasons quote: "activity fell 80% in the last 30 days, 2 contacts lapsed").
 
-``results["risk"]`` (run.json) holds the horizon, window, gaps, the model's out-of-time
-AUC, Brier score, reliability table and feature importance, and ``messages``: what the
+``results["risk"]`` (run.json) holds the horizon, window, gaps, the labelled periods the
+model was stacked on (``training``: how many, when, their lapse rates, the drift
+correction), its out-of-time AUC, Brier score, reliability table and feature importance, and
+``messages``: what the
 terminal should say (fallbacks). Without timestamps the step uses a CRM ``churn_score``
 when there is one, and otherwise only says that risk needs timestamps or a churn score.
 """
