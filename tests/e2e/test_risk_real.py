@@ -89,5 +89,6 @@ def test_risk_and_priority_rank_who_goes_silent(log: tuple[str, pd.DataFrame],
     assert lift > 1.0, (name, share, lift)
     # the run records the model's out-of-time quality and a reliability table
     oot = res["out_of_time"]
-    assert oot["auc"] > 0.6 and 0 < oot["brier"] < 0.25
+    assert oot["auc"] > 0.7 and 0 < oot["brier"] < 0.25  # measured 0.73-0.84 on these 16
+    assert res["training"]["folds"] >= 3  # stacked: 3-4 periods on SMS, 6 on CollegeMsg
     assert sum(r["n"] for r in oot["reliability"]) == oot["population"]

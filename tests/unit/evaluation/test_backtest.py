@@ -301,7 +301,8 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
     assert "network_model" in result.output and "AUC" in result.output
     for name in ("backtest.json", "metrics.csv", "lift_curve.csv", "scores.parquet",
                  "lift_curve.svg", "lift_curve.png", "backtest.html", "value_capture.csv",
-                 "value_capture.svg", "value_capture.png"):
+                 "value_capture.svg", "value_capture.png", "value_curves.svg",
+                 "value_curves.png"):
         assert (out / name).stat().st_size > 0, name
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics["cutoff"]) == {"2004-05-08T00:00:00Z", "2004-05-15T00:00:00Z"}
@@ -327,6 +328,12 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
     page = (out / "backtest.html").read_text()
     assert "<svg" in page and "network_model" in page
     assert "Value captured by the top 5%" in page
+    assert "Lift and churned value captured by the top K%" in page
+    curves = (out / "value_curves.svg").read_text()
+    assert curves[curves.find("<svg"):] in page
+    for name in ("priority", "risk", "value", "degree", "pagerank"):
+        assert f"<!-- {name} -->" in curves, name
+    assert curve["value_captured"].between(0, 1).all()
     # nothing fetched from the network: no external src/href, no scripts or stylesheets
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
     assert "<script" not in page and "<link" not in page
