@@ -132,6 +132,7 @@ def risk_step(ctx: RunContext) -> None:
     if cfg.enabled and oot:
         results["messages"].append(
             f"risk: out-of-time AUC {oot['auc']:.3f}, Brier {oot['brier']:.4f} "
-            f"({oot['lapses']:,} of {oot['population']:,} lapsed within {h / DAY:.3g} days)")
+            f"({oot['lapses']:,} of {oot['population']:,} lapsed within {h / DAY:.3g} days; "
+            f"model trained on {results['training'].get('folds', 1)} labelled period(s))")
     ctx.progress("risk", 2, 2)
     ctx.results["risk"] = results

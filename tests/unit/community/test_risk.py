@@ -361,3 +361,21 @@ def test_role_and_exposure_features_enter_the_model() -> None:
 def test_stacking_settings_are_validated(bad: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         AnalysisConfig.from_mapping({"risk": bad})
+
+
+def test_the_step_records_the_stacked_periods_and_says_so() -> None:
+    frame = fading_log(6)
+    frame = frame[frame.timestamp < 110 * DAY]
+    cfg = AnalysisConfig.from_mapping({"lapse": {"horizon": "10d"},
+                                       "risk": {"folds": 4, "min_lapses": 5}})
+    run = analyze(frame, config=cfg, steps=["communities", "risk"])
+    res = run.results["risk"]
+    tr = res["training"]
+    assert tr["folds"] == 4 and tr["drift"] == "level"
+    assert len(tr["features_at_all"]) == len(tr["lapse_rates"]) == 4
+    assert res["out_of_time"]["folds"] == 4
+    assert any("model trained on 4 labelled period(s)" in m for m in res["messages"])
+    # level: the mean risk of the active customers is the mean lapse rate of the periods
+    active = ~run.customers["silent"].to_numpy(bool)
+    assert run.customers["lapse_risk"].to_numpy()[active].mean() == pytest.approx(
+        np.mean(tr["lapse_rates"]), abs=1e-4)
