@@ -11,9 +11,16 @@ from the log before the cutoff).
 Per cutoff: AUC of risk, recency, frequency and priority; lift at 5% of priority and risk;
 calibration on the realised labels of the application window (deciles of predicted risk:
 the largest gap, the mean gap, the deciles with at least 50 customers, and the mean
-predicted against the observed rate) for each ``risk.calibration`` (none, platt, isotonic).
+predicted against the observed rate). Per log, a **pooled reliability table** over its eight
+cutoffs (deciles of the pooled predictions, ~240-290 customers each): the per-cutoff
+populations (231-366) leave no decile with the issue's 50 customers, the pooled one does.
+
+Each ``--variant`` is a set of ``[risk]`` settings (``key=value`` joined by ``,``; ``default``:
+none), run on all 16 cutoffs; the rows record it, and the features that carried the model
+(the run's largest standardised coefficients).
 
     .venv/bin/python benchmarks/risk_real.py      # writes benchmarks/results/risk-real.json
+    .venv/bin/python benchmarks/risk_real.py --variant default --variant folds=1,drift=none,exposure=false
 """
 
 from __future__ import annotations
@@ -64,13 +71,41 @@ def load(name: str, root: Path) -> pd.DataFrame:
     return df.astype({"source": str, "target": str, "timestamp": float})
 
 
-def one(df: pd.DataFrame, share: float, calibration: str) -> dict[str, Any]:
+def parse_variant(text: str) -> dict[str, Any]:
+    """``folds=1,drift=none`` -> ``{"folds": 1, "drift": "none"}`` (``default`` -> {})."""
+    out: dict[str, Any] = {}
+    for part in ([] if text == "default" else text.split(",")):
+        key, _, raw = part.partition("=")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(raw)
+                    break
+                except ValueError:
+                    pass
+        out[key.strip()] = value
+    return out
+
+
+def pooled_reliability(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
+    """Deciles of the pooled predictions: n, mean predicted, observed rate, gap."""
+    order = np.argsort(p, kind="stable")
+    return [{"decile": i + 1, "n": int(part.size), "predicted": float(p[part].mean()),
+             "observed": float(y[part].mean()),
+             "gap": abs(float(p[part].mean() - y[part].mean()))}
+            for i, part in enumerate(np.array_split(order, 10))]
+
+
+def one(df: pd.DataFrame, share: float, risk: dict[str, Any]) -> dict[str, Any]:
     t0, t1 = df.timestamp.min(), df.timestamp.max()
     cutoff = t0 + share * (t1 - t0)
     past = df[df.timestamp < cutoff]
     cfg = AnalysisConfig.from_mapping({
         "influence": {"seed_set_size": 0, "exposure_runs": 300, "epsilon": 0.3},
-        "care": {"budget": 0, "reasons_top": 20}, "risk": {"calibration": calibration}})
+        "care": {"budget": 0, "reasons_top": 20}, "risk": risk})
     start = time.perf_counter()
     run = analyze(past, config=cfg, steps=["communities", "risk", "influence", "care"])
     seconds = time.perf_counter() - start
@@ -102,35 +137,52 @@ def one(df: pd.DataFrame, share: float, calibration: str) -> dict[str, Any]:
             "population": int(pop.size), "churn_rate": float(y.mean()),
             "auc_risk": auc(y, risk), "auc_recency": auc(y, rec), "auc_frequency": auc(y, freq),
             "auc_priority": auc(y, prio), "lift5_priority": lift5(y, prio),
-            "lift5_risk": lift5(y, risk), "calibration": calibration,
+            "lift5_risk": lift5(y, risk),
             "max_decile_gap": max(gaps), "mean_decile_gap": float(np.mean(gaps)),
             "deciles_50plus": len(big), "max_gap_50plus": max(big) if big else None,
             "mean_predicted": float(risk.mean()), "observed": float(y.mean()),
             "oot_auc": oot.get("auc"), "oot_brier": oot.get("brier"),
-            "method": res["method"], "seconds": seconds}
+            "folds": (res.get("training") or {}).get("folds"),
+            "top_features": [f"{x['feature']} {x['coefficient']:+.2f}"
+                             for x in (res.get("importance") or [])[:4]],
+            "method": res["method"], "seconds": seconds, "y": y, "risk": risk}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=DATASETS)
-    parser.add_argument("--calibrations", default="none,platt,isotonic")
+    parser.add_argument("--variant", action="append",
+                        help="[risk] settings, e.g. folds=1,drift=none (repeatable; default: "
+                        "the defaults)")
+    parser.add_argument("--out", default="risk-real", help="results file name")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    for name in ("collegemsg", "sms"):
-        df = load(name, args.datasets)
-        for cal in args.calibrations.split(","):
+    pooled: list[dict[str, Any]] = []
+    for variant in args.variant or ["default"]:
+        for name in ("collegemsg", "sms"):
+            df = load(name, args.datasets)
+            got = []
             for share in SHARES:
-                r = one(df, share, cal) | {"log": name}
-                rows.append(r)
-                print(f"{name} {cal} {share:.2f}: AUC risk {r['auc_risk']:.3f} rec "
+                r = one(df, share, parse_variant(variant)) | {"log": name,
+                                                               "variant": variant}
+                got.append(r)
+                print(f"{variant} {name} {share:.2f}: AUC risk {r['auc_risk']:.3f} rec "
                       f"{r['auc_recency']:.3f} freq {r['auc_frequency']:.3f}; lift5 priority "
                       f"{r['lift5_priority']:.2f}; max decile gap {r['max_decile_gap']:.3f}",
                       flush=True)
-    print_table(rows, ["log", "calibration", "share", "population", "churn_rate", "auc_risk",
+            table = pooled_reliability(np.concatenate([r["y"] for r in got]),
+                                       np.concatenate([r["risk"] for r in got]))
+            pooled.append({"variant": variant, "log": name, "max_gap": max(
+                x["gap"] for x in table), "deciles": table})
+            rows += [{k: v for k, v in r.items() if k not in ("y", "risk")} for r in got]
+    print_table(rows, ["variant", "log", "share", "population", "churn_rate", "auc_risk",
                        "auc_recency", "auc_frequency", "auc_priority", "lift5_priority",
                        "lift5_risk", "max_decile_gap", "mean_decile_gap", "mean_predicted",
-                       "observed", "oot_auc"])
-    write_json("risk-real", {"machine": machine(), "rows": rows})
+                       "observed", "oot_auc", "folds"])
+    for p in pooled:
+        print(f"\npooled reliability, {p['variant']}, {p['log']} (max gap {p['max_gap']:.3f})")
+        print_table(p["deciles"], ["decile", "n", "predicted", "observed", "gap"])
+    write_json(args.out, {"machine": machine(), "rows": rows, "pooled": pooled})
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def backtest(
     log: Annotated[Path, typer.Argument(help="Interaction log with timestamps (CSV, Parquet, JSON Lines).", show_default=False)],
     cutoff: Annotated[list[str], typer.Option("--cutoff", help="Cutoff date(s): ISO 8601, epoch seconds or a share of the log's time span such as 60%; repeat or comma-separate for several.", rich_help_panel=BACKTEST, show_default=False)],
     horizon: Annotated[float, typer.Option("--horizon", help="Days after the cutoff in which churn is predicted.", rich_help_panel=BACKTEST, show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for backtest.json, metrics.csv, lift_curve.csv, scores.parquet, lift_curve.svg/.png and backtest.html.", rich_help_panel=OUTPUT)] = Path("carenet-backtest"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for backtest.json, metrics.csv, lift_curve.csv, value_capture.csv, scores.parquet, the plots (SVG/PNG) and backtest.html.", rich_help_panel=OUTPUT)] = Path("carenet-backtest"),
     events: Annotated[Path | None, typer.Option("--events", help="Events table (customer_id, event, timestamp): churn events label the horizon; earlier churn/complaint events seed exposure. Without it, churn = silence.", rich_help_panel=TABLES)] = None,
     customers: Annotated[Path | None, typer.Option("--customers", help="Customers table (value, churn_score, ...), as for analyze.", rich_help_panel=TABLES)] = None,
     truth: Annotated[Path | None, typer.Option("--truth", help="truth.csv from `carenet generate`: also score the true cascade churners.", rich_help_panel=TABLES)] = None,
@@ -82,6 +82,7 @@ def backtest(
     from carenet.viz.backtest_plot import (
         plot_lift_curves,
         plot_value_capture,
+        plot_value_curves,
         write_backtest_page,
     )
 
@@ -100,10 +101,12 @@ def backtest(
                           customers=customers, truth=truth, config=cfg, report=say)
     path = result.save(out)
     svg, _ = plot_lift_curves(result.lift_curve, path)
-    value_svg = None
+    value_svg = curves_svg = None
     if len(result.value_capture):
         value_svg, _ = plot_value_capture(result.value_capture, path)
-    write_backtest_page(result.to_dict(), result.metrics, path, svg=svg, value_svg=value_svg)
+        curves_svg, _ = plot_value_curves(result.lift_curve, path)
+    write_backtest_page(result.to_dict(), result.metrics, path, svg=svg, value_svg=value_svg,
+                        curves_svg=curves_svg)
     for cut in result.cutoffs:
         lab = cut.labels
         console.print(f"[bold]cutoff {lab['cutoff']}[/]: {lab['population']:,} active, "
@@ -146,7 +149,7 @@ def backtest(
             console.print(f"note: {note}", highlight=False, style="dim")
     console.print(f"written to {path} (backtest.html, metrics.csv, lift_curve.csv, "
                   f"value_capture.csv, scores.parquet, lift_curve.svg/.png, "
-                  f"value_capture.svg/.png) in {time.perf_counter() - t0:.1f} s",
+                  f"value_capture.svg/.png, value_curves.svg/.png) in {time.perf_counter() - t0:.1f} s",
                   highlight=False, soft_wrap=True)
 
 

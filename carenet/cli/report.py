@@ -30,7 +30,7 @@ def write_html_report(run_dir: Path, out: Path | None = None, *, backtest: Path 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `carenet analyze` or `carenet demo`.", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report directory (default: RUN_DIR/report).", show_default=False)] = None,
-    backtest: Annotated[Path | None, typer.Option("--backtest", help="A `carenet backtest` output directory (or its lift_curve.csv): adds the lift curve.", show_default=False)] = None,
+    backtest: Annotated[Path | None, typer.Option("--backtest", help="A `carenet backtest` output directory (or its lift_curve.csv): adds the lift curve, the value-capture curves and the 5% table.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Write one HTML report of a run: summary figures, plots, the customers to look at

@@ -300,7 +300,9 @@ class BacktestResult:
 
     @property
     def lift_curve(self) -> pd.DataFrame:
-        """``score, fraction, lift, captured`` (+ ``k``, ``target``, ``cutoff``)."""
+        """``score, fraction, lift, captured, value_captured`` (+ ``k``, ``target``,
+        ``cutoff``): lift, share of churners and share of churned value in the top fraction.
+        """
         return pd.concat([c.curve for c in self.cutoffs], ignore_index=True)
 
     @property
@@ -681,12 +683,13 @@ def backtest_cutoff(log: InteractionLog, cutoff: float, options: BacktestOptions
                                  confidence=options.confidence,
                                  values=None if values is None else values[keep])
             rows.append({"cutoff": _iso(cutoff), "target": target, "score": name} | m)
-            curve = bt.lift_curve(yy[keep], s[keep])
+            curve = bt.lift_curve(yy[keep], s[keep],
+                                  values=None if values is None else values[keep])
             curve.insert(0, "score", name)
             curve["target"] = target
             curve["cutoff"] = _iso(cutoff)
-            curves.append(curve[["score", "fraction", "lift", "captured", "k", "target",
-                                 "cutoff"]])
+            curves.append(curve[["score", "fraction", "lift", "captured", "value_captured",
+                                 "k", "target", "cutoff"]])
     comparison: dict[str, Any] = {}
     capture = bt.value_capture_interval(
         y, {k: scores[k] for k in VALUE_SCORES if k in scores}, values, fraction=0.05,

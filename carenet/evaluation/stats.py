@@ -180,10 +180,14 @@ def lift_at(labels: np.ndarray, scores: np.ndarray, fraction: float) -> float:
 
 
 def lift_curve(labels: np.ndarray, scores: np.ndarray,
-               fractions: Sequence[float] | np.ndarray | None = None) -> pd.DataFrame:
+               fractions: Sequence[float] | np.ndarray | None = None,
+               values: np.ndarray | None = None) -> pd.DataFrame:
     """Lift and captured share of churners at each top fraction (default: 1%, 2%, ... 100%).
 
-    Columns ``fraction``, ``k``, ``lift``, ``captured`` (share of all churners in the top k).
+    Columns ``fraction``, ``k``, ``lift``, ``captured`` (share of all churners in the top k)
+    and, with ``values``, ``value_captured``: the share of the churned value in the top k
+    (ties at the cut shared as in :func:`value_capture_interval`, whose point estimate at
+    5% it equals).
     """
     y, s = _check(labels, scores)
     fr = (np.arange(1, 101) / 100.0 if fractions is None
@@ -193,11 +197,20 @@ def lift_curve(labels: np.ndarray, scores: np.ndarray,
     total = float(y.sum())
     if n == 0 or total == 0:
         nan = np.full(fr.size, np.nan)
-        return pd.DataFrame({"fraction": fr, "k": ks if n else np.zeros(fr.size, int),
-                             "lift": nan, "captured": nan})
+        out = pd.DataFrame({"fraction": fr, "k": ks if n else np.zeros(fr.size, int),
+                            "lift": nan, "captured": nan})
+        if values is not None:
+            out["value_captured"] = nan
+        return out
     got = expected_captured(y, s, ks)
-    return pd.DataFrame({"fraction": fr, "k": ks, "lift": (got / ks) / (total / n),
-                         "captured": got / total})
+    out = pd.DataFrame({"fraction": fr, "k": ks, "lift": (got / ks) / (total / n),
+                        "captured": got / total})
+    if values is not None:
+        v = np.nan_to_num(np.asarray(values, np.float64), nan=0.0).clip(min=0)
+        churned = float(v[y].sum())
+        out["value_captured"] = (_expected_value_top(y, s, v, ks) / churned
+                                 if churned > 0 else np.nan)
+    return out
 
 
 def score_metrics(labels: np.ndarray, scores: np.ndarray, *, budget: int,
@@ -283,6 +296,23 @@ def value_capture_interval(labels: np.ndarray, scores: dict[str, np.ndarray],
                      "value_high": float(np.quantile(ok, 1 - a)) if ok.size else float("nan"),
                      "diff_to_best_other_low": diff_lo, "diff_to_best_other_high": diff_hi})
     return pd.DataFrame(rows)
+
+
+def _expected_value_top(y: np.ndarray, s: np.ndarray, v: np.ndarray,
+                        ks: np.ndarray) -> np.ndarray:
+    """:func:`_value_captured` for many ``k`` at once (one sort): the churned value of the
+    groups of equal scores above the cut, plus the tied group's value times the share of it
+    that fits.
+    """
+    order = np.argsort(-s, kind="stable")
+    ss = s[order]
+    ends = np.flatnonzero(np.r_[ss[1:] != ss[:-1], True]) + 1
+    cum = np.cumsum((v * y)[order])[ends - 1]
+    g = np.minimum(np.searchsorted(ends, ks, side="left"), ends.size - 1)
+    start = np.where(g > 0, ends[np.maximum(g - 1, 0)], 0)
+    before = np.where(g > 0, cum[np.maximum(g - 1, 0)], 0.0)
+    out = before + (cum[g] - before) * (ks - start) / (ends[g] - start)
+    return np.asarray(np.where(ks == 0, 0.0, out))
 
 
 def _value_captured(y: np.ndarray, s: np.ndarray, v: np.ndarray, k: int) -> float:

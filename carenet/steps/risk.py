@@ -12,8 +12,10 @@ Runs before ``influence`` (its lapsed customers seed the exposure cascade) and `
   ``[risk] value``), ``activity_change``, ``lapsed_contacts`` and ``risk_window_days``
   (what the reasons quote: "activity fell 80% in the last 30 days, 2 contacts lapsed").
 
-``results["risk"]`` (run.json) holds the horizon, window, gaps, the model's out-of-time
-AUC, Brier score, reliability table and feature importance, and ``messages``: what the
+``results["risk"]`` (run.json) holds the horizon, window, gaps, the labelled periods the
+model was stacked on (``training``: how many, when, their lapse rates, the drift
+correction), its out-of-time AUC, Brier score, reliability table and feature importance, and
+``messages``: what the
 terminal should say (fallbacks). Without timestamps the step uses a CRM ``churn_score``
 when there is one, and otherwise only says that risk needs timestamps or a churn score.
 """
@@ -94,13 +96,17 @@ def risk_step(ctx: RunContext) -> None:
     lap = lapsed_at(src, dst, t, n, at=at, horizon=h, window=w)
     results["lapse"] |= {"lapsed": lap.lapses, "active_before": lap.population}
     comm = ctx.customers["community"].to_numpy() if "community" in ctx.customers else None
+    role = (ctx.customers["role"].to_numpy() if cfg.role and "role" in ctx.customers
+            else None)
     chan: np.ndarray | None = inter.channel[keep]
     if chan is not None and not (chan >= 0).any():
         chan = None
     ctx.progress("risk", 1, 2)
     model = fit_risk(src, dst, t, n, at=at, horizon=h, window=w, gaps=win.gaps, channel=chan,
-                     community=comm, churn_score=churn, min_lapses=cfg.min_lapses,
-                     calibration=cfg.calibration, c=cfg.l2, confidence=cfg.confidence)
+                     community=comm, role=role, churn_score=churn,
+                     min_lapses=cfg.min_lapses, calibration=cfg.calibration, c=cfg.l2,
+                     confidence=cfg.confidence, folds=cfg.folds, decay=cfg.fold_decay,
+                     drift=cfg.drift, exposure=cfg.exposure)
     f = model.features
     value = {"active_days": f["active_days_window"].to_numpy(float),
              "log_active_days": np.log1p(f["active_days_window"].to_numpy(float)),
@@ -126,6 +132,7 @@ def risk_step(ctx: RunContext) -> None:
     if cfg.enabled and oot:
         results["messages"].append(
             f"risk: out-of-time AUC {oot['auc']:.3f}, Brier {oot['brier']:.4f} "
-            f"({oot['lapses']:,} of {oot['population']:,} lapsed within {h / DAY:.3g} days)")
+            f"({oot['lapses']:,} of {oot['population']:,} lapsed within {h / DAY:.3g} days; "
+            f"model trained on {results['training'].get('folds', 1)} labelled period(s))")
     ctx.progress("risk", 2, 2)
     ctx.results["risk"] = results

@@ -5,6 +5,9 @@ contacted, every score a line, random = 1) with matplotlib's object API (no pypl
 state, Agg canvas) and writes ``lift_curve.svg`` and ``lift_curve.png``;
 :func:`plot_value_capture` draws the churned value captured by the top 5% of each score
 with its bootstrap interval (``value_capture.svg``/``.png``);
+:func:`plot_value_curves` draws lift and churned value captured by the top K% of priority,
+risk, value, degree and PageRank per cutoff (``value_curves.svg``/``.png``, the figure the
+run report shows with ``carenet report --backtest``);
 :func:`write_backtest_page` writes ``backtest.html`` with the metrics table and the SVGs inline,
 so the page opens offline and needs no other file.
 """
@@ -101,6 +104,21 @@ def plot_value_capture(capture: pd.DataFrame, out_dir: str | Path) -> tuple[Path
     return svg, png
 
 
+def plot_value_curves(curve: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
+    """Draw :func:`carenet.viz.plots.value_capture_curves` of the backtest's lift curve
+    table; writes ``value_curves.svg`` and ``.png`` and returns their paths.
+    """
+    from carenet.viz.plots import to_png, to_svg, value_capture_curves
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    fig = value_capture_curves(curve)
+    svg, png = d / "value_curves.svg", d / "value_curves.png"
+    svg.write_text(to_svg(fig), encoding="utf-8")
+    png.write_bytes(to_png(fig))
+    return svg, png
+
+
 def _cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
@@ -113,9 +131,10 @@ def _cell(v: Any) -> str:
 
 
 def write_backtest_page(summary: dict[str, Any], metrics: pd.DataFrame, out_dir: str | Path,
-                        *, svg: Path | None = None, value_svg: Path | None = None) -> Path:
+                        *, svg: Path | None = None, value_svg: Path | None = None,
+                        curves_svg: Path | None = None) -> Path:
     """Write ``backtest.html``: the setup, the metrics table per cutoff (AUC with interval,
-    lift at 1/5/10%, churners captured by K contacts), the notes, and the plot inline.
+    lift at 1/5/10%, churners captured by K contacts), the notes, and the plots inline.
     """
     d = Path(out_dir)
     cols = ["score", "auc", "auc_low", "auc_high", "lift_1", "lift_5", "lift_10",
@@ -188,6 +207,10 @@ def write_backtest_page(summary: dict[str, Any], metrics: pd.DataFrame, out_dir:
     if value_svg is not None and value_svg.exists():
         text = value_svg.read_text(encoding="utf-8")
         parts.append("<h2>Value captured by the top 5%</h2>" + text[text.find("<svg"):])
+    if curves_svg is not None and curves_svg.exists():
+        text = curves_svg.read_text(encoding="utf-8")
+        parts.append("<h2>Lift and churned value captured by the top K%</h2>"
+                     + text[text.find("<svg"):])
     parts.append("</body></html>\n")
     path = d / "backtest.html"
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -8,7 +8,11 @@
 * :func:`care_comparison`: value protected by the care plan against priority, degree,
   PageRank and random picks (the care step's ``care_comparison`` table);
 * :func:`lift_curve`: the backtest's lift and capture curves per score (``lift_curve.csv``
-  written by ``carenet backtest``: ``score, fraction, lift, captured``).
+  written by ``carenet backtest``: ``score, fraction, lift, captured``);
+* :func:`value_capture_curves`: what a care team buys, per cutoff: lift and the share of
+  churned value captured by the top K% for priority, risk alone, value alone, degree and
+  PageRank (the ``value_captured`` column of ``lift_curve.csv``); :func:`read_backtest_summary`
+  reads the 5% numbers of ``backtest.json`` the report tabulates next to it.
 
 Figures are made with :class:`matplotlib.figure.Figure` directly (no pyplot, no global
 state), in colour-blind-safe colours (Okabe-Ito); :func:`to_svg` / :func:`to_png` /
@@ -225,6 +229,83 @@ def lift_curve(curve: pd.DataFrame) -> Figure:
     return fig
 
 
+VALUE_SERIES = ("priority", "risk", "value", "degree", "pagerank")
+"""The scores of the value-capture plot (the backtest's ``VALUE_SCORES``)."""
+MAX_CUTOFF_PANELS = 4
+
+
+def value_capture_curves(curve: pd.DataFrame) -> Figure:
+    """Lift by K% (top row) and share of churned value captured by the top K% (bottom row)
+    of :data:`VALUE_SERIES`, one column per cutoff (the latest :data:`MAX_CUTOFF_PANELS`),
+    target ``churn``, up to K = 50%; a dotted vertical line marks 5%.
+    """
+    missing = [c for c in (*LIFT_COLUMNS, "value_captured") if c not in curve]
+    if missing:
+        raise InvalidInputError(f"value capture: missing column(s) {', '.join(missing)}")
+    data = curve
+    if "target" in data and (data["target"].astype(str) == "churn").any():
+        data = data[data["target"].astype(str) == "churn"]
+    data = data[data["score"].astype(str).isin(VALUE_SERIES)]
+    cutoffs = (sorted(data["cutoff"].astype(str).unique())[-MAX_CUTOFF_PANELS:]
+               if "cutoff" in data else [None])
+    fig = Figure(figsize=(3.4 * max(1, len(cutoffs)) + 0.8, 6.4))
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.93, bottom=0.09, wspace=0.3, hspace=0.4)
+    axes = fig.subplots(2, max(1, len(cutoffs)), squeeze=False)
+    for j, cut in enumerate(cutoffs):
+        part = data if cut is None else data[data["cutoff"].astype(str) == cut]
+        part = part[part["fraction"] <= 0.5 + 1e-12]
+        top, bottom = axes[0][j], axes[1][j]
+        for k, score in enumerate(VALUE_SERIES):
+            rows = part[part["score"].astype(str) == score].sort_values("fraction")
+            if rows.empty:
+                continue
+            style = {"color": OKABE_ITO_CYCLE[k], "linestyle": ["-", "--", "-.", ":", ":"][k],
+                     "linewidth": 2.0 if score == "priority" else 1.3, "label": score}
+            top.plot(rows["fraction"] * 100, rows["lift"], **style)
+            bottom.plot(rows["fraction"] * 100, rows["value_captured"] * 100, **style)
+        top.axhline(1.0, color="#777777", linewidth=0.8)
+        bottom.plot([0, 50], [0, 50], color="#777777", linewidth=0.8)
+        for ax in (top, bottom):
+            ax.axvline(5, color="#999999", linewidth=0.7, linestyle=":")
+        when = f"cutoff {str(cut)[:10]}" if cut is not None else "backtest"
+        _style(top, f"Lift, {when}", "top K% contacted", "lift over random")
+        _style(bottom, f"Value captured, {when}", "top K% contacted",
+               "% of churned value")
+    axes[0][-1].legend(frameon=False, fontsize=8)
+    return fig
+
+
+def read_backtest_summary(path: Any) -> list[dict[str, Any]]:
+    """The 5% numbers of a backtest directory's ``backtest.json`` (none without one): per
+    cutoff and value score, ``lift_5`` (churn target) and ``value_captured`` with its
+    bootstrap interval, as the backtest wrote them.
+    """
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    p = p / "backtest.json" if p.is_dir() else p.parent / "backtest.json"
+    if not p.exists():
+        return []
+    try:
+        doc = json.loads(p.read_text())
+    except ValueError as exc:
+        raise InvalidInputError(f"{p}: not JSON ({exc})") from None
+    rows = []
+    for cut in doc.get("cutoffs", []):
+        lift = {m["score"]: m.get("lift_5") for m in cut.get("metrics", [])
+                if m.get("target", "churn") == "churn"}
+        capture = {c["score"]: c for c in
+                   (cut.get("comparison", {}).get("value_capture_5") or {}).get("scores", [])}
+        for score in VALUE_SERIES:
+            if score in capture or score in lift:
+                c = capture.get(score, {})
+                rows.append({"cutoff": cut.get("cutoff"), "score": score,
+                             "lift_5": lift.get(score), "value_captured": c.get("value_captured"),
+                             "value_low": c.get("value_low"), "value_high": c.get("value_high")})
+    return rows
+
+
 def care_comparison(table: pd.DataFrame) -> Figure:
     """Value protected by the care plan against the other ways of choosing whom to contact
     (the care step's ``care_comparison``: ``strategy, k, protected, low, high``), one group
@@ -319,11 +400,15 @@ def run_plots(customers: pd.DataFrame, communities: pd.DataFrame | None = None,
                        care_comparison(care))
     if lift is not None:
         out["lift"] = ("Backtest: lift and captured churners per score", lift_curve(lift))
+        if "value_captured" in lift and lift["value_captured"].notna().any():
+            out["backtest-value"] = ("Backtest: lift and share of churned value captured by "
+                                     "the top K% (priority, risk, value, degree, PageRank)",
+                                     value_capture_curves(lift))
     return out
 
 
 __all__ = [
     "LIFT_COLUMNS", "care_comparison", "community_sizes", "data_uri", "exposure_distribution",
-    "influence_distribution", "influence_vs_pagerank", "lift_curve", "read_lift_curve",
-    "run_plots", "to_png", "to_svg",
+    "influence_distribution", "influence_vs_pagerank", "lift_curve", "read_backtest_summary",
+    "read_lift_curve", "run_plots", "to_png", "to_svg", "value_capture_curves",
 ]

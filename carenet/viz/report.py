@@ -211,13 +211,15 @@ def write_report(
 ) -> Path:
     """Write the HTML report of the run in ``run_dir`` and its views; returns the path of
     ``index.html``. ``out_dir`` defaults to ``RUN_DIR/report``; ``backtest`` is a backtest
-    output directory (or its ``lift_curve.csv``) whose lift curve is plotted.
+    output directory (or its ``lift_curve.csv``) whose lift curve is plotted, with (when the
+    backtest wrote them) its value-capture curves and a table of its 5% numbers.
     """
     from carenet.pipeline import AnalysisRun, atomic_directory
 
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
     lift = plot_mod.read_lift_curve(backtest) if backtest is not None else None
+    summary = plot_mod.read_backtest_summary(backtest) if backtest is not None else []
     run = AnalysisRun.load(run_dir)
     data = ViewData.from_run(run)
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
@@ -225,13 +227,29 @@ def write_report(
         raise InvalidInputError(f"{target}: exists and is not a directory")
     with atomic_directory(target) as tmp:
         (tmp / "plots").mkdir()
-        _write(run, data, tmp, lift=lift, say=say, max_community_views=max_community_views,
+        _write(run, data, tmp, lift=lift, backtest_rows=summary, say=say,
+               max_community_views=max_community_views,
                max_customer_views=max_customer_views, cascade_seeds=cascade_seeds,
                cascade_runs=cascade_runs, started=t0)
     return target / "index.html"
 
 
-def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, say: Step,
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * float(x):.1f}%"
+
+
+def _backtest_rows(summary: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The backtest's 5% numbers as the report's table shows them."""
+    return [{"cutoff": str(r["cutoff"]), "score": str(r["score"]),
+             "lift": "-" if r["lift_5"] is None else f"{float(r['lift_5']):.2f}",
+             "value": _pct(r["value_captured"]),
+             "interval": ("-" if r["value_low"] is None else
+                          f"{_pct(r['value_low'])} - {_pct(r['value_high'])}")}
+            for r in summary]
+
+
+def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None,
+           backtest_rows: list[dict[str, Any]], say: Step,
            max_community_views: int, max_customer_views: int, cascade_seeds: int,
            cascade_runs: int, started: float) -> None:
     labels = data.community_labels()
@@ -297,7 +315,7 @@ def _write(run: Any, data: ViewData, out: Path, *, lift: pd.DataFrame | None, sa
         priority_note=p_note, priority_head=p_head, priority_rows=p_rows,
         community_note=c_note, community_head=c_head, community_rows=c_rows, views=views,
         plan_note=plan_note, plan_head=plan_head, plan_rows=plan_rows,
-        version=version(),
+        backtest_rows=_backtest_rows(backtest_rows), version=version(),
     )
     (out / "index.html").write_text(html, encoding="utf-8")
     say(f"done in {time.perf_counter() - started:.1f} s")

@@ -23,7 +23,7 @@ LIGHT = AnalysisConfig.from_mapping({
     "influence": {"seed_set_size": 0, "exposure_runs": 300, "epsilon": 0.3},
     "care": {"budget": 0, "reasons_top": 20},
 })
-CUTOFFS = (0.55, 0.65, 0.75)
+CUTOFFS = (0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80)  # all of benchmarks/risk_real.py
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -89,5 +89,6 @@ def test_risk_and_priority_rank_who_goes_silent(log: tuple[str, pd.DataFrame],
     assert lift > 1.0, (name, share, lift)
     # the run records the model's out-of-time quality and a reliability table
     oot = res["out_of_time"]
-    assert oot["auc"] > 0.6 and 0 < oot["brier"] < 0.25
+    assert oot["auc"] > 0.7 and 0 < oot["brier"] < 0.25  # measured 0.73-0.84 on these 16
+    assert res["training"]["folds"] >= 3  # stacked: 3-4 periods on SMS, 6 on CollegeMsg
     assert sum(r["n"] for r in oot["reliability"]) == oot["population"]

@@ -229,3 +229,153 @@ def test_newton_fit_matches_scikit_learn() -> None:
             (x - mine.mean) / mine.scale, y)
         assert mine.coef == pytest.approx(ref.coef_[0], abs=1e-4)
         assert mine.intercept == pytest.approx(ref.intercept_[0], abs=1e-4)
+
+
+def test_weighted_newton_fit_matches_scikit_learn() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from carenet.community.risk import Logistic, design
+
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame(rng.exponential(2.0, (2000, 3)), columns=list("abc"))
+    eta = 0.9 * np.log1p(frame["a"]) - 0.7 * np.log1p(frame["c"])
+    y = rng.random(2000) < 1 / (1 + np.exp(-eta))
+    weight = rng.choice([0.25, 0.5, 1.0], 2000)
+    mine = Logistic.fit(frame, y, list("abc"), 0.5, weight=weight)
+    x = design(frame, list("abc"))
+    ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(
+        (x - mine.mean) / mine.scale, y, sample_weight=weight)
+    assert mine.coef == pytest.approx(ref.coef_[0], abs=1e-4)
+    assert mine.intercept == pytest.approx(ref.intercept_[0], abs=1e-4)
+
+
+def test_lapsed_exposure_by_brute_force() -> None:
+    from carenet.community.risk import lapsed_exposure
+
+    rng = np.random.default_rng(4)
+    n = 12
+    src, dst = rng.integers(0, n, 200), rng.integers(0, n, 200)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    lapsed = rng.random(n) < 0.3
+    got = lapsed_exposure(src, dst, lapsed, n)
+    for v in range(n):
+        into = dst == v
+        keep_prob = 1.0
+        for u in set(src[into].tolist()):
+            p = np.sum(into & (src == u)) / into.sum()  # weighted cascade
+            keep_prob *= 1 - p * lapsed[u]
+        assert got[v] == pytest.approx(1 - keep_prob, abs=1e-12)
+
+
+def test_stacked_folds_are_one_fit_on_the_labelled_periods() -> None:
+    from carenet.community.risk import Logistic, risk_features
+
+    frame = fading_log(6)
+    src, dst, t, n = _arrays(frame)
+    at, h = 120 * DAY, 10 * DAY
+    past = t < at
+    s, d, tt = src[past], dst[past], t[past]
+    model = fit_risk(s, d, tt, n, at=at, horizon=h, window=h, min_lapses=10, folds=3,
+                     drift="none")
+    tr = model.info["training"]
+    assert tr["folds"] == 3 and len(tr["features_at_all"]) == 3
+    # the same fit by hand: features at at - k h, labels of [at - k h, at - (k - 1) h)
+    frames, ys = [], []
+    for k in (1, 2, 3):
+        lab = silence(s, d, tt, n, cutoff=at - k * h, horizon=h, window=h)
+        f = risk_features(s, d, tt, n, at=at - k * h, horizon=h, window=h)
+        frames.append(f[lab.active])
+        ys.append(lab.lapsed[lab.active])
+    assert tr["rows"] == sum(len(f) for f in frames)
+    assert tr["lapse_rates"] == [round(float(y.mean()), 4) for y in ys]
+    by_hand = Logistic.fit(pd.concat(frames, ignore_index=True), np.concatenate(ys),
+                           model.info["features"], 1.0)
+    eta, _ = by_hand.eta(model.features[model.active])
+    assert model.risk[model.active] == pytest.approx(1 / (1 + np.exp(-eta)), abs=1e-9)
+    # the validation model is trained on the three periods before the latest
+    assert model.info["out_of_time"]["folds"] == 3
+
+
+def test_stacking_stops_at_a_gap_at_the_start_of_the_log_and_at_few_lapses() -> None:
+    frame = fading_log(7)
+    src, dst, t, n = _arrays(frame)
+    h = 10 * DAY
+    at = 100 * DAY
+    past = t < at
+    s, d, tt = src[past], dst[past], t[past]
+    assert 0 < tt.min() < 0.01 * DAY
+    many = fit_risk(s, d, tt, n, at=at, horizon=h, window=h, min_lapses=2, folds=50)
+    # every window must start inside the log: at - k h - h >= t.min() -> k <= 8
+    assert many.info["training"]["folds"] == 8
+    gap = fit_risk(s, d, tt, n, at=at, horizon=h, window=h, min_lapses=2, folds=50,
+                   gaps=[Gap(52 * DAY, 55 * DAY)])
+    # period k covers [at - (k + 1) h, at - (k - 1) h): k = 4 is the first to reach the gap
+    assert gap.info["training"]["folds"] == 3
+    # too few lapses: the stack ends before the first period with fewer than min_lapses
+    at = 120 * DAY
+    past = t < at
+    s, d, tt = src[past], dst[past], t[past]
+    lapses = [silence(s, d, tt, n, cutoff=at - k * h, horizon=h, window=h).lapses
+              for k in range(1, 12)]
+    first_short = next(k for k, x in enumerate(lapses, 1) if x < 10)
+    assert 2 < first_short < 11
+    few = fit_risk(s, d, tt, n, at=at, horizon=h, window=h, min_lapses=10, folds=50)
+    assert few.info["training"]["folds"] == first_short - 1
+
+
+def test_level_drift_sets_the_mean_risk_to_the_periods_lapse_rate() -> None:
+    frame = fading_log(8)
+    src, dst, t, n = _arrays(frame)
+    at, h = 110 * DAY, 10 * DAY
+    past = t < at
+    model = fit_risk(src[past], dst[past], t[past], n, at=at, horizon=h, window=h,
+                     min_lapses=10, folds=4, drift="level")
+    rates = model.info["training"]["lapse_rates"]
+    assert model.risk[model.active].mean() == pytest.approx(np.mean(rates), abs=1e-4)  # rounded rates
+    latest = fit_risk(src[past], dst[past], t[past], n, at=at, horizon=h, window=h,
+                      min_lapses=10, folds=4, drift="latest")
+    lab = silence(src[past], dst[past], t[past], n, cutoff=at - h, horizon=h, window=h)
+    assert latest.risk[latest.active].mean() != pytest.approx(np.mean(rates), abs=1e-3)
+    assert lab.lapses > 0
+
+
+def test_role_and_exposure_features_enter_the_model() -> None:
+    frame = fading_log(1, n=300)
+    src, dst, t, n = _arrays(frame)
+    at, h = 120 * DAY, 10 * DAY
+    past = t < at
+    role = np.where(np.arange(n) % 3 == 0, "hub", "member")
+    model = fit_risk(src[past], dst[past], t[past], n, at=at, horizon=h, window=h,
+                     min_lapses=10, role=role, exposure=True)
+    names = {r["feature"] for r in model.info["importance"]}
+    assert {"role_hub", "role_member", "lapsed_exposure"} <= names
+    plain = fit_risk(src[past], dst[past], t[past], n, at=at, horizon=h, window=h,
+                     min_lapses=10, exposure=False)
+    assert {r["feature"] for r in plain.info["importance"]} == set(MODEL_FEATURES) - {
+        "lapsed_exposure"}
+
+
+@pytest.mark.parametrize("bad", [{"folds": 0}, {"fold_decay": 0.0}, {"fold_decay": 1.5},
+                                 {"drift": "up"}, {"folds": 51}])
+def test_stacking_settings_are_validated(bad: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        AnalysisConfig.from_mapping({"risk": bad})
+
+
+def test_the_step_records_the_stacked_periods_and_says_so() -> None:
+    frame = fading_log(6)
+    frame = frame[frame.timestamp < 110 * DAY]
+    cfg = AnalysisConfig.from_mapping({"lapse": {"horizon": "10d"},
+                                       "risk": {"folds": 4, "min_lapses": 5}})
+    run = analyze(frame, config=cfg, steps=["communities", "risk"])
+    res = run.results["risk"]
+    tr = res["training"]
+    assert tr["folds"] == 4 and tr["drift"] == "level"
+    assert len(tr["features_at_all"]) == len(tr["lapse_rates"]) == 4
+    assert res["out_of_time"]["folds"] == 4
+    assert any("model trained on 4 labelled period(s)" in m for m in res["messages"])
+    # level: the mean risk of the active customers is the mean lapse rate of the periods
+    active = ~run.customers["silent"].to_numpy(bool)
+    assert run.customers["lapse_risk"].to_numpy()[active].mean() == pytest.approx(
+        np.mean(tr["lapse_rates"]), abs=1e-4)

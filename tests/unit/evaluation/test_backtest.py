@@ -301,7 +301,8 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
     assert "network_model" in result.output and "AUC" in result.output
     for name in ("backtest.json", "metrics.csv", "lift_curve.csv", "scores.parquet",
                  "lift_curve.svg", "lift_curve.png", "backtest.html", "value_capture.csv",
-                 "value_capture.svg", "value_capture.png"):
+                 "value_capture.svg", "value_capture.png", "value_curves.svg",
+                 "value_curves.png"):
         assert (out / name).stat().st_size > 0, name
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics["cutoff"]) == {"2004-05-08T00:00:00Z", "2004-05-15T00:00:00Z"}
@@ -327,6 +328,12 @@ def test_cli_backtest_writes_every_output(tmp_path: Path, datasets: Path) -> Non
     page = (out / "backtest.html").read_text()
     assert "<svg" in page and "network_model" in page
     assert "Value captured by the top 5%" in page
+    assert "Lift and churned value captured by the top K%" in page
+    curves = (out / "value_curves.svg").read_text()
+    assert curves[curves.find("<svg"):] in page
+    for name in ("priority", "risk", "value", "degree", "pagerank"):
+        assert f"<!-- {name} -->" in curves, name
+    assert curve["value_captured"].between(0, 1).all()
     # nothing fetched from the network: no external src/href, no scripts or stylesheets
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
     assert "<script" not in page and "<link" not in page
@@ -383,6 +390,30 @@ def test_value_capture_by_hand_and_its_bootstrap() -> None:
         <= out.loc["good", "value_high"]
     assert out.loc["good", "diff_to_best_other_low"] > 0  # good beats bad on every resample
     assert out.loc["bad", "diff_to_best_other_high"] < 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_value_captured_curve_is_the_average_over_random_tie_orders(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.random(7) < 0.5
+    y[0] = True
+    s = rng.integers(0, 3, 7).astype(float)
+    v = rng.exponential(2.0, 7)
+    total, count = np.zeros(8), 0
+    for perm in itertools.permutations(range(7)):  # every order of the tied customers
+        p = np.array(perm)
+        order = p[np.argsort(-s[p], kind="stable")]
+        total += np.r_[0, np.cumsum((v * y)[order])]
+        count += 1
+    want = total / count / (v * y).sum()
+    curve = bt.lift_curve(y, s, fractions=np.arange(1, 8) / 7, values=v)
+    np.testing.assert_allclose(curve["value_captured"], want[curve["k"]], atol=1e-12)
+    # at 5% it is value_capture_interval's point estimate
+    big_y = rng.random(400) < 0.3
+    big_s, big_v = rng.integers(0, 20, 400).astype(float), rng.exponential(1.0, 400)
+    at5 = bt.lift_curve(big_y, big_s, fractions=[0.05], values=big_v)["value_captured"][0]
+    point = bt.value_capture_interval(big_y, {"s": big_s}, big_v, resamples=10)
+    assert at5 == pytest.approx(point["value_captured"][0], abs=1e-12)
 
 
 def test_cutoffs_are_checked_up_front_and_gaps_reported(tmp_path: Path) -> None:

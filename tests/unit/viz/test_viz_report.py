@@ -240,3 +240,64 @@ def test_cli_report_and_analyze_report(run_dir: Path, backtest_dir: Path,
     index = run_out / "report" / "index.html"
     assert index.exists() and re.search(r"report: .*index\.html", result.output)
     assert (run_out / "report" / "community-map.html").exists()
+
+
+def test_report_shows_a_real_backtests_lift_and_value_capture(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """A backtest run and saved on disk -> the report has the lift and value-capture plot of
+    the five scores, whose points at 5% and whose table are the backtest's own numbers.
+    """
+    import json
+
+    from carenet.config import AnalysisConfig
+    from carenet.evaluation.backtest import BacktestOptions, run_backtest
+    from carenet.synthetic import GeneratorConfig, generate
+
+    data = generate(GeneratorConfig(customers=400, interactions=7000, timestamps="epoch",
+                                    seed=5))
+    log = data.interactions
+    t = log["timestamp"].to_numpy()
+    cutoffs = [float(np.quantile(t, q)) for q in (0.55, 0.7)]
+    fast = AnalysisConfig.from_mapping({
+        "measures": {"measures": ["pagerank", "core"]},
+        "influence": {"seed_set_size": 0, "exposure_runs": 200, "epsilon": 0.3}})
+    res = run_backtest(log, cutoffs=cutoffs, options=BacktestOptions(horizon_days=20,
+                                                                     min_class=3,
+                                                                     resamples=50),
+                       config=fast)
+    bt_dir = tmp_path / "bt"
+    res.save(bt_dir)
+    meta = json.loads((bt_dir / "backtest.json").read_text())
+    out = tmp_path / "report"
+    html = write_report(run_dir, out, backtest=bt_dir).read_text()
+    assert 'id="plot-backtest-value"' in html
+    svg = (out / "plots" / "backtest-value.svg").read_text()
+    embedded = [base64.b64decode(src.split(",", 1)[1]).decode() for src in _parse(html).imgs
+                if src.startswith("data:image/svg+xml;base64,")]
+    assert svg in embedded
+    series = ("priority", "risk", "value", "degree", "pagerank")
+    for name in series:
+        assert f"<!-- {name} -->" in svg, name  # the legend's labels
+    # the figure's curves at 5% are the backtest's value captured at 5% (backtest.json)
+    fig = plots.value_capture_curves(plots.read_lift_curve(bt_dir))
+    assert len(fig.axes) == 4  # lift and value captured, for each of the two cutoffs
+    for j, cut in enumerate(meta["cutoffs"]):
+        lines = {ln.get_label(): ln for ln in fig.axes[2 + j].get_lines()}
+        assert set(series) <= set(lines)
+        lifts = {ln.get_label(): ln for ln in fig.axes[j].get_lines()}
+        capture = {c["score"]: c for c in cut["comparison"]["value_capture_5"]["scores"]}
+        metric = {m["score"]: m for m in cut["metrics"] if m["target"] == "churn"}
+        for name in series:
+            x, y = lines[name].get_xdata(), lines[name].get_ydata()
+            at5 = y[np.flatnonzero(np.isclose(x, 5.0))[0]]
+            assert at5 == pytest.approx(100 * capture[name]["value_captured"], abs=1e-9)
+            xl, yl = lifts[name].get_xdata(), lifts[name].get_ydata()
+            assert yl[np.flatnonzero(np.isclose(xl, 5.0))[0]] == pytest.approx(
+                metric[name]["lift_5"], abs=1e-9)
+            # and the report's table quotes the same numbers
+            row = (f"<tr><td>{cut['cutoff']}</td><td>{name}</td>"
+                   f"<td class=\"num\">{metric[name]['lift_5']:.2f}</td>"
+                   f"<td class=\"num\">{100 * capture[name]['value_captured']:.1f}%</td>")
+            assert row in html, row
+    # nothing fetched from the network
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
