@@ -38,16 +38,25 @@ from _common import machine, print_table, run_child, write_json
 DATA = Path(__file__).resolve().parent / "data"
 SIZES = {"100k": (100_000, 1_000_000), "1M": (1_000_000, 10_000_000)}
 
+# the lead's generated logs (the same generator defaults, epoch timestamps, seed 1), reused
+# when present instead of generating again
+PROF = {"100k": Path("/work/prof/data100k"), "1M": Path("/work/prof/data1m")}
+
 MAKE = """
 from pathlib import Path
 from carenet.synthetic import GeneratorConfig, generate
 from carenet.graphs.build import load_network
 t0 = time.perf_counter()
-data = generate(GeneratorConfig(customers={customers}, interactions={interactions},
-                                timestamps="epoch", seed=1))
-net = load_network(data.interactions, customers=data.customers, events=data.events,
-                   half_life="30d")
-del data
+src = Path({source!r})
+if (src / "events.parquet").exists():
+    net = load_network(src / "interactions.parquet", customers=src / "customers.parquet",
+                       events=src / "events.parquet", half_life="30d")
+else:
+    data = generate(GeneratorConfig(customers={customers}, interactions={interactions},
+                                    timestamps="epoch", seed=1))
+    net = load_network(data.interactions, customers=data.customers, events=data.events,
+                       half_life="30d")
+    del data
 path = Path({path!r})
 path.mkdir(parents=True, exist_ok=True)
 net.graph.save(path / "graph")
@@ -132,7 +141,7 @@ def ensure(size: str) -> Path:
     print(f"generating {size}: {customers:,} customers, {interactions:,} interactions ...",
           flush=True)
     res = run_child(MAKE.format(customers=customers, interactions=interactions,
-                                path=str(path)), timeout=7200)
+                                path=str(path), source=str(PROF[size])), timeout=7200)
     if "error" in res:
         raise SystemExit(f"could not generate the {size} data: {res['error']}")
     return path

@@ -496,32 +496,67 @@ def _tie_weights(graph: CustomerGraph, src: np.ndarray, dst: np.ndarray) -> np.n
 def _source_table(graph: CustomerGraph, node: np.ndarray, source: np.ndarray,
                   via: np.ndarray, count: np.ndarray, reached: np.ndarray, runs: int,
                   keep: int) -> pd.DataFrame:
-    """Top ``keep`` sources per customer from (node, source node, via node, count) rows."""
+    """Top ``keep`` sources per customer from (node, source node, via node, count) rows.
+
+    Per (customer, source) pair: ``n_src`` = its rows' counts summed, the via of its row with
+    the largest count (smallest via on ties); pairs ranked per customer by ``n_src``
+    (descending), then source. Vectorised with numpy on int64 keys (the forward rows arrive
+    sorted by (node, source, via), so no sort is needed for them; other rows get one
+    lexsort), then one stable sort for the ranks: pandas' multi-column sorts took seconds
+    at 100k customers.
+    """
     cols = ["customer_id", "rank", "source_id", "share", "probability", "via_id",
             "via_share", "tie_weight"]
     if node.size == 0:
         return pd.DataFrame({c: pd.Series(dtype=object if c.endswith("_id") else float)
                              for c in cols})
-    frame = pd.DataFrame({"node": node, "source": source, "via": via, "count": count})
-    by_src = frame.groupby(["node", "source"], sort=False)["count"].sum().rename("n_src")
-    best_via = (frame.sort_values(["node", "source", "count", "via"],
-                                  ascending=[True, True, False, True], kind="stable")
-                .drop_duplicates(["node", "source"]).set_index(["node", "source"]))
-    pairs = best_via.join(by_src).reset_index()
-    pairs = pairs.sort_values(["node", "n_src", "source"], ascending=[True, False, True],
-                              kind="stable")
-    pairs["rank"] = pairs.groupby("node").cumcount() + 1
-    pairs = pairs[pairs["rank"] <= keep]
-    nodes = pairs["node"].to_numpy(np.int64)
-    via_arr = pairs["via"].to_numpy(np.int64)
+    n = np.int64(max(1, graph.n_customers))
+    node = np.asarray(node, np.int64)
+    source = np.asarray(source, np.int64)
+    via = np.asarray(via, np.int64)
+    count = np.asarray(count, np.int64)
+    pair = node * n + source
+    dp = np.diff(pair)
+    if not ((dp > 0) | ((dp == 0) & (np.diff(via) >= 0))).all():
+        order = np.lexsort((via, pair))
+        pair, node, source, via, count = (x[order] for x in (pair, node, source, via, count))
+    new = np.empty(pair.size, bool)
+    new[0] = True
+    np.not_equal(pair[1:], pair[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    pair_of = np.cumsum(new) - 1
+    n_src = np.add.reduceat(count, starts)
+    # the best via: the first row (smallest via) holding its pair's largest count
+    top = np.flatnonzero(count == np.maximum.reduceat(count, starts)[pair_of])
+    first = np.empty(top.size, bool)
+    first[0] = True
+    np.not_equal(pair_of[top[1:]], pair_of[top[:-1]], out=first[1:])
+    best = top[first]
+    p_node, p_source = node[starts], source[starts]
+    p_via, p_count = via[best], count[best]
+    # rank within the customer: n_src descending, then source (pairs are in source order)
+    hi = np.int64(n_src.max())
+    if float(n) * float(hi + 1) < 2.0**62:
+        order = np.argsort(p_node * (hi + 1) + (hi - n_src), kind="stable")
+    else:  # pragma: no cover - astronomically many runs
+        order = np.lexsort((p_source, -n_src, p_node))
+    p_node, p_source, p_via, p_count, n_src = (
+        x[order] for x in (p_node, p_source, p_via, p_count, n_src))
+    at = np.arange(p_node.size)
+    seg = np.empty(p_node.size, bool)
+    seg[0] = True
+    np.not_equal(p_node[1:], p_node[:-1], out=seg[1:])
+    rank = at - np.maximum.accumulate(np.where(seg, at, 0)) + 1
+    sel = rank <= keep
+    nodes, via_arr, n_sel = p_node[sel], p_via[sel], n_src[sel].astype(np.float64)
     return pd.DataFrame({
         "customer_id": graph.ids[nodes],
-        "rank": pairs["rank"].to_numpy(np.int64),
-        "source_id": graph.ids[pairs["source"].to_numpy(np.int64)],
-        "share": pairs["n_src"].to_numpy(np.float64) / reached[nodes],
-        "probability": pairs["n_src"].to_numpy(np.float64) / runs,
+        "rank": rank[sel].astype(np.int64),
+        "source_id": graph.ids[p_source[sel]],
+        "share": n_sel / reached[nodes],
+        "probability": n_sel / runs,
         "via_id": graph.ids[via_arr],
-        "via_share": pairs["count"].to_numpy(np.float64) / pairs["n_src"].to_numpy(np.float64),
+        "via_share": p_count[sel].astype(np.float64) / n_sel,
         "tie_weight": _tie_weights(graph, via_arr, nodes),
     })
 

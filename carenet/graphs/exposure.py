@@ -124,12 +124,14 @@ def _exposure_kernel(
     seeds: np.ndarray, seed: np.uint64, first: int, count: int, record: bool,
     mark: np.ndarray, mark2: np.ndarray, l1: np.ndarray, l2: np.ndarray, p1: np.ndarray,
     p2: np.ndarray, queue: np.ndarray, queue2: np.ndarray, counts: np.ndarray,
-    rec_node: np.ndarray, rec_source: np.ndarray, rec_via: np.ndarray, used: np.ndarray,
+    rec_key: np.ndarray, used: np.ndarray,
 ) -> None:
     """Worlds ``first .. first + count - 1``: adds exposure hits to ``counts[thread]``. With
-    ``record``, world i writes (customer, source seed index, via) rows to the region
-    ``[i * n, (i + 1) * n)`` of ``rec_*`` (``used[i]`` rows). Scratch rows (``mark`` ...,
-    one per thread) persist between calls; stamps are world index + 1.
+    ``record``, world i writes one int64 key per (customer v, source seed index j, via u),
+    ``(v * n_seeds + j) * n + u``, to the region ``[i * n, (i + 1) * n)`` of ``rec_key``
+    (``used[i]`` rows; one key instead of three columns halves the bytes written and lets
+    the aggregation sort one array). Scratch rows (``mark`` ..., one per thread) persist
+    between calls; stamps are world index + 1.
     """
     n = indptr.size - 1
     m = indices.size
@@ -213,18 +215,16 @@ def _exposure_kernel(
         if record:
             pos = np.int64(i) * n
             start = pos
+            nn = np.int64(n)
+            ns = np.int64(n_seeds)
             for h in range(n_seeds, size):
                 v = q[h]
-                rec_node[pos] = v
-                rec_source[pos] = a1[v]
-                rec_via[pos] = v1[v]
+                rec_key[pos] = (np.int64(v) * ns + a1[v]) * nn + v1[v]
                 pos += 1
             for j in range(n_seeds):
                 s = seeds[j]
                 if v2[s] >= 0:
-                    rec_node[pos] = s
-                    rec_source[pos] = a2[s]
-                    rec_via[pos] = v2[s]
+                    rec_key[pos] = (np.int64(s) * ns + a2[s]) * nn + v2[s]
                     pos += 1
             used[i] = pos - start
 
@@ -278,14 +278,32 @@ def runs_for(p: float, error: float, z: float) -> int:
     return math.ceil(z * z * max(p * (1 - p), 1e-12) / (error * error))
 
 
+def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (sorted) and how often each occurs: one plain sort (numpy's SIMD sort
+    of int64 on x86) and run lengths, no argsort and no gathers.
+    """
+    if keys.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.sort(keys)
+    new = np.empty(keys.size, bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return keys[starts], np.diff(np.append(starts, keys.size)).astype(np.int64)
+
+
 def _aggregate(keys: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``count`` over equal keys (sorted keys out)."""
+    """Sum ``count`` over equal keys (sorted keys out). The inputs here are concatenations
+    of a few sorted parts, which a stable sort (timsort: it finds the runs) merges in
+    close to linear time.
+    """
     if keys.size == 0:
         return keys.astype(np.int64), count.astype(np.int64)
     order = np.argsort(keys, kind="stable")
     keys, count = keys[order], count[order]
-    new = np.ones(keys.size, bool)
-    new[1:] = keys[1:] != keys[:-1]
+    new = np.empty(keys.size, bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     return keys[starts], np.add.reduceat(count, starts).astype(np.int64)
 
@@ -328,7 +346,7 @@ def forward_exposure(
         World r draws from the splitmix64 stream ``(seed, r)``: results do not depend on the
         number of threads, and the first k worlds are the same whatever ``max_runs``.
     record_rows
-        Bound on attribution rows held before aggregation (memory: 12 bytes a row).
+        Bound on attribution rows held before aggregation (memory: 8 bytes a row).
     """
     t0 = time.perf_counter()
     if model not in MODELS:
@@ -366,7 +384,6 @@ def forward_exposure(
         raise InvalidInputError(f"too many customers ({n}) and seeds ({s_nodes.size}) for "
                                 "the attribution's keys; pass attribution_runs=0")
     per_batch = max(1, int(record_rows) // max(1, n))
-    empty32 = np.zeros(0, np.int32)
     empty64 = np.zeros(0, np.int64)
     done = 0
     rounds = 0
@@ -378,24 +395,23 @@ def forward_exposure(
             step = min(target, attribution_runs) - done if record else target - done
             if record:
                 step = min(step, per_batch)
-                rec = [np.empty(step * n, np.int32) for _ in range(3)]
+                rec = np.empty(step * n, np.int64)
                 used = np.zeros(step, np.int64)
             else:
-                rec = [empty32] * 3
+                rec = empty64
                 used = empty64
             with PARALLEL_LOCK, nb.parallel_chunksize(1):
                 _exposure_kernel(dg.indptr, dg.indices, prob, dg.rindptr, dg.rindices,
                                  dg.rlt_cum, rperm, code, log_stay, s_nodes, u64, done, step,
                                  record,
                                  scratch[0], scratch[1], labels[0], labels[1], labels[2],
-                                 labels[3], labels[4], labels[5], counts, rec[0], rec[1],
-                                 rec[2], used)
+                                 labels[3], labels[4], labels[5], counts, rec, used)
             if record:
                 # one int64 key per (customer, source, via): (v * seeds + source) * n + via
-                keep = np.concatenate([np.arange(i * n, i * n + used[i]) for i in range(step)])
-                key = ((rec[0][keep].astype(np.int64) * s_nodes.size + rec[1][keep]) * n
-                       + rec[2][keep])
-                parts.append(_aggregate(key, np.ones(key.size, np.int64)))
+                key = np.concatenate([rec[i * n: i * n + used[i]] for i in range(step)])
+                del rec
+                parts.append(_count_keys(key))
+                del key
                 if sum(p[0].size for p in parts) > record_rows:
                     parts = [_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True)))]
             done += step
