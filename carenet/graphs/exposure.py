@@ -51,9 +51,12 @@ Stopping
 --------
 Worlds are simulated in rounds; after each round every customer's Wilson interval is
 computed, and the run stops when the largest half-width is at most ``error`` (or at
-``max_runs``). The next round's size comes from the current estimates (the count a binomial
-proportion near the worst customer's needs), so there are only a few looks, which keeps the
-effect of stopping on a look small; the half-width reached is reported.
+``max_runs``, or at the work ``budget``: a cap on worlds x directed ties, so that a graph ten
+times larger gets a tenth of the worlds and the run's cost stays bounded; the result then
+says ``stop_reason="budget"`` and the half-width it reached instead of the target).
+The next round's size comes from the current estimates (the count a binomial proportion
+near the worst customer's needs), so there are only a few looks, which keeps the effect
+of stopping on a look small; the half-width reached is reported.
 
 >>> from carenet.graphs.diffusion import DiffusionGraph
 >>> dg = DiffusionGraph.from_arrays(3, [0, 2], [1, 1], [0.5, 0.5])
@@ -78,6 +81,12 @@ from carenet.graphs.diffusion import MODELS, DiffusionGraph, as_nodes
 from carenet.graphs.rng import GOLDEN, MASK64, S11, TO_UNIT, mix
 
 _MODEL_CODE = {"ic": 0, "lt": 1, "sir": 2}
+
+#: Default work budget of exposure, in tie-worlds (worlds x directed ties): 2e9 lets 100k
+#: customers (about 0.5M ties) run their 2,000 worlds and caps 1M customers (about 5M ties)
+#: at about 380 worlds (a half-width near 0.05) so the default analysis stays within its
+#: time budget there; see benchmarks/README.md, "exposure.py".
+DEFAULT_BUDGET = 2e9
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -237,7 +246,9 @@ class ForwardExposure:
     ``counts[v]``: worlds in which v was exposed (a non-seed reached by the seeds' cascade; a
     seed reached by another seed's); ``runs``: worlds simulated; ``error``: the largest
     Wilson half-width at ``confidence`` over all customers (the error reached) and
-    ``error_target`` the one asked for; ``rounds``: how many times the stopping rule looked.
+    ``error_target`` the one asked for; ``rounds``: how many times the stopping rule looked;
+    ``stop_reason``: ``"error"`` (target met), ``"max_runs"``, ``"budget"`` (the work budget's
+    world cap ``budget_runs`` was reached first) or ``"no_seeds"``.
     Attribution rows from the first ``attribution_runs`` worlds, aggregated: ``count[i]``
     worlds exposed ``node[i]`` first through seed ``seeds[source[i]]`` and the in-neighbour
     ``via[i]`` (for a seed: another seed that reached it, and the neighbour it came through).
@@ -258,6 +269,8 @@ class ForwardExposure:
     model: str
     seconds: float
     scratch_bytes: int
+    stop_reason: str = "error"
+    budget_runs: int | None = None
 
 
 def wilson_half_width(counts: np.ndarray, trials: int, z: float) -> np.ndarray:
@@ -321,6 +334,7 @@ def forward_exposure(
     attribution_runs: int = 512,
     seed: int = 0,
     record_rows: int = 16_000_000,
+    budget: float | None = None,
 ) -> ForwardExposure:
     """Leave-one-out exposure of every customer from forward live-edge worlds (module doc).
 
@@ -347,6 +361,10 @@ def forward_exposure(
         number of threads, and the first k worlds are the same whatever ``max_runs``.
     record_rows
         Bound on attribution rows held before aggregation (memory: 8 bytes a row).
+    budget
+        Work budget in tie-worlds: at most ``budget / ties`` worlds (at least ``min_runs``),
+        whatever the error reached; None: no budget. Deterministic (a count, not a clock),
+        so a run repeats exactly.
     """
     t0 = time.perf_counter()
     if model not in MODELS:
@@ -361,12 +379,19 @@ def forward_exposure(
         raise InvalidInputError(f"runs must be a positive integer below 2**31, not {max_runs}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InvalidInputError(f"seed must be an integer, not {seed!r}")
+    if budget is not None and not budget > 0:
+        raise InvalidInputError(f"budget must be > 0 tie-worlds (or None), not {budget}")
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
     n = dg.n_nodes
     s_nodes = as_nodes(seeds, n, "seeds")
     max_runs = int(max_runs)
+    budget_runs = None
+    if budget is not None:
+        budget_runs = max(1, min(int(min_runs), max_runs),
+                          int(min(float(budget) / max(1, dg.indices.size), 2.0**31)))
+    cap = max_runs if budget_runs is None else min(max_runs, budget_runs)
     threads = max(1, int(nb.get_num_threads()))
     scratch = [np.zeros((threads, n), np.int32) for _ in range(2)]  # marks: 0 = never
     labels = [np.empty((threads, n), np.int32) for _ in range(6)]
@@ -387,7 +412,7 @@ def forward_exposure(
     empty64 = np.zeros(0, np.int64)
     done = 0
     rounds = 0
-    target = min(max_runs, max(1, int(min_runs)))
+    target = min(cap, max(1, int(min_runs)))
     half = 0.5
     while s_nodes.size:
         while done < target:
@@ -418,15 +443,21 @@ def forward_exposure(
         rounds += 1
         total = counts.sum(axis=0, dtype=np.int64)
         half = float(wilson_half_width(total, done, z).max()) if n else 0.0
-        if half <= error or done >= max_runs:
+        if half <= error or done >= cap:
             break
         # the worst customer's proportion, read from the upper end of its interval so an
         # early low count does not promise too few worlds
         p = total / done
         worst = float(p[np.argmin(np.abs(p - 0.5))])
         need = runs_for(min(0.5, worst + half / 2), error, z)
-        target = min(max_runs, max(need, done + max(1, done // 4)))
+        target = min(cap, max(need, done + max(1, done // 4)))
     total = counts.sum(axis=0, dtype=np.int64)
+    if not s_nodes.size:
+        reason = "no_seeds"
+    elif half <= error:
+        reason = "error"
+    else:
+        reason = "max_runs" if cap == max_runs else "budget"
     key, cnt = (_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts
                 else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
     node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
@@ -437,4 +468,5 @@ def forward_exposure(
         confidence=float(confidence), rounds=rounds,
         attribution_runs=min(attribution_runs, done), node=node, source=source, via=via,
         count=cnt, model=model, seconds=time.perf_counter() - t0, scratch_bytes=scratch_bytes,
+        stop_reason=reason, budget_runs=budget_runs,
     )

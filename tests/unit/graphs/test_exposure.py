@@ -146,3 +146,37 @@ def test_forward_agrees_with_reverse_estimator() -> None:
     assert list(fwd.sources.columns) == list(rev.sources.columns)
     assert set(fwd.sources["source_id"]) <= set(g.ids[seeds])
     assert (fwd.sources.groupby("customer_id")["share"].sum() <= 1 + 1e-9).all()
+
+
+def test_work_budget_caps_the_worlds_and_says_so(dg: DiffusionGraph) -> None:
+    ties = dg.indices.size
+    # 150 worlds' worth of tie-worlds: the target (0.001) cannot be met, the budget stops it
+    capped = forward_exposure(dg, [0, 5], error=0.001, max_runs=5000, budget=150.5 * ties,
+                              seed=3)
+    assert capped.runs == 150 and capped.budget_runs == 150
+    assert capped.stop_reason == "budget" and capped.error > 0.001
+    # the same worlds as a run capped at 150 by max_runs: the budget only stops early
+    plain = forward_exposure(dg, [0, 5], error=0.001, max_runs=150, seed=3)
+    assert plain.stop_reason == "max_runs" and plain.budget_runs is None
+    assert plain.counts.tolist() == capped.counts.tolist()
+    met = forward_exposure(dg, [0, 5], error=0.2, max_runs=5000, budget=1e9, seed=3)
+    assert met.stop_reason == "error" and met.error <= 0.2
+    assert forward_exposure(dg, [], budget=1e9).stop_reason == "no_seeds"
+    with pytest.raises(InvalidInputError, match="budget"):
+        forward_exposure(dg, [0], budget=0.0)
+
+
+def test_scores_report_the_stop_in_their_dict(graph: CustomerGraph) -> None:
+    ties = DiffusionGraph.from_graph(graph).indices.size
+    ex = exposure_scores(graph, ["c0", "c5"], runs=5000, error=0.001, budget=200 * ties,
+                         seed=1)
+    d = ex.to_dict()
+    assert d["runs"] == 200 and d["stop_reason"] == "budget" and d["budget_runs"] == 200
+    assert d["error"] > d["error_target"] == 0.001 and d["max_runs"] == 5000
+    assert d["budget"] == 200.0 * ties
+    free = exposure_scores(graph, ["c0", "c5"], runs=300, error=0.001, budget=None, seed=1)
+    assert free.to_dict()["stop_reason"] == "max_runs" and free.runs == 300
+    # the budget changes how many worlds, never what a world shows
+    assert free.exposure[:3].tolist() != [] and ex.runs < free.runs
+    rev = exposure_scores(graph, ["c0", "c5"], runs=50, method="reverse", seed=1)
+    assert rev.to_dict()["stop_reason"] == "runs"
