@@ -180,3 +180,17 @@ def test_scores_report_the_stop_in_their_dict(graph: CustomerGraph) -> None:
     assert free.exposure[:3].tolist() != [] and ex.runs < free.runs
     rev = exposure_scores(graph, ["c0", "c5"], runs=50, method="reverse", seed=1)
     assert rev.to_dict()["stop_reason"] == "runs"
+
+
+def test_reverse_positions_are_the_stable_argsort() -> None:
+    from carenet.graphs.exposure import _reverse_positions
+
+    rng = np.random.default_rng(4)
+    n = 500
+    src, dst = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
+    dg = DiffusionGraph.from_arrays(n, src, dst, rng.uniform(0, 1, 4000))
+    got = _reverse_positions(dg.indices, dg.rindptr)
+    assert got.tolist() == np.argsort(dg.indices, kind="stable").tolist()
+    # and the reverse CSR lists in-ties in that order: same tails, same probabilities
+    tails = np.repeat(np.arange(n), np.diff(dg.indptr))
+    assert (tails[got] == dg.rindices).all() and (dg.prob[got] == dg.rprob).all()
