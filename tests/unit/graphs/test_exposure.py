@@ -194,3 +194,60 @@ def test_reverse_positions_are_the_stable_argsort() -> None:
     # and the reverse CSR lists in-ties in that order: same tails, same probabilities
     tails = np.repeat(np.arange(n), np.diff(dg.indptr))
     assert (tails[got] == dg.rindices).all() and (dg.prob[got] == dg.rprob).all()
+
+
+def test_counter_based_worlds_match_a_plain_python_oracle() -> None:
+    """A tie's state in world r is the draw (seed, r, tie): a pure-Python breadth first
+    search over the same coins gives exactly the kernel's counts (seeds: leave-one-out
+    reachability) and, for non-seeds, its (customer, first seed, parent) rows. Any kernel
+    change that alters which ties are live, or the order ties are looked at, fails here."""
+    from carenet.graphs import rng as r
+
+    m64 = (1 << 64) - 1
+    c1, c2, gold = int(r.C1), int(r.C2), int(r.GOLDEN)
+
+    def mix(z: int) -> int:
+        z = ((z ^ (z >> 30)) * c1) & m64
+        z = ((z ^ (z >> 27)) * c2) & m64
+        return z ^ (z >> 31)
+
+    rng = np.random.default_rng(21)
+    n = 40
+    src, dst = rng.integers(0, n, 160), rng.integers(0, n, 160)
+    keep = src != dst
+    dg = DiffusionGraph.from_arrays(n, src[keep], dst[keep], rng.uniform(0.1, 0.7, keep.sum()))
+    seeds = [2, 9, 17, 30]
+    worlds, seed = 40, 9
+    fx = forward_exposure(dg, seeds, max_runs=worlds, min_runs=worlds,
+                          attribution_runs=worlds, seed=seed)
+    counts = np.zeros(n, np.int64)
+    rows: dict[tuple[int, int, int], int] = {}
+    for w in range(worlds):
+        state = mix((mix(seed) + w * gold + gold) & m64)
+        live = [(mix((state + (e + 1) * gold) & m64) >> 11) * 2.0**-53 < dg.prob[e]
+                for e in range(dg.indices.size)]
+
+        def bfs(start: list[int], live: list[bool] = live) -> tuple[dict[int, int], ...]:
+            label = {s: j for j, s in enumerate(start)}
+            parent = {s: -1 for s in start}
+            queue = list(start)
+            for u in queue:
+                for e in range(dg.indptr[u], dg.indptr[u + 1]):
+                    v = int(dg.indices[e])
+                    if v not in label and live[e]:
+                        label[v], parent[v] = label[u], u
+                        queue.append(v)
+            return label, parent
+
+        label, parent = bfs(seeds)
+        for v in set(label) - set(seeds):
+            counts[v] += 1
+            key = (v, label[v], parent[v])
+            rows[key] = rows.get(key, 0) + 1
+        for s in seeds:
+            counts[s] += s in bfs([x for x in seeds if x != s])[0]
+    assert fx.counts.tolist() == counts.tolist()
+    got = {(int(a), int(b), int(c)): int(k)
+           for a, b, c, k in zip(fx.node, fx.source, fx.via, fx.count, strict=True)
+           if int(a) not in seeds}
+    assert got == rows and sum(rows.values()) > 100
