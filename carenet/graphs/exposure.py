@@ -335,20 +335,42 @@ def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[starts], np.diff(np.append(starts, keys.size)).astype(np.int64)
 
 
-def _aggregate(keys: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``count`` over equal keys (sorted keys out). The inputs here are concatenations
-    of a few sorted parts, which a stable sort (timsort: it finds the runs) merges in
-    close to linear time.
+@nb.njit(cache=True, nogil=True)
+def _merge_counts(k1: np.ndarray, c1: np.ndarray, k2: np.ndarray,
+                  c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted distinct-key count tables into one (counts of equal keys added), in
+    one linear pass: the attribution's running table grows to tens of millions of rows at
+    1M customers, and re-sorting it after every batch cost seconds.
     """
-    if keys.size == 0:
-        return keys.astype(np.int64), count.astype(np.int64)
-    order = np.argsort(keys, kind="stable")
-    keys, count = keys[order], count[order]
-    new = np.empty(keys.size, bool)
-    new[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    return keys[starts], np.add.reduceat(count, starts).astype(np.int64)
+    keys = np.empty(k1.size + k2.size, np.int64)
+    counts = np.empty(k1.size + k2.size, np.int64)
+    i = j = o = 0
+    while i < k1.size and j < k2.size:
+        if k1[i] < k2[j]:
+            keys[o] = k1[i]
+            counts[o] = c1[i]
+            i += 1
+        elif k2[j] < k1[i]:
+            keys[o] = k2[j]
+            counts[o] = c2[j]
+            j += 1
+        else:
+            keys[o] = k1[i]
+            counts[o] = c1[i] + c2[j]
+            i += 1
+            j += 1
+        o += 1
+    while i < k1.size:
+        keys[o] = k1[i]
+        counts[o] = c1[i]
+        i += 1
+        o += 1
+    while j < k2.size:
+        keys[o] = k2[j]
+        counts[o] = c2[j]
+        j += 1
+        o += 1
+    return keys[:o], counts[:o]
 
 
 def forward_exposure(
@@ -390,7 +412,8 @@ def forward_exposure(
         World r draws from the splitmix64 stream ``(seed, r)``: results do not depend on the
         number of threads, and the first k worlds are the same whatever ``max_runs``.
     record_rows
-        Bound on attribution rows held before aggregation (memory: 8 bytes a row).
+        Bound on attribution rows held before they are counted (memory: 8 bytes a row);
+        sets how many worlds are recorded per kernel call.
     budget
         Work budget in tie-worlds: at most ``budget / ties`` worlds (at least ``min_runs``),
         whatever the error reached; None: no budget. Deterministic (a count, not a clock),
@@ -435,7 +458,7 @@ def forward_exposure(
     rprob = prob[rperm]
     log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
     u64 = np.uint64(int(seed) & MASK64)
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    table = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # attribution: key, count
     attribution_runs = max(0, min(int(attribution_runs), max_runs))
     if attribution_runs and float(n) * n * max(1, s_nodes.size) >= 2.0**63:
         raise InvalidInputError(f"too many customers ({n}) and seeds ({s_nodes.size}) for "
@@ -466,10 +489,8 @@ def forward_exposure(
                 # one int64 key per (customer, source, via): (v * seeds + source) * n + via
                 key = np.concatenate([rec[i * n: i * n + used[i]] for i in range(step)])
                 del rec
-                parts.append(_count_keys(key))
+                table = _merge_counts(*table, *_count_keys(key))
                 del key
-                if sum(p[0].size for p in parts) > record_rows:
-                    parts = [_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True)))]
             done += step
         rounds += 1
         total = node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
@@ -489,8 +510,7 @@ def forward_exposure(
         reason = "error"
     else:
         reason = "max_runs" if cap == max_runs else "budget"
-    key, cnt = (_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts
-                else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    key, cnt = table
     node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
     source, via = np.divmod(rest, np.int64(n))
     return ForwardExposure(

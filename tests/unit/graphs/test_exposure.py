@@ -251,3 +251,17 @@ def test_counter_based_worlds_match_a_plain_python_oracle() -> None:
            for a, b, c, k in zip(fx.node, fx.source, fx.via, fx.count, strict=True)
            if int(a) not in seeds}
     assert got == rows and sum(rows.values()) > 100
+
+
+def test_attribution_counting_matches_np_unique() -> None:
+    from carenet.graphs.exposure import _count_keys, _merge_counts
+
+    rng = np.random.default_rng(8)
+    table = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    seen = []
+    for size in (0, 1, 500, 3000, 7):
+        batch = rng.integers(0, 2000, size).astype(np.int64)
+        seen.append(batch)
+        table = _merge_counts(*table, *_count_keys(batch))
+    keys, counts = np.unique(np.concatenate(seen), return_counts=True)
+    assert table[0].tolist() == keys.tolist() and table[1].tolist() == counts.tolist()
