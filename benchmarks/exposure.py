@@ -75,6 +75,8 @@ print(json.dumps({{"seconds": time.perf_counter() - t0, "customers": net.graph.n
 
 RUN = """
 import inspect, os
+if {code!r}:  # the code before: ahead of this checkout (python -c puts the cwd first)
+    sys.path.insert(0, {code!r})
 import numba
 import numpy as np, pandas as pd
 import carenet
@@ -175,11 +177,10 @@ def measure(size: str, name: str, *, method: str, runs: int, error: float,
     path = ensure(size)
     out = str(DATA / f"exposure-{size}" / f"{name}.npy")
     load = os.getloadavg()[0]
-    env = {"PYTHONPATH": code} if code else None
     res = run_child(RUN.format(path=str(path), method=method, runs=runs, error=error,
                                threads=threads, attribution=attribution, out=out,
-                               min_seeds=min_seeds, budget=budget),
-                    timeout=6 * 3600, env=env)
+                               min_seeds=min_seeds, budget=budget, code=code or ""),
+                    timeout=6 * 3600)
     row = {"size": size, "estimator": name, "load_before": load, **res}
     if "seconds" in res and res.get("runs"):
         row["ms_per_world"] = 1000 * res["seconds"] / res["runs"]
