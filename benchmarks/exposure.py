@@ -12,7 +12,8 @@ Rows:
 
 * ``forward``: ``exposure_scores(method="forward")`` as the step calls it (attribution from
   the first 512 worlds, the default work budget of 2e9 tie-worlds), with the worlds, looks,
-  half-width reached and why it stopped (``stop_reason``); at 1M the seeds are topped up
+  half-width reached and why it stopped (``stop_reason``), wall and CPU seconds (CPU / 2
+  is what two free cores would need at best: the machine is shared); at 1M the seeds are topped up
   with synthetic ones (uniform among the other customers) to ``--seeds-1m`` (70,000);
 * ``before-K`` / ``after-K`` (with ``--before DIR``, a ``git archive`` of main): the code
   before and this checkout at a fixed ``--fixed-worlds`` K (64) worlds with attribution on
@@ -101,12 +102,14 @@ kw = {{}}
 if "budget" in inspect.signature(exposure_scores).parameters and {budget!r} != "default":
     kw["budget"] = {budget!r}
 t0 = time.perf_counter()
+c0 = time.process_time()
 ex = exposure_scores(g, seeds, seeds_are_positions=True, runs={runs}, error={error},
                      method={method!r}, attribution_runs={attribution}, seed=1, **kw)
 sec = time.perf_counter() - t0
+cpu = time.process_time() - c0
 np.save({out!r}, np.stack([ex.exposure, ex.exposure_low, ex.exposure_high]))
 d = ex.to_dict()
-print(json.dumps({{"seconds": sec, "customers": g.n_customers, "ties": int(g.n_ties),
+print(json.dumps({{"seconds": sec, "cpu_seconds": cpu, "customers": g.n_customers, "ties": int(g.n_ties),
                   "seeds": int(seeds.size), "runs": d["runs"], "rounds": d["rounds"],
                   "error": d["error"], "error_target": d.get("error_target"),
                   "stop_reason": d.get("stop_reason", "-"), "mean_exposure": d["mean_exposure"],
@@ -255,7 +258,8 @@ def main() -> None:
             rows[-1]["max_diff_in_half_widths"] = agreement(size, "forward", "reverse")
     print()
     print_table(rows, ["size", "estimator", "customers", "seeds", "runs", "rounds", "error",
-                       "error_target", "stop_reason", "seconds", "ms_per_world", "peak_mb",
+                       "error_target", "stop_reason", "seconds", "cpu_seconds", "ms_per_world",
+                       "peak_mb",
                        "load_before", "load_after", "max_diff_in_half_widths"])
     path = write_json(args.name, {"machine": machine(), "error_target": args.error,
                                    "rows": rows})

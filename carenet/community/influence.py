@@ -489,7 +489,12 @@ def _tie_weights(graph: CustomerGraph, src: np.ndarray, dst: np.ndarray) -> np.n
     n = np.int64(graph.n_customers)
     keys = graph.sources().astype(np.int64) * n + graph.indices
     want = src[ok].astype(np.int64) * n + dst[ok]
-    pos = np.clip(np.searchsorted(keys, want), 0, keys.size - 1)
+    # look the wanted ties up in sorted order: a binary search per row in random order
+    # missed the cache on every step (3 s for 3M rows at 1M customers)
+    order = np.argsort(want)
+    pos = np.empty(want.size, np.int64)
+    pos[order] = np.searchsorted(keys, want[order])
+    np.clip(pos, 0, keys.size - 1, out=pos)
     found = keys[pos] == want
     vals = np.full(want.size, np.nan)
     vals[found] = graph.weights[pos[found]]
