@@ -11,8 +11,15 @@ fresh process (peak memory ``VmHWM`` is its own); the numba kernels are loaded b
 Rows:
 
 * ``forward``: ``exposure_scores(method="forward")`` as the step calls it (attribution from
-  the first 512 worlds), with the worlds, looks and half-width reached;
-* ``forward@0.05``: the same at a looser target (fewer worlds);
+  the first 512 worlds, the default work budget of 2e9 tie-worlds), with the worlds, looks,
+  half-width reached and why it stopped (``stop_reason``), wall and CPU seconds (CPU / 2
+  is what two free cores would need at best: the machine is shared); at 1M the seeds are topped up
+  with synthetic ones (uniform among the other customers) to ``--seeds-1m`` (70,000);
+* ``before-K`` / ``after-K`` (with ``--before DIR``, a ``git archive`` of main): the code
+  before and this checkout at a fixed ``--fixed-worlds`` K (64) worlds with attribution on
+  all of them, in turn in the same run: ms per world, before against after; at 100k also
+  ``before`` with the step's settings, against ``forward``;
+* ``forward@0.05``: the same at a looser target (fewer worlds; 100k);
 * ``forward-1thread``: the same on one thread (what ``prange`` over worlds buys);
 * ``forward-noattr``: without attribution (what recording the sources costs);
 * ``reverse``: ``method="reverse"`` with ``--reverse-runs`` worlds (default 2,000 at 100k;
@@ -21,6 +28,8 @@ Rows:
 
     .venv/bin/python benchmarks/exposure.py            # 100k
     .venv/bin/python benchmarks/exposure.py --big      # + 1M customers / 10M interactions
+    git archive <main> carenet | tar -x -C /tmp/before
+    .venv/bin/python benchmarks/exposure.py --big --before /tmp/before --name exposure-issue15
 """
 
 from __future__ import annotations
@@ -38,16 +47,25 @@ from _common import machine, print_table, run_child, write_json
 DATA = Path(__file__).resolve().parent / "data"
 SIZES = {"100k": (100_000, 1_000_000), "1M": (1_000_000, 10_000_000)}
 
+# the lead's generated logs (the same generator defaults, epoch timestamps, seed 1), reused
+# when present instead of generating again
+PROF = {"100k": Path("/work/prof/data100k"), "1M": Path("/work/prof/data1m")}
+
 MAKE = """
 from pathlib import Path
 from carenet.synthetic import GeneratorConfig, generate
 from carenet.graphs.build import load_network
 t0 = time.perf_counter()
-data = generate(GeneratorConfig(customers={customers}, interactions={interactions},
-                                timestamps="epoch", seed=1))
-net = load_network(data.interactions, customers=data.customers, events=data.events,
-                   half_life="30d")
-del data
+src = Path({source!r})
+if (src / "events.parquet").exists():
+    net = load_network(src / "interactions.parquet", customers=src / "customers.parquet",
+                       events=src / "events.parquet", half_life="30d")
+else:
+    data = generate(GeneratorConfig(customers={customers}, interactions={interactions},
+                                    timestamps="epoch", seed=1))
+    net = load_network(data.interactions, customers=data.customers, events=data.events,
+                       half_life="30d")
+    del data
 path = Path({path!r})
 path.mkdir(parents=True, exist_ok=True)
 net.graph.save(path / "graph")
@@ -57,10 +75,14 @@ print(json.dumps({{"seconds": time.perf_counter() - t0, "customers": net.graph.n
 """
 
 RUN = """
-import os
+import inspect, os
+if {code!r}:  # the code before: ahead of this checkout (python -c puts the cwd first)
+    sys.path.insert(0, {code!r})
 import numba
 import numpy as np, pandas as pd
+import carenet
 from carenet.graphs.model import CustomerGraph
+from carenet.graphs.diffusion import DiffusionGraph
 from carenet.community.influence import exposure_scores, seeds_from_events
 threads = {threads}
 if threads:
@@ -68,19 +90,31 @@ if threads:
 g = CustomerGraph.load({path!r} + "/graph")
 ev = pd.read_parquet({path!r} + "/events.parquet")
 seeds = seeds_from_events(ev, reference_time=g.reference_time, lookback=90 * 86400.0)
+if {min_seeds} > seeds.size:  # synthetic seeds (uniform among the others) up to min_seeds
+    rng = np.random.default_rng(15)
+    others = np.setdiff1d(np.arange(g.n_customers), seeds)
+    seeds = np.union1d(seeds, rng.choice(others, {min_seeds} - seeds.size, replace=False))
 tiny = CustomerGraph.from_edges(["a", "b"], [0], [1], [1.0])
 exposure_scores(tiny, ["a"], runs=2, method={method!r})   # load the kernels (cache)
+# the analysis shares one diffusion graph between its steps (graph.derived): build it first
+DiffusionGraph.from_graph(g)
+kw = {{}}
+if "budget" in inspect.signature(exposure_scores).parameters and {budget!r} != "default":
+    kw["budget"] = {budget!r}
 t0 = time.perf_counter()
+c0 = time.process_time()
 ex = exposure_scores(g, seeds, seeds_are_positions=True, runs={runs}, error={error},
-                     method={method!r}, attribution_runs={attribution}, seed=1)
+                     method={method!r}, attribution_runs={attribution}, seed=1, **kw)
 sec = time.perf_counter() - t0
+cpu = time.process_time() - c0
 np.save({out!r}, np.stack([ex.exposure, ex.exposure_low, ex.exposure_high]))
 d = ex.to_dict()
-print(json.dumps({{"seconds": sec, "customers": g.n_customers, "ties": int(g.n_ties),
+print(json.dumps({{"seconds": sec, "cpu_seconds": cpu, "customers": g.n_customers, "ties": int(g.n_ties),
                   "seeds": int(seeds.size), "runs": d["runs"], "rounds": d["rounds"],
-                  "error": d["error"], "mean_exposure": d["mean_exposure"],
+                  "error": d["error"], "error_target": d.get("error_target"),
+                  "stop_reason": d.get("stop_reason", "-"), "mean_exposure": d["mean_exposure"],
                   "source_rows": int(len(ex.sources)), "peak_mb": _peak_mb(),
-                  "load_after": os.getloadavg()[0]}}))
+                  "code": carenet.__file__, "load_after": os.getloadavg()[0]}}))
 """
 
 
@@ -132,19 +166,23 @@ def ensure(size: str) -> Path:
     print(f"generating {size}: {customers:,} customers, {interactions:,} interactions ...",
           flush=True)
     res = run_child(MAKE.format(customers=customers, interactions=interactions,
-                                path=str(path)), timeout=7200)
+                                path=str(path), source=str(PROF[size])), timeout=7200)
     if "error" in res:
         raise SystemExit(f"could not generate the {size} data: {res['error']}")
     return path
 
 
 def measure(size: str, name: str, *, method: str, runs: int, error: float,
-            threads: int = 0, attribution: int = 512) -> dict[str, Any]:
+            threads: int = 0, attribution: int = 512, min_seeds: int = 0,
+            budget: float | str | None = "default", code: str | None = None) -> dict[str, Any]:
+    """One exposure run in a fresh process; ``code``: a source tree (e.g. a ``git archive``
+    of main) to import carenet from instead of this checkout (the "before" rows)."""
     path = ensure(size)
     out = str(DATA / f"exposure-{size}" / f"{name}.npy")
     load = os.getloadavg()[0]
     res = run_child(RUN.format(path=str(path), method=method, runs=runs, error=error,
-                               threads=threads, attribution=attribution, out=out),
+                               threads=threads, attribution=attribution, out=out,
+                               min_seeds=min_seeds, budget=budget, code=code or ""),
                     timeout=6 * 3600)
     row = {"size": size, "estimator": name, "load_before": load, **res}
     if "seconds" in res and res.get("runs"):
@@ -177,6 +215,13 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="also one thread and no attribution (at every size)")
     ap.add_argument("--name", default="exposure", help="JSON file name in results/")
+    ap.add_argument("--before", default=None,
+                    help="source tree of the code before (git archive of main): adds its rows")
+    ap.add_argument("--seeds-1m", type=int, default=70_000,
+                    help="at 1M, synthetic seeds are added up to this many (issue 15: 70k)")
+    ap.add_argument("--fixed-worlds", type=int, default=64,
+                    help="before/after at a fixed world count (attribution on all of them)")
+    ap.add_argument("--no-reverse", action="store_true", help="skip the reverse estimator")
     ap.add_argument("--cascade-ratio", action="store_true",
                     help="only: ms per world against a plain cascade, one thread, 100k")
     args = ap.parse_args()
@@ -187,8 +232,19 @@ def main() -> None:
     sizes = ["1M"] if args.only_big else (["100k", "1M"] if args.big else ["100k"])
     rows = []
     for size in sizes:
-        rows.append(measure(size, "forward", method="forward", runs=2000, error=args.error))
-        if args.loose_error:
+        extra = {"min_seeds": args.seeds_1m} if size == "1M" else {}
+        if args.before:
+            k = args.fixed_worlds
+            rows.append(measure(size, f"before-{k}", method="forward", runs=k, error=args.error,
+                                code=args.before, **extra))
+            rows.append(measure(size, f"after-{k}", method="forward", runs=k, error=args.error,
+                                **extra))
+            if size == "100k":
+                rows.append(measure(size, "before", method="forward", runs=2000,
+                                    error=args.error, code=args.before))
+        rows.append(measure(size, "forward", method="forward", runs=2000, error=args.error,
+                            **extra))
+        if args.loose_error and size == "100k":
             rows.append(measure(size, f"forward@{args.loose_error}", method="forward",
                                 runs=2000, error=args.loose_error))
         if args.profile:
@@ -196,14 +252,15 @@ def main() -> None:
                                 error=args.error, threads=1))
             rows.append(measure(size, "forward-noattr", method="forward", runs=2000,
                                 error=args.error, attribution=0))
-        if size == "100k" or args.reverse_1m:
+        if (size == "100k" and not args.no_reverse) or args.reverse_1m:
             rows.append(measure(size, "reverse", method="reverse", runs=args.reverse_runs,
                                 error=args.error))
             rows[-1]["max_diff_in_half_widths"] = agreement(size, "forward", "reverse")
     print()
     print_table(rows, ["size", "estimator", "customers", "seeds", "runs", "rounds", "error",
-                       "seconds", "ms_per_world", "peak_mb", "load_before", "load_after",
-                       "max_diff_in_half_widths"])
+                       "error_target", "stop_reason", "seconds", "cpu_seconds", "ms_per_world",
+                       "peak_mb",
+                       "load_before", "load_after", "max_diff_in_half_widths"])
     path = write_json(args.name, {"machine": machine(), "error_target": args.error,
                                    "rows": rows})
     print(f"\nwrote {path}")

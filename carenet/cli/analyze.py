@@ -160,6 +160,18 @@ def run_and_report(
     return run
 
 
+def _exposure_error(ex: dict[str, Any]) -> str:
+    """The exposure estimate's error: reached, target, worlds and why it stopped (a budget
+    stop on a big graph means the target was not met; the user should see it).
+    """
+    if ex.get("error_target") is None or ex.get("error") is None:
+        return ""
+    why = {"error": "target met", "max_runs": "at the most worlds (exposure_runs)",
+           "budget": "work budget spent: the graph is large"}.get(ex.get("stop_reason", ""), "")
+    return (f"; half-width {ex['error']:.3f} (target {ex['error_target']:.3g}) "
+            f"after {ex['runs']:,} worlds" + (f", {why}" if why else ""))
+
+
 def print_run(run: Any, path: Path) -> None:
     """A short human summary of a run."""
     c = run.counts
@@ -201,7 +213,8 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("influence", f"{est['rr_sets']:,} RR sets (epsilon {est['epsilon_achieved']:.3g}); top: "
                       + ", ".join(f"{t['customer_id']} {t['influence']:.1f}" for t in top))
         ex = infl["exposure"]
-        table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}")
+        table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}"
+                      + _exposure_error(ex))
         for row in infl.get("seed_set_comparison", []):
             table.add_row(f"  seeds by {row['strategy']}", f"k={row['k']} spread {row['spread']:,.1f} ± {row['std_error']:.1f}")
     risk = (run.results or {}).get("risk") or {}

@@ -51,9 +51,12 @@ Stopping
 --------
 Worlds are simulated in rounds; after each round every customer's Wilson interval is
 computed, and the run stops when the largest half-width is at most ``error`` (or at
-``max_runs``). The next round's size comes from the current estimates (the count a binomial
-proportion near the worst customer's needs), so there are only a few looks, which keeps the
-effect of stopping on a look small; the half-width reached is reported.
+``max_runs``, or at the work ``budget``: a cap on worlds x directed ties, so that a graph ten
+times larger gets a tenth of the worlds and the run's cost stays bounded; the result then
+says ``stop_reason="budget"`` and the half-width it reached instead of the target).
+The next round's size comes from the current estimates (the count a binomial proportion
+near the worst customer's needs), so there are only a few looks, which keeps the effect
+of stopping on a look small; the half-width reached is reported.
 
 >>> from carenet.graphs.diffusion import DiffusionGraph
 >>> dg = DiffusionGraph.from_arrays(3, [0, 2], [1, 1], [0.5, 0.5])
@@ -79,6 +82,12 @@ from carenet.graphs.rng import GOLDEN, MASK64, S11, TO_UNIT, mix
 
 _MODEL_CODE = {"ic": 0, "lt": 1, "sir": 2}
 
+#: Default work budget of exposure, in tie-worlds (worlds x directed ties): 2e9 lets 100k
+#: customers (about 0.5M ties) run their 2,000 worlds and caps 1M customers (about 5M ties)
+#: at about 380 worlds (a half-width near 0.05) so the default analysis stays within its
+#: time budget there; see benchmarks/README.md, "exposure.py".
+DEFAULT_BUDGET = 2e9
+
 
 # ---------------------------------------------------------------------------- kernels
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -95,10 +104,13 @@ def _draw(state: np.uint64, k: np.int64) -> float:
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _live(
-    model: int, state: np.uint64, u: int, v: int, e: int, m: int, prob: np.ndarray,
+    model: int, state: np.uint64, u: int, v: int, e: int, m: int, p: float,
     rindptr: np.ndarray, rindices: np.ndarray, rcum: np.ndarray, log_stay: float,
 ) -> bool:
-    """Is tie ``e`` (``u -> v``) live in the world of ``state``? The same answer every time."""
+    """Is tie ``e`` (``u -> v``, probability ``p``) live in the world of ``state``? The same
+    answer every time. The caller reads ``p`` from the array in its own tie order (forward
+    or reverse), so the backward searches read probabilities sequentially.
+    """
     if model == 1:  # LT: v's one picked in-tie
         a = rindptr[v]
         b = rindptr[v + 1]
@@ -109,7 +121,6 @@ def _live(
             return False
         j = a + int(np.searchsorted(rcum[a:b], x, side="right"))
         return j < b and rindices[j] == u
-    p = prob[e]
     if model == 2 and log_stay < 0.0:  # SIR: u's infectious period T_u >= 1
         y = _draw(state, np.int64(m) + u)
         t = 1.0 + math.floor(math.log1p(-y) / log_stay)
@@ -117,19 +128,40 @@ def _live(
     return _draw(state, np.int64(e)) < p
 
 
+# columns of the per-thread node state: one row of 8 int32 (32 bytes, half a cache line) per
+# customer, so a visit of a reached customer touches one line instead of one per array
+_L1, _P1, _MARK2, _L2, _P2, _HITS = 0, 1, 2, 3, 4, 5
+STATE_COLUMNS = 8
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _is_set(bits: np.ndarray, v: int) -> bool:
+    return (bits[v >> 6] >> np.uint64(v & 63)) & np.uint64(1) != np.uint64(0)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _flip(bits: np.ndarray, v: int) -> None:
+    bits[v >> 6] ^= np.uint64(1) << np.uint64(v & 63)
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _exposure_kernel(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, rindptr: np.ndarray,
-    rindices: np.ndarray, rcum: np.ndarray, rperm: np.ndarray, model: int, log_stay: float,
-    seeds: np.ndarray, seed: np.uint64, first: int, count: int, record: bool,
-    mark: np.ndarray, mark2: np.ndarray, l1: np.ndarray, l2: np.ndarray, p1: np.ndarray,
-    p2: np.ndarray, queue: np.ndarray, queue2: np.ndarray, counts: np.ndarray,
-    rec_node: np.ndarray, rec_source: np.ndarray, rec_via: np.ndarray, used: np.ndarray,
+    rindices: np.ndarray, rcum: np.ndarray, rperm: np.ndarray, rprob: np.ndarray, model: int,
+    log_stay: float, seeds: np.ndarray, seed: np.uint64, first: int, count: int, record: bool,
+    node_state: np.ndarray, reached: np.ndarray, queue: np.ndarray, queue2: np.ndarray,
+    rec_key: np.ndarray, used: np.ndarray,
 ) -> None:
-    """Worlds ``first .. first + count - 1``: adds exposure hits to ``counts[thread]``. With
-    ``record``, world i writes (customer, source seed index, via) rows to the region
-    ``[i * n, (i + 1) * n)`` of ``rec_*`` (``used[i]`` rows). Scratch rows (``mark`` ...,
-    one per thread) persist between calls; stamps are world index + 1.
+    """Worlds ``first .. first + count - 1``: adds exposure hits to
+    ``node_state[thread, :, _HITS]``. With ``record``, world i writes one int64 key per
+    (customer v, source seed index j, via u), ``(v * n_seeds + j) * n + u``, to the region
+    ``[i * n, (i + 1) * n)`` of ``rec_key`` (``used[i]`` rows; one key instead of three
+    columns halves the bytes written and lets the aggregation sort one array). ``rprob`` is
+    ``prob`` in reverse-CSR order (``prob[rperm]``). The node state (labels, parents, hits;
+    one row per customer and thread) persists between calls; its stamps are world index + 1.
+    ``reached`` (one bit per customer and thread, all clear between worlds) says who the
+    cascade reached: every tie looked at tests its head's bit, and the bits of 1M customers
+    (128 KB) stay in the core's cache where a stamp array (4 MB) missed on most ties.
     """
     n = indptr.size - 1
     m = indices.size
@@ -139,35 +171,32 @@ def _exposure_kernel(
         w = first + i
         state = _world(seed, np.int64(w))
         stamp = np.int32(w + 1)
-        mk = mark[tid]
-        mk2 = mark2[tid]
-        a1 = l1[tid]
-        a2 = l2[tid]
-        v1 = p1[tid]
-        v2 = p2[tid]
+        st = node_state[tid]
+        bits = reached[tid]
         q = queue[tid]
         q2 = queue2[tid]
-        row = counts[tid]
         # 1. first labels: breadth first from every seed at once
         size = 0
         for j in range(n_seeds):
             s = seeds[j]
-            mk[s] = stamp
-            a1[s] = j
-            v1[s] = -1
+            _flip(bits, s)
+            st[s, _L1] = j
+            st[s, _P1] = -1
             q[size] = s
             size += 1
         head = 0
         while head < size:
             u = q[head]
             head += 1
+            lab = st[u, _L1]
             for e in range(indptr[u], indptr[u + 1]):
                 v = indices[e]
-                if mk[v] != stamp and _live(model, state, u, v, e, m, prob, rindptr,
-                                            rindices, rcum, log_stay):
-                    mk[v] = stamp
-                    a1[v] = a1[u]
-                    v1[v] = u
+                if not _is_set(bits, v) and _live(model, state, u, v, e, m, prob[e],
+                                                  rindptr, rindices, rcum, log_stay):
+                    _flip(bits, v)
+                    st[v, _L1] = lab
+                    st[v, _P1] = u
+                    st[v, _HITS] += 1  # a non-seed reached: exposed in this world
                     q[size] = v
                     size += 1
         # 2. second labels of the seeds: backwards from seed s over live ties within its
@@ -175,8 +204,8 @@ def _exposure_kernel(
         # are disjoint, so a customer is visited by one seed's search at most.
         for j in range(n_seeds):
             s = seeds[j]
-            mk2[s] = stamp
-            v2[s] = -1
+            st[s, _MARK2] = stamp
+            st[s, _P2] = -1
             q2[0] = s
             size2 = 1
             head = 0
@@ -186,47 +215,57 @@ def _exposure_kernel(
                 head += 1
                 for k in range(rindptr[x], rindptr[x + 1]):
                     u = rindices[k]
-                    if mk[u] != stamp or (a1[u] == j and mk2[u] == stamp):
+                    if not _is_set(bits, u) or (st[u, _L1] == j and st[u, _MARK2] == stamp):
                         continue  # unreached (its tie does not matter) or seen
-                    if not _live(model, state, u, x, rperm[k], m, prob, rindptr, rindices,
-                                 rcum, log_stay):
+                    if not _live(model, state, u, x, rperm[k], m, rprob[k], rindptr,
+                                 rindices, rcum, log_stay):
                         continue
-                    branch = u if x == s else v2[x]  # s's in-neighbour on the path
-                    if a1[u] != j:
-                        found = a1[u]
-                        a2[s] = found
-                        v2[s] = branch
+                    branch = u if x == s else st[x, _P2]  # s's in-neighbour on the path
+                    if st[u, _L1] != j:
+                        found = st[u, _L1]
+                        st[s, _L2] = found
+                        st[s, _P2] = branch
                         break
-                    mk2[u] = stamp
-                    v2[u] = branch
+                    st[u, _MARK2] = stamp
+                    st[u, _P2] = branch
                     q2[size2] = u
                     size2 += 1
             if found < 0:
-                v2[s] = -2
-        # 3. hits: non-seeds with a first label, seeds with a second one
-        for h in range(n_seeds, size):
-            row[q[h]] += 1
-        for j in range(n_seeds):
-            s = seeds[j]
-            if v2[s] >= 0:
-                row[s] += 1
+                st[s, _P2] = -2
+            else:
+                st[s, _HITS] += 1  # a seed reached by another seed's cascade
+        for h in range(size):  # clear the reached bits for the next world
+            _flip(bits, q[h])
         if record:
             pos = np.int64(i) * n
             start = pos
+            nn = np.int64(n)
+            ns = np.int64(n_seeds)
             for h in range(n_seeds, size):
                 v = q[h]
-                rec_node[pos] = v
-                rec_source[pos] = a1[v]
-                rec_via[pos] = v1[v]
+                rec_key[pos] = (np.int64(v) * ns + st[v, _L1]) * nn + st[v, _P1]
                 pos += 1
             for j in range(n_seeds):
                 s = seeds[j]
-                if v2[s] >= 0:
-                    rec_node[pos] = s
-                    rec_source[pos] = a2[s]
-                    rec_via[pos] = v2[s]
+                if st[s, _P2] >= 0:
+                    rec_key[pos] = (np.int64(s) * ns + st[s, _L2]) * nn + st[s, _P2]
                     pos += 1
             used[i] = pos - start
+
+
+@nb.njit(cache=True, nogil=True)
+def _reverse_positions(indices: np.ndarray, rindptr: np.ndarray) -> np.ndarray:
+    """Forward position of every in-tie in reverse-CSR order: a stable counting sort of the
+    ties by head (what ``np.argsort(indices, kind="stable")`` gives, in one pass instead of
+    a comparison sort of 5M ties).
+    """
+    nxt = rindptr[:-1].copy()
+    out = np.empty(indices.size, np.int64)
+    for e in range(indices.size):
+        v = indices[e]
+        out[nxt[v]] = e
+        nxt[v] += 1
+    return out
 
 
 # ---------------------------------------------------------------------------- driver
@@ -237,7 +276,9 @@ class ForwardExposure:
     ``counts[v]``: worlds in which v was exposed (a non-seed reached by the seeds' cascade; a
     seed reached by another seed's); ``runs``: worlds simulated; ``error``: the largest
     Wilson half-width at ``confidence`` over all customers (the error reached) and
-    ``error_target`` the one asked for; ``rounds``: how many times the stopping rule looked.
+    ``error_target`` the one asked for; ``rounds``: how many times the stopping rule looked;
+    ``stop_reason``: ``"error"`` (target met), ``"max_runs"``, ``"budget"`` (the work budget's
+    world cap ``budget_runs`` was reached first) or ``"no_seeds"``.
     Attribution rows from the first ``attribution_runs`` worlds, aggregated: ``count[i]``
     worlds exposed ``node[i]`` first through seed ``seeds[source[i]]`` and the in-neighbour
     ``via[i]`` (for a seed: another seed that reached it, and the neighbour it came through).
@@ -258,6 +299,8 @@ class ForwardExposure:
     model: str
     seconds: float
     scratch_bytes: int
+    stop_reason: str = "error"
+    budget_runs: int | None = None
 
 
 def wilson_half_width(counts: np.ndarray, trials: int, z: float) -> np.ndarray:
@@ -278,16 +321,56 @@ def runs_for(p: float, error: float, z: float) -> int:
     return math.ceil(z * z * max(p * (1 - p), 1e-12) / (error * error))
 
 
-def _aggregate(keys: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``count`` over equal keys (sorted keys out)."""
+def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (sorted) and how often each occurs: one plain sort (numpy's SIMD sort
+    of int64 on x86) and run lengths, no argsort and no gathers.
+    """
     if keys.size == 0:
-        return keys.astype(np.int64), count.astype(np.int64)
-    order = np.argsort(keys, kind="stable")
-    keys, count = keys[order], count[order]
-    new = np.ones(keys.size, bool)
-    new[1:] = keys[1:] != keys[:-1]
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.sort(keys)
+    new = np.empty(keys.size, bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
     starts = np.flatnonzero(new)
-    return keys[starts], np.add.reduceat(count, starts).astype(np.int64)
+    return keys[starts], np.diff(np.append(starts, keys.size)).astype(np.int64)
+
+
+@nb.njit(cache=True, nogil=True)
+def _merge_counts(k1: np.ndarray, c1: np.ndarray, k2: np.ndarray,
+                  c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted distinct-key count tables into one (counts of equal keys added), in
+    one linear pass: the attribution's running table grows to tens of millions of rows at
+    1M customers, and re-sorting it after every batch cost seconds.
+    """
+    keys = np.empty(k1.size + k2.size, np.int64)
+    counts = np.empty(k1.size + k2.size, np.int64)
+    i = j = o = 0
+    while i < k1.size and j < k2.size:
+        if k1[i] < k2[j]:
+            keys[o] = k1[i]
+            counts[o] = c1[i]
+            i += 1
+        elif k2[j] < k1[i]:
+            keys[o] = k2[j]
+            counts[o] = c2[j]
+            j += 1
+        else:
+            keys[o] = k1[i]
+            counts[o] = c1[i] + c2[j]
+            i += 1
+            j += 1
+        o += 1
+    while i < k1.size:
+        keys[o] = k1[i]
+        counts[o] = c1[i]
+        i += 1
+        o += 1
+    while j < k2.size:
+        keys[o] = k2[j]
+        counts[o] = c2[j]
+        j += 1
+        o += 1
+    return keys[:o], counts[:o]
 
 
 def forward_exposure(
@@ -303,6 +386,7 @@ def forward_exposure(
     attribution_runs: int = 512,
     seed: int = 0,
     record_rows: int = 16_000_000,
+    budget: float | None = None,
 ) -> ForwardExposure:
     """Leave-one-out exposure of every customer from forward live-edge worlds (module doc).
 
@@ -328,7 +412,12 @@ def forward_exposure(
         World r draws from the splitmix64 stream ``(seed, r)``: results do not depend on the
         number of threads, and the first k worlds are the same whatever ``max_runs``.
     record_rows
-        Bound on attribution rows held before aggregation (memory: 12 bytes a row).
+        Bound on attribution rows held before they are counted (memory: 8 bytes a row);
+        sets how many worlds are recorded per kernel call.
+    budget
+        Work budget in tie-worlds: at most ``budget / ties`` worlds (at least ``min_runs``),
+        whatever the error reached; None: no budget. Deterministic (a count, not a clock),
+        so a run repeats exactly.
     """
     t0 = time.perf_counter()
     if model not in MODELS:
@@ -343,34 +432,42 @@ def forward_exposure(
         raise InvalidInputError(f"runs must be a positive integer below 2**31, not {max_runs}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InvalidInputError(f"seed must be an integer, not {seed!r}")
+    if budget is not None and not budget > 0:
+        raise InvalidInputError(f"budget must be > 0 tie-worlds (or None), not {budget}")
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
     n = dg.n_nodes
     s_nodes = as_nodes(seeds, n, "seeds")
     max_runs = int(max_runs)
+    budget_runs = None
+    if budget is not None:
+        budget_runs = max(1, min(int(min_runs), max_runs),
+                          int(min(float(budget) / max(1, dg.indices.size), 2.0**31)))
+    cap = max_runs if budget_runs is None else min(max_runs, budget_runs)
     threads = max(1, int(nb.get_num_threads()))
-    scratch = [np.zeros((threads, n), np.int32) for _ in range(2)]  # marks: 0 = never
-    labels = [np.empty((threads, n), np.int32) for _ in range(6)]
-    counts = np.zeros((threads, n), np.int32)
-    scratch_bytes = sum(a.nbytes for a in scratch + labels) + counts.nbytes
+    # marks 0 = never; hits 0
+    node_state = np.zeros((threads, n, STATE_COLUMNS), np.int32)
+    reached_bits = np.zeros((threads, (n + 63) // 64), np.uint64)
+    queues = [np.empty((threads, n), np.int32) for _ in range(2)]
+    scratch_bytes = node_state.nbytes + reached_bits.nbytes + sum(a.nbytes for a in queues)
     code = _MODEL_CODE[model]
     # forward position of every in-tie (the reverse CSR lists in-ties in this order)
-    rperm = np.argsort(dg.indices, kind="stable").astype(np.int64)
+    rperm = _reverse_positions(dg.indices, dg.rindptr)
     prob = dg.lt_weight if model == "lt" else dg.prob
+    rprob = prob[rperm]
     log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
     u64 = np.uint64(int(seed) & MASK64)
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    table = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # attribution: key, count
     attribution_runs = max(0, min(int(attribution_runs), max_runs))
     if attribution_runs and float(n) * n * max(1, s_nodes.size) >= 2.0**63:
         raise InvalidInputError(f"too many customers ({n}) and seeds ({s_nodes.size}) for "
                                 "the attribution's keys; pass attribution_runs=0")
     per_batch = max(1, int(record_rows) // max(1, n))
-    empty32 = np.zeros(0, np.int32)
     empty64 = np.zeros(0, np.int64)
     done = 0
     rounds = 0
-    target = min(max_runs, max(1, int(min_runs)))
+    target = min(cap, max(1, int(min_runs)))
     half = 0.5
     while s_nodes.size:
         while done < target:
@@ -378,41 +475,42 @@ def forward_exposure(
             step = min(target, attribution_runs) - done if record else target - done
             if record:
                 step = min(step, per_batch)
-                rec = [np.empty(step * n, np.int32) for _ in range(3)]
+                rec = np.empty(step * n, np.int64)
                 used = np.zeros(step, np.int64)
             else:
-                rec = [empty32] * 3
+                rec = empty64
                 used = empty64
             with PARALLEL_LOCK, nb.parallel_chunksize(1):
                 _exposure_kernel(dg.indptr, dg.indices, prob, dg.rindptr, dg.rindices,
-                                 dg.rlt_cum, rperm, code, log_stay, s_nodes, u64, done, step,
-                                 record,
-                                 scratch[0], scratch[1], labels[0], labels[1], labels[2],
-                                 labels[3], labels[4], labels[5], counts, rec[0], rec[1],
-                                 rec[2], used)
+                                 dg.rlt_cum, rperm, rprob, code, log_stay, s_nodes, u64, done,
+                                 step, record, node_state, reached_bits, queues[0], queues[1],
+                                 rec, used)
             if record:
                 # one int64 key per (customer, source, via): (v * seeds + source) * n + via
-                keep = np.concatenate([np.arange(i * n, i * n + used[i]) for i in range(step)])
-                key = ((rec[0][keep].astype(np.int64) * s_nodes.size + rec[1][keep]) * n
-                       + rec[2][keep])
-                parts.append(_aggregate(key, np.ones(key.size, np.int64)))
-                if sum(p[0].size for p in parts) > record_rows:
-                    parts = [_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True)))]
+                key = np.concatenate([rec[i * n: i * n + used[i]] for i in range(step)])
+                del rec
+                table = _merge_counts(*table, *_count_keys(key))
+                del key
             done += step
         rounds += 1
-        total = counts.sum(axis=0, dtype=np.int64)
+        total = node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
         half = float(wilson_half_width(total, done, z).max()) if n else 0.0
-        if half <= error or done >= max_runs:
+        if half <= error or done >= cap:
             break
         # the worst customer's proportion, read from the upper end of its interval so an
         # early low count does not promise too few worlds
         p = total / done
         worst = float(p[np.argmin(np.abs(p - 0.5))])
         need = runs_for(min(0.5, worst + half / 2), error, z)
-        target = min(max_runs, max(need, done + max(1, done // 4)))
-    total = counts.sum(axis=0, dtype=np.int64)
-    key, cnt = (_aggregate(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts
-                else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        target = min(cap, max(need, done + max(1, done // 4)))
+    total = node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
+    if not s_nodes.size:
+        reason = "no_seeds"
+    elif half <= error:
+        reason = "error"
+    else:
+        reason = "max_runs" if cap == max_runs else "budget"
+    key, cnt = table
     node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
     source, via = np.divmod(rest, np.int64(n))
     return ForwardExposure(
@@ -421,4 +519,5 @@ def forward_exposure(
         confidence=float(confidence), rounds=rounds,
         attribution_runs=min(attribution_runs, done), node=node, source=source, via=via,
         count=cnt, model=model, seconds=time.perf_counter() - t0, scratch_bytes=scratch_bytes,
+        stop_reason=reason, budget_runs=budget_runs,
     )

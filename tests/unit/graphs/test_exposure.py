@@ -146,3 +146,122 @@ def test_forward_agrees_with_reverse_estimator() -> None:
     assert list(fwd.sources.columns) == list(rev.sources.columns)
     assert set(fwd.sources["source_id"]) <= set(g.ids[seeds])
     assert (fwd.sources.groupby("customer_id")["share"].sum() <= 1 + 1e-9).all()
+
+
+def test_work_budget_caps_the_worlds_and_says_so(dg: DiffusionGraph) -> None:
+    ties = dg.indices.size
+    # 150 worlds' worth of tie-worlds: the target (0.001) cannot be met, the budget stops it
+    capped = forward_exposure(dg, [0, 5], error=0.001, max_runs=5000, budget=150.5 * ties,
+                              seed=3)
+    assert capped.runs == 150 and capped.budget_runs == 150
+    assert capped.stop_reason == "budget" and capped.error > 0.001
+    # the same worlds as a run capped at 150 by max_runs: the budget only stops early
+    plain = forward_exposure(dg, [0, 5], error=0.001, max_runs=150, seed=3)
+    assert plain.stop_reason == "max_runs" and plain.budget_runs is None
+    assert plain.counts.tolist() == capped.counts.tolist()
+    met = forward_exposure(dg, [0, 5], error=0.2, max_runs=5000, budget=1e9, seed=3)
+    assert met.stop_reason == "error" and met.error <= 0.2
+    assert forward_exposure(dg, [], budget=1e9).stop_reason == "no_seeds"
+    with pytest.raises(InvalidInputError, match="budget"):
+        forward_exposure(dg, [0], budget=0.0)
+
+
+def test_scores_report_the_stop_in_their_dict(graph: CustomerGraph) -> None:
+    ties = DiffusionGraph.from_graph(graph).indices.size
+    ex = exposure_scores(graph, ["c0", "c5"], runs=5000, error=0.001, budget=200 * ties,
+                         seed=1)
+    d = ex.to_dict()
+    assert d["runs"] == 200 and d["stop_reason"] == "budget" and d["budget_runs"] == 200
+    assert d["error"] > d["error_target"] == 0.001 and d["max_runs"] == 5000
+    assert d["budget"] == 200.0 * ties
+    free = exposure_scores(graph, ["c0", "c5"], runs=300, error=0.001, budget=None, seed=1)
+    assert free.to_dict()["stop_reason"] == "max_runs" and free.runs == 300
+    # the budget changes how many worlds, never what a world shows
+    assert free.exposure[:3].tolist() != [] and ex.runs < free.runs
+    rev = exposure_scores(graph, ["c0", "c5"], runs=50, method="reverse", seed=1)
+    assert rev.to_dict()["stop_reason"] == "runs"
+
+
+def test_reverse_positions_are_the_stable_argsort() -> None:
+    from carenet.graphs.exposure import _reverse_positions
+
+    rng = np.random.default_rng(4)
+    n = 500
+    src, dst = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
+    dg = DiffusionGraph.from_arrays(n, src, dst, rng.uniform(0, 1, 4000))
+    got = _reverse_positions(dg.indices, dg.rindptr)
+    assert got.tolist() == np.argsort(dg.indices, kind="stable").tolist()
+    # and the reverse CSR lists in-ties in that order: same tails, same probabilities
+    tails = np.repeat(np.arange(n), np.diff(dg.indptr))
+    assert (tails[got] == dg.rindices).all() and (dg.prob[got] == dg.rprob).all()
+
+
+def test_counter_based_worlds_match_a_plain_python_oracle() -> None:
+    """A tie's state in world r is the draw (seed, r, tie): a pure-Python breadth first
+    search over the same coins gives exactly the kernel's counts (seeds: leave-one-out
+    reachability) and, for non-seeds, its (customer, first seed, parent) rows. Any kernel
+    change that alters which ties are live, or the order ties are looked at, fails here."""
+    from carenet.graphs import rng as r
+
+    m64 = (1 << 64) - 1
+    c1, c2, gold = int(r.C1), int(r.C2), int(r.GOLDEN)
+
+    def mix(z: int) -> int:
+        z = ((z ^ (z >> 30)) * c1) & m64
+        z = ((z ^ (z >> 27)) * c2) & m64
+        return z ^ (z >> 31)
+
+    rng = np.random.default_rng(21)
+    n = 40
+    src, dst = rng.integers(0, n, 160), rng.integers(0, n, 160)
+    keep = src != dst
+    dg = DiffusionGraph.from_arrays(n, src[keep], dst[keep], rng.uniform(0.1, 0.7, keep.sum()))
+    seeds = [2, 9, 17, 30]
+    worlds, seed = 40, 9
+    fx = forward_exposure(dg, seeds, max_runs=worlds, min_runs=worlds,
+                          attribution_runs=worlds, seed=seed)
+    counts = np.zeros(n, np.int64)
+    rows: dict[tuple[int, int, int], int] = {}
+    for w in range(worlds):
+        state = mix((mix(seed) + w * gold + gold) & m64)
+        live = [(mix((state + (e + 1) * gold) & m64) >> 11) * 2.0**-53 < dg.prob[e]
+                for e in range(dg.indices.size)]
+
+        def bfs(start: list[int], live: list[bool] = live) -> tuple[dict[int, int], ...]:
+            label = {s: j for j, s in enumerate(start)}
+            parent = {s: -1 for s in start}
+            queue = list(start)
+            for u in queue:
+                for e in range(dg.indptr[u], dg.indptr[u + 1]):
+                    v = int(dg.indices[e])
+                    if v not in label and live[e]:
+                        label[v], parent[v] = label[u], u
+                        queue.append(v)
+            return label, parent
+
+        label, parent = bfs(seeds)
+        for v in set(label) - set(seeds):
+            counts[v] += 1
+            key = (v, label[v], parent[v])
+            rows[key] = rows.get(key, 0) + 1
+        for s in seeds:
+            counts[s] += s in bfs([x for x in seeds if x != s])[0]
+    assert fx.counts.tolist() == counts.tolist()
+    got = {(int(a), int(b), int(c)): int(k)
+           for a, b, c, k in zip(fx.node, fx.source, fx.via, fx.count, strict=True)
+           if int(a) not in seeds}
+    assert got == rows and sum(rows.values()) > 100
+
+
+def test_attribution_counting_matches_np_unique() -> None:
+    from carenet.graphs.exposure import _count_keys, _merge_counts
+
+    rng = np.random.default_rng(8)
+    table = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    seen = []
+    for size in (0, 1, 500, 3000, 7):
+        batch = rng.integers(0, 2000, size).astype(np.int64)
+        seen.append(batch)
+        table = _merge_counts(*table, *_count_keys(batch))
+    keys, counts = np.unique(np.concatenate(seen), return_counts=True)
+    assert table[0].tolist() == keys.tolist() and table[1].tolist() == counts.tolist()
