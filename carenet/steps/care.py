@@ -145,6 +145,9 @@ def compute_care(
             runs=cfg.plan_runs, max_entries=cfg.plan_max_entries,
             evaluation_runs=cfg.evaluation_runs, compare_k=cfg.compare_k,
             confidence=cfg.confidence, seed=derive_seed(config.seed, "care.plan", bits=31),
+            evaluation_error=cfg.evaluation_error or None,
+            evaluation_min_runs=cfg.evaluation_min_runs,
+            plan_error=cfg.plan_error or None, plan_min_runs=cfg.plan_min_runs,
         )
         plan_rank[plan.nodes] = np.arange(1, plan.nodes.size + 1)
     c["plan_rank"] = plan_rank

@@ -57,8 +57,19 @@ def lapsed_seeds(ctx: RunContext) -> np.ndarray:
     return nodes.astype(np.int64)
 
 
+# Members of the final RR sets kept from the influence estimate for the IMM seed selection
+# to reuse (4 bytes each: 64 MB at most); beyond them IMM samples the rest itself.
+SHARED_RR_MEMBERS = 16_000_000
+
+
 def influence_step(ctx: RunContext) -> None:
-    """Influence (RIS), exposure (Monte Carlo from recent negative events), IMM seeds."""
+    """Influence (RIS), IMM seeds (reusing the influence estimate's final RR sets) and their
+    comparison, then exposure (forward worlds from recent negative events and lapses).
+
+    Every part builds its tie probabilities with
+    :meth:`~carenet.graphs.diffusion.DiffusionGraph.from_graph`, which caches them on the
+    graph: one set of diffusion probabilities per run (the care step reuses it too).
+    """
     cfg = ctx.config.influence
     if not cfg.enabled:
         return
@@ -67,15 +78,51 @@ def influence_step(ctx: RunContext) -> None:
     edge: dict[str, Any] = cfg.ties.kwargs()
     values = _values(ctx)
     ctx.progress("influence", 0, 3)
+    share = cfg.seed_set_size > 0 and n > 0
     scores = influence_scores(
         graph, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta, top=cfg.top,
         confidence=cfg.confidence, values=values, missing_value=cfg.missing_value,
-        seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets, **edge,
+        seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets,
+        keep_rr_members=SHARED_RR_MEMBERS if share else 0, **edge,
     )
     ctx.add_columns(scores.columns())  # type: ignore[arg-type]
     results: dict[str, object] = {"influence": scores.to_dict(top=10)}
+    shared = scores.shared_rr_sets
+    del scores
 
     ctx.progress("influence", 1, 3)
+    rank = np.zeros(n, np.int64)
+    if cfg.seed_set_size > 0 and n > 0:
+        cost = None
+        if cfg.cost_col is not None:
+            if cfg.cost_col not in ctx.customers:
+                raise InvalidInputError(
+                    f"influence.cost_col: the customers table has no column {cfg.cost_col!r}")
+            cost = pd.to_numeric(ctx.customers[cfg.cost_col], errors="coerce").to_numpy(float)
+        selection = select_seeds(
+            graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
+            values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
+            confidence=cfg.confidence, seed=derive_seed(ctx.seed, 103),
+            max_rr_sets=cfg.max_rr_sets, rr_sets=shared, **edge,
+        )
+        del shared
+        rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)
+        pr = (ctx.customers["pagerank"].to_numpy(float) if "pagerank" in ctx.customers
+              else None)
+        comparison = compare_seed_sets(
+            graph, selection, pagerank_scores=pr, runs=cfg.compare_runs,
+            seed=derive_seed(ctx.seed, 104), values=values, missing_value=cfg.missing_value,
+            confidence=cfg.confidence, scale=cfg.edge_scale, probability=cfg.edge_probability,
+            error=cfg.compare_error or None,
+        )
+        ctx.tables["seed_set_comparison"] = comparison
+        ctx.tables["seed_sets"] = selection.to_frame()
+        results["seed_set"] = selection.to_dict()
+        results["seed_set_comparison"] = comparison.drop(columns=["seeds"]).to_dict("records")
+        results["seed_set_comparison_estimate"] = dict(comparison.attrs["estimate"])
+    ctx.add_columns({"seed_rank": rank})
+
+    ctx.progress("influence", 2, 3)
     seeds = seeds_from_events(ctx.network.events, reference_time=graph.reference_time,
                               lookback=cfg.lookback_seconds, kinds=cfg.negative_events)
     event_seeds = int(seeds.size)
@@ -94,34 +141,7 @@ def influence_step(ctx: RunContext) -> None:
         "reference_time": graph.reference_time, "event_seeds": event_seeds,
         "lapsed_seeds": int(lapsed.size),
     }
-
-    ctx.progress("influence", 2, 3)
-    rank = np.zeros(n, np.int64)
-    if cfg.seed_set_size > 0 and n > 0:
-        cost = None
-        if cfg.cost_col is not None:
-            if cfg.cost_col not in ctx.customers:
-                raise InvalidInputError(
-                    f"influence.cost_col: the customers table has no column {cfg.cost_col!r}")
-            cost = pd.to_numeric(ctx.customers[cfg.cost_col], errors="coerce").to_numpy(float)
-        selection = select_seeds(
-            graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
-            values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
-            confidence=cfg.confidence, seed=derive_seed(ctx.seed, 103),
-            max_rr_sets=cfg.max_rr_sets, **edge,
-        )
-        rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)
-        pr = (ctx.customers["pagerank"].to_numpy(float) if "pagerank" in ctx.customers
-              else None)
-        comparison = compare_seed_sets(
-            graph, selection, pagerank_scores=pr, runs=cfg.compare_runs,
-            seed=derive_seed(ctx.seed, 104), values=values, missing_value=cfg.missing_value,
-            confidence=cfg.confidence, scale=cfg.edge_scale, probability=cfg.edge_probability,
-        )
-        ctx.tables["seed_set_comparison"] = comparison
-        ctx.tables["seed_sets"] = selection.to_frame()
-        results["seed_set"] = selection.to_dict()
-        results["seed_set_comparison"] = comparison.drop(columns=["seeds"]).to_dict("records")
-    ctx.add_columns({"seed_rank": rank})
     ctx.progress("influence", 3, 3)
-    ctx.results["influence"] = results
+    ctx.results["influence"] = {k: results[k] for k in
+                                ("influence", "exposure", "seed_set", "seed_set_comparison",
+                                 "seed_set_comparison_estimate") if k in results}
