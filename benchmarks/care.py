@@ -170,11 +170,11 @@ print(json.dumps({{"rows": rows, "evaluate_s": t_eval, "eval_ms_per_run": 1000 *
 
 DOMINATORS = SETUP + """
 import networkx as nx
-from carenet.graphs.blocking import _base, _reached, _seeds
+from carenet.graphs.blocking import _base, _edge_base, _reached, _seeds
 bsrc, bedge, _ = _seeds(5)
 loc = np.full(n, -1, np.int64)
 # the realisation's coin bases as numba computes them (uint64, not a Python int)
-sb, eb = np.uint64(_base(bsrc[0], 0)), np.uint64(_base(bedge[0], 0))
+sb, eb = np.uint64(_base(bsrc[0], 0)), np.uint64(_edge_base(bedge, 0))
 m, ns, gnode, ptr, col, _ = _reached(model.dg.indptr, model.dg.indices, model.dg.prob,
                                      *model.arrays()[:2], sb, eb, loc)
 src = np.concatenate([np.zeros(ns, np.int64), np.repeat(np.arange(m), np.diff(ptr)) + 1])

@@ -666,6 +666,7 @@ def care_plan(
     evaluation_min_runs: int = 100,
     plan_error: float | None = None,
     plan_min_runs: int = 50,
+    tie_seed: int | None = None,
 ) -> CarePlan:
     """The care plan for ``budget`` contacts (greedy over ``runs`` realisations, fewer when
     their dominator trees reach ``max_entries``), evaluated with every comparison strategy on
@@ -679,6 +680,9 @@ def care_plan(
     With ``plan_error`` (relative), the greedy's realisations are drawn in rounds (first
     ``plan_min_runs``, at most ``runs``) until the plan's protected value on them is known
     within that relative half-width (:func:`~carenet.graphs.blocking.greedy_blocking`).
+    ``tie_seed``: the greedy's realisations use exposure's tie coins (its forward seed), so
+    realisation r has the live ties of exposure's world r (common random numbers); the
+    evaluation keeps its own fresh coins.
     With ``evaluation_error`` (relative), the evaluation adds realisations in rounds (first
     ``evaluation_min_runs``, at most ``evaluation_runs``) until every strategy's interval
     half-width at k = ``budget`` is at most ``evaluation_error`` times the plan's protected
@@ -696,7 +700,8 @@ def care_plan(
     timings: dict[str, float] = {}
     plan = greedy_blocking(model, int(budget), runs=int(runs), seed=derive_seed(seed, 7000 + 1),
                            max_entries=max_entries, error=plan_error,
-                           min_runs=int(plan_min_runs), confidence=confidence)
+                           min_runs=int(plan_min_runs), confidence=confidence,
+                           tie_seed=tie_seed)
     timings["realise"] = plan.realise_seconds
     timings["greedy"] = plan.greedy_seconds
     t0 = time.perf_counter()
@@ -757,7 +762,8 @@ def care_plan(
                     "greedy_value_at_risk": plan.lost_value,
                     "plan": {"error_target": plan_error, "error": float(plan.error),
                              "runs": int(plan.runs), "max_runs": int(runs),
-                             "stopped": plan.stopped},
+                             "stopped": plan.stopped,
+                             "ties_shared_with_exposure": tie_seed is not None},
                     "evaluation": {
                         "error_target": evaluation_error, "error": float(reached),
                         "runs": int(r), "max_runs": max_runs,

@@ -71,6 +71,16 @@ def _base(seed: np.uint64, r: int) -> np.uint64:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _edge_base(bedge: np.ndarray, r: int) -> np.uint64:
+    """The tie-coin base of realisation r: ``bedge = [seed, multiplier]`` (the multiplier is
+    ``_G2`` for this module's own seeds, ``GOLDEN`` for a ``tie_seed`` shared with
+    :mod:`carenet.graphs.exposure`, whose world r has base ``mix(mix(seed) + (r + 1) *
+    GOLDEN)``: then a tie is live in realisation r exactly when it is in exposure's world r).
+    """
+    return _mix(_mix(bedge[0]) + np.uint64(r + 1) * bedge[1])
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _coin(base: np.uint64, key: int) -> float:
     """A uniform number in [0, 1) for (realisation, node or tie ``key``)."""
     return float(_mix(base + np.uint64(key + 1) * _G) >> _S11) * _TO_UNIT
@@ -179,7 +189,7 @@ def _realise(
     """
     n = indptr.size - 1
     sb = _base(bsrc[0], r)
-    eb = _base(bedge[0], r)
+    eb = _edge_base(bedge, r)
     loc = np.full(n, -1, np.int64)
     gnode = np.empty(n + 1, np.int64)
     cap = 4 * 1024
@@ -424,7 +434,7 @@ def _curves_kernel(
     for r in nb.prange(runs):
         rr = first + r
         sb = _base(bsrc[0], rr)
-        eb = _base(bedge[0], rr)
+        eb = _edge_base(bedge, rr)
         rb = _base(bret[0], rr)
         loc = np.full(n, -1, np.int64)
         m, ns, gnode, ptr, col, _ = _reached(indptr, indices, prob, cand, sprob, sb, eb, loc)
@@ -527,12 +537,21 @@ class BlockingModel:
                 np.ascontiguousarray(self.values, np.float64))
 
 
-def _seeds(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Independent coin seeds for sources, ties and retention."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InvalidInputError(f"seed must be an integer, not {seed!r}")
+def _seeds(seed: int, tie_seed: int | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Independent coin seeds for sources, ties (``[seed, multiplier]``, see
+    :func:`_edge_base`) and retention. With ``tie_seed``, the tie coins are those of
+    :func:`carenet.graphs.exposure.forward_exposure` with that seed (common random numbers).
+    """
+    for value in (seed, tie_seed):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, np.integer))):
+            raise InvalidInputError(f"seed must be an integer, not {value!r}")
     s = np.random.SeedSequence(int(seed) & _MASK64).generate_state(3, np.uint64)
-    return s[0:1].copy(), s[1:2].copy(), s[2:3].copy()
+    edge = np.array([s[1], _G2], np.uint64)
+    if tie_seed is not None:
+        edge = np.array([np.uint64(int(tie_seed) & _MASK64), _GOLDEN], np.uint64)
+    return s[0:1].copy(), edge, s[2:3].copy()
 
 
 def dominator_tree(n: int, sources: Sequence[int] | np.ndarray,
@@ -604,11 +623,13 @@ class Realisations:
 
 
 def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None = None,
-            max_entries: int | None = None, first: int = 0) -> Realisations:
+            max_entries: int | None = None, first: int = 0,
+            tie_seed: int | None = None) -> Realisations:
     """R forward realisations of the cascade with the dominator tree of each (realisations
     ``first .. first + runs - 1`` of ``seed``'s coins). With ``max_entries``, stops after the
     batch in which the trees reach that many entries (a memory bound: 24 bytes an entry), so
-    fewer than ``runs`` realisations may come back.
+    fewer than ``runs`` realisations may come back. With ``tie_seed``, realisation r's live
+    ties are those of exposure's world r with that seed (Independent Cascade).
     """
     t0 = time.perf_counter()
     if runs < 1:
@@ -616,7 +637,7 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
     dg = model.dg
     n = dg.n_nodes
     cand, sp, _, val = model.arrays()
-    bsrc, bedge, _ = _seeds(seed)
+    bsrc, bedge, _ = _seeds(seed, tie_seed)
     b = batch or max(2, 2 * nb.get_num_threads())
     nodes, parents, sizes_, vals, counts = [], [], [], [], []
     for start in range(0, runs, b):
@@ -686,7 +707,8 @@ def _relative_half_width(x: np.ndarray, z: float) -> float:
 def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int = 0,
                     max_entries: int | None = None,
                     realisations: Realisations | None = None, error: float | None = None,
-                    min_runs: int = 50, confidence: float = 0.95) -> BlockingPlan:
+                    min_runs: int = 50, confidence: float = 0.95,
+                    tie_seed: int | None = None) -> BlockingPlan:
     """Up to k nodes to protect, greedily over the dominator trees of ``runs`` realisations
     (fewer when their trees reach ``max_entries``; see :func:`realise` and the module
     docstring); stops early when no node gains anything.
@@ -695,6 +717,7 @@ def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int 
     ``runs``) and the greedy rerun until the picks' protected value on them has an interval
     half-width (at ``confidence``) of at most ``error`` times that value; realisation r
     always has the same coins, so the result equals the greedy on the first R realisations.
+    ``tie_seed``: share the tie coins with exposure's worlds (:func:`realise`).
     """
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, not {k}")
@@ -705,7 +728,8 @@ def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int 
     kk = int(min(k, model.dg.n_nodes))
     if realisations is not None or error is None:
         rs = (realisations if realisations is not None
-              else realise(model, runs, seed=seed, max_entries=max_entries))
+              else realise(model, runs, seed=seed, max_entries=max_entries,
+                           tie_seed=tie_seed))
         t0 = time.perf_counter()
         rem = rs.subtree_value.copy()
         picks, gains = _greedy(model.dg.n_nodes, rs.node, rs.parent, rs.size, rem, rs.runs,
@@ -715,7 +739,8 @@ def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int 
                             lost_value=float(rs.lost_value.mean()) if rs.runs else 0.0,
                             entries=int(rs.node.size), realise_seconds=rs.seconds,
                             greedy_seconds=time.perf_counter() - t0, error=reached)
-    rs = realise(model, max(2, min(int(min_runs), runs)), seed=seed, max_entries=max_entries)
+    rs = realise(model, max(2, min(int(min_runs), runs)), seed=seed, max_entries=max_entries,
+                 tie_seed=tie_seed)
     greedy_s = 0.0
     while True:
         t0 = time.perf_counter()
@@ -733,7 +758,7 @@ def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int 
         more = max(1, min(need - rs.runs, rs.runs, runs - rs.runs))
         rs = rs.extend(realise(model, more, seed=seed, first=rs.runs,
                                max_entries=None if max_entries is None
-                               else max_entries - int(rs.node.size)))
+                               else max_entries - int(rs.node.size), tie_seed=tie_seed))
     return BlockingPlan(nodes=picks, gains=gains, runs=rs.runs,
                         lost_value=float(rs.lost_value.mean()) if rs.runs else 0.0,
                         entries=int(rs.node.size), realise_seconds=rs.seconds,

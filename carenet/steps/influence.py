@@ -28,6 +28,7 @@ from carenet.community.influence import (
     seeds_from_events,
     select_seeds,
 )
+from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.rng import derive_seed
 from carenet.steps.base import RunContext
@@ -60,6 +61,22 @@ def lapsed_seeds(ctx: RunContext) -> np.ndarray:
 # Members of the final RR sets kept from the influence estimate for the IMM seed selection
 # to reuse (4 bytes each: 64 MB at most); beyond them IMM samples the rest itself.
 SHARED_RR_MEMBERS = 16_000_000
+
+
+EXPOSURE_PHASE = 102  # derive_seed(run seed, EXPOSURE_PHASE) seeds exposure_scores
+
+
+def exposure_tie_seed(config: AnalysisConfig) -> int | None:
+    """The seed of the tie coins of the exposure step's forward worlds, when they are
+    Independent Cascade worlds (else None): the care plan's realisations take their live ties
+    from it, so the plan's realisation r and exposure's world r are the same live-edge world
+    (common random numbers). ``exposure_scores`` derives its forward seed as
+    ``derive_seed(seed, 13)``; a test checks the two worlds agree.
+    """
+    cfg = config.influence
+    if (cfg.exposure_model or cfg.model) != "ic":
+        return None
+    return derive_seed(derive_seed(config.seed, EXPOSURE_PHASE), 13)
 
 
 def influence_step(ctx: RunContext) -> None:
@@ -131,7 +148,8 @@ def influence_step(ctx: RunContext) -> None:
     exposure = exposure_scores(
         graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
         error=cfg.exposure_error,
-        confidence=cfg.confidence, sources=cfg.exposure_sources, seed=derive_seed(ctx.seed, 102),
+        confidence=cfg.confidence, sources=cfg.exposure_sources,
+        seed=derive_seed(ctx.seed, EXPOSURE_PHASE),
         seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,
     )
     ctx.add_columns(exposure.columns())  # type: ignore[arg-type]

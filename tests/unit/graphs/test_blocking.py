@@ -164,3 +164,41 @@ def test_greedy_with_an_error_target_is_the_greedy_on_its_first_realisations() -
     assert capped.runs == 30 and capped.stopped == "max runs reached"
     with pytest.raises(InvalidInputError):
         greedy_blocking(model, 5, error=1.5)
+
+
+def test_plan_realisations_share_exposures_live_ties() -> None:
+    # the care step gives the plan's realisations exposure's tie seed: realisation r then
+    # has the live ties of exposure's world r, so with the exposure seeds as the only sources
+    # both reach the same customers
+    from carenet.community.influence import exposure_scores
+    from carenet.config import AnalysisConfig
+    from carenet.graphs.model import CustomerGraph
+    from carenet.graphs.rng import derive_seed
+    from carenet.steps.influence import EXPOSURE_PHASE, exposure_tie_seed
+
+    rng = np.random.default_rng(8)
+    n = 120
+    s, t = random_digraph(rng, n, 5 * n)
+    g = CustomerGraph.from_edges([f"c{i:03d}" for i in range(n)], s.tolist(), t.tolist(),
+                                 rng.uniform(0.2, 2.0, s.size).tolist())
+    dg = DiffusionGraph.from_graph(g)
+    seeds = np.sort(rng.choice(n, 6, replace=False))
+    sp = np.zeros(n)
+    sp[seeds] = 1.0
+    model = BlockingModel(dg, sp, np.ones(n, bool), np.ones(n), 1.0)
+    cfg = AnalysisConfig()
+    tie_seed = exposure_tie_seed(cfg)
+    assert tie_seed is not None
+    ex = exposure_scores(g, seeds, runs=1, seed=derive_seed(cfg.seed, EXPOSURE_PHASE),
+                         seeds_are_positions=True)
+    rs = realise(model, 1, seed=99, tie_seed=tie_seed)
+    reached = np.zeros(n, bool)
+    reached[rs.node] = True
+    non_seed = np.ones(n, bool)
+    non_seed[seeds] = False
+    assert reached[non_seed].sum() > 5
+    assert np.array_equal(reached[non_seed], ex.exposure[non_seed] > 0)
+    # without the shared seed the worlds differ
+    other = realise(model, 1, seed=99)
+    assert set(other.node.tolist()) != set(rs.node.tolist())
+    assert exposure_tie_seed(AnalysisConfig.from_mapping({"influence": {"model": "lt"}})) is None
