@@ -117,6 +117,76 @@ out = {{"load_s": load, "timings": run.timings,
 print(json.dumps(out))
 """
 
+SUBSTEPS = """
+# the influence step's RIS, IMM and comparison, and the care plan, each timed on its own
+# (exposure and the risk model left out: the care model's churn comes from the customers
+# table's churn_score, as in benchmarks/care.py)
+import numpy as np
+from pathlib import Path
+from carenet.config import AnalysisConfig
+from carenet.pipeline import load_inputs
+from carenet.community.care import blocking_model, care_plan, churn_scores, last_events
+from carenet.community.influence import (compare_seed_sets, customer_values, influence_scores,
+                                         seeds_from_events, select_seeds)
+from carenet.graphs.diffusion import DiffusionGraph
+from carenet.steps.influence import SHARED_RR_MEMBERS, exposure_tie_seed
+p = Path({path!r})
+cfg = AnalysisConfig()
+inf, care = cfg.influence, cfg.care
+t0 = time.perf_counter()
+net = load_inputs([p / "interactions.parquet"], customers=p / "customers.parquet",
+                  events=p / "events.parquet", config=cfg)
+g, c, ev = net.graph, net.customers, net.events
+n = g.n_customers
+out = {{"load_s": time.perf_counter() - t0, "customers": n, "ties": int(g.n_ties)}}
+t = time.perf_counter()
+dg = DiffusionGraph.from_graph(g, **inf.ties.kwargs())
+out["diffusion_graph_s"] = time.perf_counter() - t
+vals = customer_values(c["value"], n) if "value" in c else None
+t = time.perf_counter()
+sc = influence_scores(g, values=vals, keep_rr_members=SHARED_RR_MEMBERS, seed=1,
+                      epsilon=inf.epsilon, delta=inf.delta, top=inf.top,
+                      max_rr_sets=inf.max_rr_sets)
+out["influence_s"] = time.perf_counter() - t
+out["influence"] = sc.to_dict()["estimate"]
+out["value_influence"] = sc.to_dict()["value_estimate"]
+shared = sc.shared_rr_sets
+del sc
+t = time.perf_counter()
+sel = select_seeds(g, inf.seed_set_size, values=vals, seed=2, rr_sets=shared,
+                   epsilon=inf.epsilon, delta=inf.delta, max_rr_sets=inf.max_rr_sets)
+out["imm_s"] = time.perf_counter() - t
+out["imm"] = {{k: v for k, v in sel.to_dict().items() if k != "seeds"}}
+del shared
+t = time.perf_counter()
+comp = compare_seed_sets(g, sel, values=vals, seed=3, runs=inf.compare_runs,
+                         error=inf.compare_error)
+out["compare_s"] = time.perf_counter() - t
+out["compare"] = comp.attrs["estimate"]
+ref = g.reference_time
+seeds = np.zeros(n, bool)
+seeds[seeds_from_events(ev, reference_time=ref, lookback=inf.lookback_seconds)] = True
+lost = last_events(ev, n, kinds=list(care.lost_events), reference_time=ref,
+                   lookback=None) != ""
+value = vals if vals is not None else np.ones(n)
+model = blocking_model(g, values=value, churn=churn_scores(c), seeds=seeds, lost=lost,
+                       retention=care.retention, ties=inf.ties)
+t = time.perf_counter()
+plan = care_plan(g, model, care.budget, priority=np.where(lost, 0.0, value),
+                 runs=care.plan_runs, max_entries=care.plan_max_entries,
+                 evaluation_runs=care.evaluation_runs, compare_k=care.compare_k,
+                 evaluation_error=care.evaluation_error or None,
+                 evaluation_min_runs=care.evaluation_min_runs,
+                 tie_seed=exposure_tie_seed(cfg), seed=4)
+out["care_plan_s"] = time.perf_counter() - t
+out["care"] = {{"timings": plan.timings, "runs": plan.runs,
+               "evaluation": plan.parameters["evaluation"],
+               "protected": [float(plan.protected[-1]), float(plan.protected_low[-1]),
+                             float(plan.protected_high[-1])]}}
+out["peak_mb"] = _peak_mb()
+print(json.dumps(out))
+"""
+
 PEERS = """
 import random
 import numpy as np
@@ -264,7 +334,27 @@ def main() -> None:
                     "first in the same run, for a before/after comparison")
     ap.add_argument("--name", default=None, help="results file name (default: pipeline or "
                     "pipeline-steps)")
+    ap.add_argument("--substeps", action="store_true",
+                    help="RIS, IMM, comparison and the care plan timed one by one (no "
+                    "exposure, no risk model), e.g. at 1M with --data")
     args = ap.parse_args()
+    if args.substeps:
+        size = args.data.name if args.data else ("1M" if args.big else "100k")
+        path = args.data or ensure(size)
+        load0 = os.getloadavg()[0]
+        res = run_child(SUBSTEPS.format(path=str(path)), timeout=4 * 3600)
+        res |= {"load_before": load0, "load_after": os.getloadavg()[0], "size": size}
+        print(json.dumps(res), flush=True)
+        if "error" not in res:
+            rows = [{"size": size, "part": k[:-2], "seconds": v} for k, v in res.items()
+                    if k.endswith("_s")]
+            rows += [{"size": size, "part": f"care: {k}", "seconds": v}
+                     for k, v in res["care"]["timings"].items()]
+            print_table(rows, ["size", "part", "seconds"])
+        out = write_json(args.name or f"pipeline-substeps-{size}",
+                         {"machine": machine(), **res})
+        print(f"\nwrote {out}")
+        return
     if args.steps:
         size = args.data.name if args.data else ("1M" if args.big else "100k")
         path = args.data or ensure(size)

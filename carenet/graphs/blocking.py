@@ -640,12 +640,15 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
     bsrc, bedge, _ = _seeds(seed, tie_seed)
     b = batch or max(2, 2 * nb.get_num_threads())
     nodes, parents, sizes_, vals, counts = [], [], [], [], []
+    # one set of batch buffers for every batch: fresh ones would fault in new pages each time
+    rows = min(b, runs)
+    on_all = np.empty((rows, n), np.int64)
+    op_all = np.empty((rows, n), np.int64)
+    osz_all = np.empty((rows, n), np.int64)
+    ov_all = np.empty((rows, n), np.float64)
     for start in range(0, runs, b):
         c = min(b, runs - start)
-        on = np.empty((c, n), np.int64)
-        op = np.empty((c, n), np.int64)
-        osz = np.empty((c, n), np.int64)
-        ov = np.empty((c, n), np.float64)
+        on, op, osz, ov = on_all[:c], op_all[:c], osz_all[:c], ov_all[:c]
         sz = np.zeros(c, np.int64)
         with PARALLEL_LOCK:
             _realise_batch(dg.indptr, dg.indices, dg.prob, cand, sp, val, bsrc, bedge,
@@ -653,7 +656,7 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
         for i in range(c):
             k = int(sz[i])
             nodes.append(on[i, :k].astype(np.int32))
-            parents.append(op[i, :k])
+            parents.append(op[i, :k].copy())
             sizes_.append(osz[i, :k].astype(np.int32))
             vals.append(ov[i, :k].copy())
             counts.append(k)

@@ -389,3 +389,21 @@ def test_imm_reuses_the_influence_estimates_rr_sets(graph: CustomerGraph) -> Non
     d = kept.to_dict()["estimate"]
     assert d["stopped"] == "error target met" and d["error"] == d["error_target"] == 0.1
     assert d["samples"] == d["rr_sets"] + d["search_rr_sets"]
+
+
+def test_one_diffusion_graph_per_run_and_tie_model(graph: CustomerGraph) -> None:
+    # influence, IMM, the comparison, exposure and the care plan's blocking model all ask
+    # DiffusionGraph.from_graph with the run's TieModel: the graph keeps one and hands it out
+    from carenet.community.care import blocking_model
+    from carenet.config import InfluenceConfig
+
+    ties = InfluenceConfig().ties
+    first = DiffusionGraph.from_graph(graph, **ties.kwargs())
+    assert DiffusionGraph.from_graph(graph, **ties.kwargs()) is first
+    n = graph.n_customers
+    model = blocking_model(graph, values=np.ones(n), churn=np.zeros(n),
+                           seeds=np.zeros(n, bool), lost=np.zeros(n, bool), retention=0.5,
+                           ties=ties)
+    assert model.dg is first
+    other = DiffusionGraph.from_graph(graph, edge_model="constant", probability=0.3)
+    assert other is not first
