@@ -79,6 +79,10 @@ print(json.dumps(out))
 """
 
 STEPS = """
+import os
+if os.environ.get("CARENET_BENCH_CODE"):  # another checkout's carenet (before/after)
+    sys.path.insert(0, os.environ["CARENET_BENCH_CODE"])
+import carenet
 from pathlib import Path
 from carenet.config import AnalysisConfig
 from carenet.pipeline import analyze, load_inputs
@@ -94,7 +98,7 @@ def pick(d, *keys):
     return {{k: d.get(k) for k in keys if d and k in d}}
 est_keys = ("rr_sets", "search_rr_sets", "mean_rr_size", "epsilon_achieved", "seconds",
             "error_target", "error", "samples", "stopped")
-out = {{"load_s": load, "timings": run.timings,
+out = {{"load_s": load, "timings": run.timings, "code": carenet.__file__,
        "influence": pick(infl.get("influence", {{}}).get("estimate") or {{}}, *est_keys),
        "value_influence": pick(infl.get("influence", {{}}).get("value_estimate") or {{}},
                                *est_keys),
@@ -285,7 +289,7 @@ def measure_steps(path: Path, label: str, pythonpath: str | None) -> dict[str, A
     sub-step seconds and sample sizes, in a fresh process (``pythonpath``: another checkout's
     code, for a before/after comparison in the same run).
     """
-    env = {"PYTHONPATH": pythonpath} if pythonpath else None
+    env = {"CARENET_BENCH_CODE": pythonpath} if pythonpath else None
     load0 = os.getloadavg()[0]
     res = run_child(STEPS.format(path=str(path), steps=list(STEP_NAMES)), timeout=4 * 3600,
                     env=env)
@@ -330,8 +334,8 @@ def main() -> None:
                     help="only the risk, influence and care steps, with sub-step seconds")
     ap.add_argument("--data", type=Path, help="a generated log directory (interactions, "
                     "customers and events Parquet) instead of benchmarks/data")
-    ap.add_argument("--before", help="PYTHONPATH of another checkout (e.g. main) measured "
-                    "first in the same run, for a before/after comparison")
+    ap.add_argument("--before", help="directory holding another checkout's carenet package "
+                    "(e.g. `git archive main carenet`), measured first in the same run")
     ap.add_argument("--name", default=None, help="results file name (default: pipeline or "
                     "pipeline-steps)")
     ap.add_argument("--substeps", action="store_true",
