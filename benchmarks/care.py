@@ -65,9 +65,16 @@ from carenet.community.influence import seeds_from_events, customer_values
 from carenet.graphs import blocking as bl
 t0 = time.perf_counter()
 p = {path!r}
-g = CustomerGraph.load(p + "/graph")
-c = pd.read_parquet(p + "/customers.parquet")
-ev = pd.read_parquet(p + "/events.parquet")
+from pathlib import Path
+if (Path(p) / "graph").exists():
+    g = CustomerGraph.load(p + "/graph")
+    c = pd.read_parquet(p + "/customers.parquet")
+    ev = pd.read_parquet(p + "/events.parquet")
+else:  # a `carenet generate` directory (interactions, customers, events), 30-day half-life
+    from carenet.graphs.build import load_network
+    net = load_network(p + "/interactions.parquet", customers=p + "/customers.parquet",
+                       events=p + "/events.parquet", half_life="30d")
+    g, c, ev = net.graph, net.customers, net.events
 n = g.n_customers
 seeds = np.zeros(n, bool)
 seeds[seeds_from_events(ev, reference_time=g.reference_time, lookback=90 * 86400.0)] = True
@@ -117,13 +124,57 @@ print(json.dumps({{"load_s": load_s, "realise_s": t_real, "greedy_s": t_greedy,
                   "sources": int(seeds.sum()), "comparison": rows, "peak_mb": _peak_mb()}}))
 """
 
+TARGETS = SETUP + """
+# the plan from a fixed number of realisations against plans whose realisations stop at an
+# error target, all evaluated on the same fresh realisations (paired differences)
+from carenet.community.care import _evaluation_error
+plans = {{}}
+t1 = time.perf_counter()
+fixed = bl.greedy_blocking(model, {k}, runs={runs}, seed=1)
+plans["fixed {runs}"] = (fixed, time.perf_counter() - t1)
+for e in {errors}:
+    t1 = time.perf_counter()
+    plans[f"error {{e}}"] = (bl.greedy_blocking(model, {k}, runs={runs}, seed=1, error=e,
+                                                min_runs=50), time.perf_counter() - t1)
+orders = strategy_orders(g, np.zeros(n), ~lost, {k}, seed=3)
+names = list(plans)
+t3 = time.perf_counter()
+curves, lost_v = bl.protected_curves(model, [p.nodes for p, _ in plans.values()]
+                                     + [orders["degree"]], {k}, runs={eval_runs}, seed=2)
+t_eval = time.perf_counter() - t3
+per_run = t_eval / {eval_runs}
+# realisations the evaluation's error target would stop at (plan and degree, at K)
+need = {{}}
+for target in (0.01, 0.02, 0.03, 0.05):
+    r = 100
+    while r < {eval_runs} and _evaluation_error(curves[:r][:, [0, len(names)]], {k},
+                                                1.959964) > target:
+        r += 10
+    need[str(target)] = r
+rows = []
+for s, name in enumerate(names):
+    p, secs = plans[name]
+    x = curves[:, s, {k}]
+    d = x - curves[:, 0, {k}]
+    se = float(x.std(ddof=1) / np.sqrt(x.size))
+    dse = float(d.std(ddof=1) / np.sqrt(x.size))
+    rows.append({{"plan": name, "runs": p.runs, "error": p.error, "stopped": p.stopped,
+                 "seconds": secs, "protected": float(x.mean()), "half_width": 1.96 * se,
+                 "vs_fixed": float(d.mean()), "vs_fixed_half_width": 1.96 * dse}})
+x = curves[:, len(names), {k}]
+rows.append({{"plan": "top-K by degree", "protected": float(x.mean()),
+             "half_width": float(1.96 * x.std(ddof=1) / np.sqrt(x.size))}})
+print(json.dumps({{"rows": rows, "evaluate_s": t_eval, "eval_ms_per_run": 1000 * per_run,
+                  "evaluation_runs_needed": need, "customers": n, "peak_mb": _peak_mb()}}))
+"""
+
 DOMINATORS = SETUP + """
 import networkx as nx
-from carenet.graphs.blocking import _base, _reached, _seeds
+from carenet.graphs.blocking import _base, _edge_base, _reached, _seeds
 bsrc, bedge, _ = _seeds(5)
 loc = np.full(n, -1, np.int64)
 # the realisation's coin bases as numba computes them (uint64, not a Python int)
-sb, eb = np.uint64(_base(bsrc[0], 0)), np.uint64(_base(bedge[0], 0))
+sb, eb = np.uint64(_base(bsrc[0], 0)), np.uint64(_edge_base(bedge, 0))
 m, ns, gnode, ptr, col, _ = _reached(model.dg.indptr, model.dg.indices, model.dg.prob,
                                      *model.arrays()[:2], sb, eb, loc)
 src = np.concatenate([np.zeros(ns, np.int64), np.repeat(np.arange(m), np.diff(ptr)) + 1])
@@ -167,8 +218,34 @@ def main() -> None:
     ap.add_argument("--eval-runs", default="100k=200,1M=40",
                     help="fresh realisations for the comparison per size")
     ap.add_argument("--parts", default="plan,dominators",
-                    help="what to measure; a part left out keeps its rows from the last JSON")
+                    help="what to measure; a part left out keeps its rows from the last JSON; "
+                    "'targets' (alone): plans from error targets against the fixed count")
+    ap.add_argument("--data", help="a `carenet generate` directory to use instead of "
+                    "benchmarks/data/care-<size> (with --parts targets)")
+    ap.add_argument("--errors", default="0.02,0.03,0.05",
+                    help="plan error targets compared with --parts targets")
     args = ap.parse_args()
+    if args.parts == "targets":
+        path = args.data or str(ensure("100k"))
+        k = 200 if args.k == 1000 else args.k
+        print(f"plan error targets, K={k}, on {path} ...", flush=True)
+        import os
+        load0 = os.getloadavg()[0]
+        res = run_child(TARGETS.format(path=path, runs=args.runs, k=k,
+                                       errors=[float(e) for e in args.errors.split(",")],
+                                       eval_runs=int(args.eval_runs.split(",")[0]
+                                                     .split("=")[-1])), timeout=7200)
+        if "error" in res:
+            raise SystemExit(str(res["error"]))
+        res["load_before"], res["load_after"] = load0, os.getloadavg()[0]
+        print(json.dumps(res))
+        print_table(res["rows"], ["plan", "runs", "error", "stopped", "seconds", "protected",
+                                  "half_width", "vs_fixed", "vs_fixed_half_width"])
+        print(res["evaluation_runs_needed"], res["eval_ms_per_run"], res["load_before"],
+              res["load_after"])
+        out = write_json("care-targets", {"machine": machine(), "k": k, **res})
+        print(f"\nwritten {out}")
+        return
     parts = set(args.parts.split(","))
     last = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
     eval_runs = dict(x.split("=") for x in args.eval_runs.split(","))

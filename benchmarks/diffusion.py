@@ -248,8 +248,57 @@ def best_of(repeats: int, code: str, **kw: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- main
+COVER = """
+# greedy_max_cover's set membership: the stable argsort it used against the counting sort it
+# uses now, on the same RR sets (IMM's final sets at the step's defaults), same process
+import numpy as np
+from pathlib import Path
+from carenet.graphs.build import load_network
+from carenet.graphs.diffusion import DiffusionGraph, sample_rr_sets, greedy_max_cover
+from carenet.graphs import diffusion as d
+from carenet.community.influence import customer_values
+p = Path({path!r})
+net = load_network(p / "interactions.parquet", customers=p / "customers.parquet")
+g = net.graph
+dg = DiffusionGraph.from_graph(g)
+vals = customer_values(net.customers["value"], g.n_customers)
+sets = sample_rr_sets(dg, {count}, seed=1, root_weights=vals)
+greedy_max_cover(sample_rr_sets(dg, 10, seed=2), 2)  # compiled before timing
+out = {{"sets": sets.count, "members": int(sets.members.size)}}
+best_old = best_new = float("inf")
+for _ in range({repeats}):
+    t = time.perf_counter()
+    set_of = np.repeat(np.arange(sets.count, dtype=np.int32), np.diff(sets.offsets))
+    old_sets = set_of[np.argsort(sets.members, kind="stable")]
+    best_old = min(best_old, time.perf_counter() - t)
+    t = time.perf_counter()
+    ptr, new_sets = d._membership(g.n_customers, sets.offsets, sets.members)
+    best_new = min(best_new, time.perf_counter() - t)
+    assert np.array_equal(old_sets, new_sets)
+t = time.perf_counter()
+greedy_max_cover(sets, 50)
+out |= {{"argsort_s": best_old, "counting_sort_s": best_new,
+        "greedy_max_cover_s": time.perf_counter() - t, "same": True}}
+print(json.dumps(out))
+"""
+
+
+def cover(path: str, count: int, repeats: int) -> None:
+    """Time greedy_max_cover's membership step, argsort against counting sort."""
+    load0 = os.getloadavg()[0]
+    res = run_child(COVER.format(path=path, count=count, repeats=repeats), timeout=3600)
+    res |= {"load_before": load0, "load_after": os.getloadavg()[0]}
+    if "error" not in res:
+        res["ratio"] = res["argsort_s"] / max(res["counting_sort_s"], 1e-9)
+    print(json.dumps(res))
+    print(f"wrote {write_json('diffusion-cover', {'machine': machine(), **res})}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cover", metavar="DATA", help="only time greedy_max_cover's membership "
+                    "step on a `carenet generate` directory's IMM-sized RR sets")
+    ap.add_argument("--cover-sets", type=int, default=1_372_639)
     ap.add_argument("--large", action="store_true", help="also run 1M customers / 10M ties")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--runs", type=int, default=1000, help="simulations per timing")
@@ -258,6 +307,9 @@ def main() -> None:
     ap.add_argument("--skip-ndlib", action="store_true")
     ap.add_argument("--skip-real", action="store_true", help="skip NetHEPT / Wiki-Vote")
     args = ap.parse_args()
+    if args.cover:
+        cover(args.cover, args.cover_sets, args.repeats)
+        return
     report: dict[str, Any] = {"machine": machine(), "simulation": [], "influence": [],
                               "agreement": [], "imm": None, "published": PUBLISHED}
     sizes = ["10k", "100k"] + (["1M"] if args.large else [])

@@ -19,6 +19,9 @@ with 10 interactions per customer and epoch timestamps, cached as Parquet in
 
     .venv/bin/python benchmarks/pipeline.py             # 100k customers / 1M interactions
     .venv/bin/python benchmarks/pipeline.py --big       # + 1M / 10M (long)
+    # the risk, influence and care steps only, sub-step seconds, before (main) and after:
+    .venv/bin/python benchmarks/pipeline.py --steps --data /work/prof/data100k \\
+        --before /tmp/main-checkout
 """
 
 from __future__ import annotations
@@ -71,6 +74,119 @@ for name, url in urls.items():
     rid = store.publish(run)
     out["publish_" + name + "_s"] = time.perf_counter() - t1
     store.close()
+out["peak_mb"] = _peak_mb()
+print(json.dumps(out))
+"""
+
+STEPS = """
+import os
+if os.environ.get("CARENET_BENCH_CODE"):  # another checkout's carenet (before/after)
+    sys.path.insert(0, os.environ["CARENET_BENCH_CODE"])
+import carenet
+from pathlib import Path
+from carenet.config import AnalysisConfig
+from carenet.pipeline import analyze, load_inputs
+p = Path({path!r})
+t0 = time.perf_counter()
+net = load_inputs([p / "interactions.parquet"], customers=p / "customers.parquet",
+                  events=p / "events.parquet")
+load = time.perf_counter() - t0
+run = analyze([], network=net, steps={steps!r}, config=AnalysisConfig())
+infl = run.results.get("influence", {{}})
+care = run.results.get("care", {{}}).get("plan", {{}})
+def pick(d, *keys):
+    return {{k: d.get(k) for k in keys if d and k in d}}
+est_keys = ("rr_sets", "search_rr_sets", "mean_rr_size", "epsilon_achieved", "seconds",
+            "error_target", "error", "samples", "stopped")
+out = {{"load_s": load, "timings": run.timings, "code": carenet.__file__,
+       "influence": pick(infl.get("influence", {{}}).get("estimate") or {{}}, *est_keys),
+       "value_influence": pick(infl.get("influence", {{}}).get("value_estimate") or {{}},
+                               *est_keys),
+       "influence_s": (infl.get("influence") or {{}}).get("seconds"),
+       "exposure": pick(infl.get("exposure", {{}}), "runs", "error", "seeds", "seconds"),
+       "seed_set": pick(infl.get("seed_set", {{}}), "rr_sets", "search_rr_sets", "seconds",
+                        "spread", "error", "samples", "stopped", "shared_rr_sets"),
+       "comparison": infl.get("seed_set_comparison_estimate"),
+       "comparison_spread": [(r["strategy"], r["spread"], r["std_error"])
+                             for r in infl.get("seed_set_comparison", [])],
+       "care_timings": care.get("timings"), "care_runs": care.get("runs"),
+       "care_evaluation": (care.get("parameters") or {{}}).get("evaluation"),
+       "care_plan": (care.get("parameters") or {{}}).get("plan"),
+       "care_evaluation_runs": care.get("evaluation_runs"),
+       "care_protected": [care.get("protected"), care.get("protected_low"),
+                          care.get("protected_high")],
+       "care_comparison": [(r["strategy"], r["k"], r["protected"], r["low"], r["high"])
+                           for r in care.get("comparison", [])],
+       "peak_mb": _peak_mb()}}
+print(json.dumps(out))
+"""
+
+SUBSTEPS = """
+# the influence step's RIS, IMM and comparison, and the care plan, each timed on its own
+# (exposure and the risk model left out: the care model's churn comes from the customers
+# table's churn_score, as in benchmarks/care.py)
+import numpy as np
+from pathlib import Path
+from carenet.config import AnalysisConfig
+from carenet.pipeline import load_inputs
+from carenet.community.care import blocking_model, care_plan, churn_scores, last_events
+from carenet.community.influence import (compare_seed_sets, customer_values, influence_scores,
+                                         seeds_from_events, select_seeds)
+from carenet.graphs.diffusion import DiffusionGraph
+from carenet.steps.influence import SHARED_RR_MEMBERS, exposure_tie_seed
+p = Path({path!r})
+cfg = AnalysisConfig()
+inf, care = cfg.influence, cfg.care
+t0 = time.perf_counter()
+net = load_inputs([p / "interactions.parquet"], customers=p / "customers.parquet",
+                  events=p / "events.parquet", config=cfg)
+g, c, ev = net.graph, net.customers, net.events
+n = g.n_customers
+out = {{"load_s": time.perf_counter() - t0, "customers": n, "ties": int(g.n_ties)}}
+t = time.perf_counter()
+dg = DiffusionGraph.from_graph(g, **inf.ties.kwargs())
+out["diffusion_graph_s"] = time.perf_counter() - t
+vals = customer_values(c["value"], n) if "value" in c else None
+t = time.perf_counter()
+sc = influence_scores(g, values=vals, keep_rr_members=SHARED_RR_MEMBERS, seed=1,
+                      epsilon=inf.epsilon, delta=inf.delta, top=inf.top,
+                      max_rr_sets=inf.max_rr_sets)
+out["influence_s"] = time.perf_counter() - t
+out["influence"] = sc.to_dict()["estimate"]
+out["value_influence"] = sc.to_dict()["value_estimate"]
+shared = sc.shared_rr_sets
+del sc
+t = time.perf_counter()
+sel = select_seeds(g, inf.seed_set_size, values=vals, seed=2, rr_sets=shared,
+                   epsilon=inf.epsilon, delta=inf.delta, max_rr_sets=inf.max_rr_sets)
+out["imm_s"] = time.perf_counter() - t
+out["imm"] = {{k: v for k, v in sel.to_dict().items() if k != "seeds"}}
+del shared
+t = time.perf_counter()
+comp = compare_seed_sets(g, sel, values=vals, seed=3, runs=inf.compare_runs,
+                         error=inf.compare_error)
+out["compare_s"] = time.perf_counter() - t
+out["compare"] = comp.attrs["estimate"]
+ref = g.reference_time
+seeds = np.zeros(n, bool)
+seeds[seeds_from_events(ev, reference_time=ref, lookback=inf.lookback_seconds)] = True
+lost = last_events(ev, n, kinds=list(care.lost_events), reference_time=ref,
+                   lookback=None) != ""
+value = vals if vals is not None else np.ones(n)
+model = blocking_model(g, values=value, churn=churn_scores(c), seeds=seeds, lost=lost,
+                       retention=care.retention, ties=inf.ties)
+t = time.perf_counter()
+plan = care_plan(g, model, care.budget, priority=np.where(lost, 0.0, value),
+                 runs=care.plan_runs, max_entries=care.plan_max_entries,
+                 evaluation_runs=care.evaluation_runs, compare_k=care.compare_k,
+                 evaluation_error=care.evaluation_error or None,
+                 evaluation_min_runs=care.evaluation_min_runs,
+                 tie_seed=exposure_tie_seed(cfg), seed=4)
+out["care_plan_s"] = time.perf_counter() - t
+out["care"] = {{"timings": plan.timings, "runs": plan.runs,
+               "evaluation": plan.parameters["evaluation"],
+               "protected": [float(plan.protected[-1]), float(plan.protected_low[-1]),
+                             float(plan.protected_high[-1])]}}
 out["peak_mb"] = _peak_mb()
 print(json.dumps(out))
 """
@@ -165,17 +281,108 @@ def measure(size: str) -> list[dict[str, Any]]:
     return rows
 
 
+STEP_NAMES = ("risk", "influence", "care")
+
+
+def measure_steps(path: Path, label: str, pythonpath: str | None) -> dict[str, Any]:
+    """The risk, influence and care steps alone on the log at ``path``, with their
+    sub-step seconds and sample sizes, in a fresh process (``pythonpath``: another checkout's
+    code, for a before/after comparison in the same run).
+    """
+    env = {"CARENET_BENCH_CODE": pythonpath} if pythonpath else None
+    load0 = os.getloadavg()[0]
+    res = run_child(STEPS.format(path=str(path), steps=list(STEP_NAMES)), timeout=4 * 3600,
+                    env=env)
+    res["label"] = label
+    res["load_before"] = load0
+    res["load_after"] = os.getloadavg()[0]
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def step_rows(size: str, res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows (seconds per step and sub-step) of one :func:`measure_steps` result."""
+    if "error" in res:
+        return [{"size": size, "code": res["label"], "part": "error", "seconds": None,
+                 "note": str(res["error"])}]
+    tm = res["timings"]
+    rows = [{"size": size, "code": res["label"], "part": s, "seconds": tm.get(s)}
+            for s in STEP_NAMES]
+    subs = {
+        "influence: RIS influence": (res.get("influence") or {}).get("seconds"),
+        "influence: RIS value influence": (res.get("value_influence") or {}).get("seconds"),
+        "influence: exposure": (res.get("exposure") or {}).get("seconds"),
+        "influence: IMM seeds": (res.get("seed_set") or {}).get("seconds"),
+        "influence: seed-set comparison": (res.get("comparison") or {}).get("seconds"),
+    }
+    for key, val in (res.get("care_timings") or {}).items():
+        subs[f"care: {key}"] = val
+    for part, sec in subs.items():
+        if sec is not None:
+            rows.append({"size": size, "code": res["label"], "part": part, "seconds": sec})
+    for r in rows:
+        r["load_before"] = res["load_before"]
+        r["load_after"] = res["load_after"]
+        r["peak_mb"] = res.get("peak_mb")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--big", action="store_true", help="also 1M customers / 10M interactions")
+    ap.add_argument("--steps", action="store_true",
+                    help="only the risk, influence and care steps, with sub-step seconds")
+    ap.add_argument("--data", type=Path, help="a generated log directory (interactions, "
+                    "customers and events Parquet) instead of benchmarks/data")
+    ap.add_argument("--before", help="directory holding another checkout's carenet package "
+                    "(e.g. `git archive main carenet`), measured first in the same run")
+    ap.add_argument("--name", default=None, help="results file name (default: pipeline or "
+                    "pipeline-steps)")
+    ap.add_argument("--substeps", action="store_true",
+                    help="RIS, IMM, comparison and the care plan timed one by one (no "
+                    "exposure, no risk model), e.g. at 1M with --data")
     args = ap.parse_args()
+    if args.substeps:
+        size = args.data.name if args.data else ("1M" if args.big else "100k")
+        path = args.data or ensure(size)
+        load0 = os.getloadavg()[0]
+        res = run_child(SUBSTEPS.format(path=str(path)), timeout=4 * 3600)
+        res |= {"load_before": load0, "load_after": os.getloadavg()[0], "size": size}
+        print(json.dumps(res), flush=True)
+        if "error" not in res:
+            rows = [{"size": size, "part": k[:-2], "seconds": v} for k, v in res.items()
+                    if k.endswith("_s")]
+            rows += [{"size": size, "part": f"care: {k}", "seconds": v}
+                     for k, v in res["care"]["timings"].items()]
+            print_table(rows, ["size", "part", "seconds"])
+        out = write_json(args.name or f"pipeline-substeps-{size}",
+                         {"machine": machine(), **res})
+        print(f"\nwrote {out}")
+        return
+    if args.steps:
+        size = args.data.name if args.data else ("1M" if args.big else "100k")
+        path = args.data or ensure(size)
+        results = []
+        rows = []
+        if args.before:
+            results.append(measure_steps(path, "before", args.before))
+            rows += step_rows(size, results[-1])
+        results.append(measure_steps(path, "after", None))
+        rows += step_rows(size, results[-1])
+        print()
+        print_table(rows, ["size", "code", "part", "seconds", "peak_mb", "load_before",
+                           "load_after"])
+        out = write_json(args.name or "pipeline-steps",
+                         {"machine": machine(), "rows": rows, "raw": results})
+        print(f"\nwrote {out}")
+        return
     rows: list[dict[str, Any]] = []
     for size in (["100k", "1M"] if args.big else ["100k"]):
         rows += measure(size)
     print()
     print_table(rows, ["size", "step", "carenet_s", "peer_s", "ratio", "peak_mb",
                        "load_before", "load_after"])
-    path = write_json("pipeline", {"machine": machine(), "rows": rows})
+    path = write_json(args.name or "pipeline", {"machine": machine(), "rows": rows})
     print(f"\nwrote {path}")
 
 

@@ -281,7 +281,10 @@ class InfluenceConfig:
     w(x,v)``), ``exponential`` (``1 - exp(-w / edge_scale)``) or ``constant``
     (``edge_probability``). ``epsilon``/``delta``: with probability ``1 - delta`` the ``top``
     most influential customers are estimated within relative error ``epsilon``;
-    ``confidence``: level of the per-customer intervals. ``negative_events`` within
+    ``confidence``: level of the per-customer intervals. ``max_rr_sets``: the most RR sets
+    an estimate (influence, value influence, IMM) samples in each of its two phases: the
+    budget at 1M customers, where the epsilon target would need more (the epsilon reached is
+    then reported with ``stopped = "max_rr_sets reached"``). ``negative_events`` within
     ``lookback`` before the reference time make a customer an exposure seed. ``seed_set_size``:
     k of the IMM seed set compared with top-k by degree and PageRank (0: skip);
     ``cost_col`` (a customers column) with ``seed_budget`` selects within a budget.
@@ -290,6 +293,9 @@ class InfluenceConfig:
     per-step recovery probability when it is ``sir``. ``exposure_error``: the exposure
     estimate stops adding cascade worlds once every customer's interval half-width (at
     ``confidence``) is at most this; ``exposure_runs`` is then only the most worlds it runs.
+    ``compare_error``: the seed-set comparison adds cascades until every strategy's spread
+    interval is within this relative half-width (at ``confidence``); ``compare_runs`` is the
+    most it runs (0: always ``compare_runs``).
     """
 
     enabled: bool = True
@@ -301,7 +307,7 @@ class InfluenceConfig:
     delta: float = 0.01
     top: int = 50
     confidence: float = 0.95
-    max_rr_sets: int = 50_000_000
+    max_rr_sets: int = 10_000_000
     missing_value: float = 1.0
     negative_events: tuple[str, ...] = ("churn", "complaint")
     lookback: str | None = "90d"
@@ -314,10 +320,14 @@ class InfluenceConfig:
     seed_budget: float | None = None
     cost_col: str | None = None
     compare_runs: int = 2000
+    compare_error: float = 0.01
 
     def __post_init__(self) -> None:
         def bad(key: str, want: str, got: Any) -> InvalidInputError:
             return InvalidInputError(f"influence.{key} must be {want}, not {got!r}")
+
+        if not 0 <= self.compare_error < 1:
+            raise bad("compare_error", "in [0, 1)", self.compare_error)
 
         if self.model not in ("ic", "lt"):
             raise bad("model", "ic or lt", self.model)
@@ -374,10 +384,16 @@ class CareConfig:
     on (1 = as in the exposure model). ``lost_events``: events that mean a customer already
     churned (priority 0, never in the plan). ``churn_spreads``: in the plan's cascade model,
     every other customer also churns spontaneously with its churn score. ``budget``: customers
-    in the care plan (0: no plan); ``plan_runs``: cascade realisations the greedy optimises
-    on (fewer when their dominator trees reach ``plan_max_entries`` entries, 24 bytes each);
-    ``evaluation_runs``: fresh realisations that measure the plan and the other
-    strategies at every ``compare_k``; ``confidence``: level of the intervals.
+    in the care plan (0: no plan); ``plan_runs``: the most cascade realisations the greedy
+    optimises on (fewer when their dominator trees reach ``plan_max_entries`` entries, 24
+    bytes each); ``plan_error``: realisations are added (at least ``plan_min_runs``) until
+    the plan's protected value on them has at most this relative interval half-width (0:
+    always ``plan_runs``);
+    ``evaluation_runs``: the most fresh realisations that measure the plan and the other
+    strategies at every ``compare_k``; ``evaluation_error``: realisations are added (at least
+    ``evaluation_min_runs``) until every strategy's interval half-width at k = ``budget`` is
+    at most this share of the plan's protected value (0: always ``evaluation_runs``);
+    ``confidence``: level of the intervals.
     ``reasons_top``: customers explained beyond the plan, by priority; ``reason_ties``:
     strongest ties named in a reason.
     """
@@ -392,7 +408,11 @@ class CareConfig:
     budget: int = 200
     plan_runs: int = 200
     plan_max_entries: int = 20_000_000
+    plan_error: float = 0.0
+    plan_min_runs: int = 50
     evaluation_runs: int = 1000
+    evaluation_error: float = 0.02
+    evaluation_min_runs: int = 100
     compare_k: tuple[int, ...] = (10, 50, 200)
     confidence: float = 0.95
     reasons_top: int = 10_000
@@ -416,6 +436,14 @@ class CareConfig:
                 raise bad(key, ">= 1", getattr(self, key))
         if self.evaluation_runs < 2:
             raise bad("evaluation_runs", ">= 2", self.evaluation_runs)
+        if self.evaluation_min_runs < 2:
+            raise bad("evaluation_min_runs", ">= 2", self.evaluation_min_runs)
+        if self.plan_min_runs < 1:
+            raise bad("plan_min_runs", ">= 1", self.plan_min_runs)
+        if not 0 <= self.plan_error < 1:
+            raise bad("plan_error", "in [0, 1)", self.plan_error)
+        if not 0 <= self.evaluation_error < 1:
+            raise bad("evaluation_error", "in [0, 1)", self.evaluation_error)
         if any(k < 1 for k in self.compare_k):
             raise bad("compare_k", "positive integers", list(self.compare_k))
         if self.churn_col is not None and self.churn_col.lower() in ("", "none"):
@@ -660,12 +688,17 @@ UPPER_BOUNDS: dict[str, float] = {
     "influence.seed_set_size": 100_000,
     "influence.seed_budget": 1e15,
     "influence.compare_runs": 100_000,
+    "influence.compare_error": 1.0,
     "care.retention": 1.0,
     "care.source_risk": 1.0,
     "care.budget": 1_000_000,
     "care.plan_runs": 10_000,
     "care.plan_max_entries": 500_000_000,
     "care.evaluation_runs": 100_000,
+    "care.evaluation_error": 1.0,
+    "care.plan_error": 1.0,
+    "care.plan_min_runs": 10_000,
+    "care.evaluation_min_runs": 100_000,
     "care.compare_k": 1_000_000,
     "care.confidence": 1.0,
     "care.reasons_top": 1_000_000,

@@ -662,6 +662,11 @@ def care_plan(
     compare_k: Sequence[int] = (10, 50, 200),
     confidence: float = 0.95,
     seed: int = 0,
+    evaluation_error: float | None = None,
+    evaluation_min_runs: int = 100,
+    plan_error: float | None = None,
+    plan_min_runs: int = 50,
+    tie_seed: int | None = None,
 ) -> CarePlan:
     """The care plan for ``budget`` contacts (greedy over ``runs`` realisations, fewer when
     their dominator trees reach ``max_entries``), evaluated with every comparison strategy on
@@ -671,6 +676,21 @@ def care_plan(
     the budget, and the budget): ``protected`` (expected value kept out of the cascade),
     ``std_error``, ``low``/``high`` (normal interval at ``confidence``), ``vs_plan`` (the
     paired difference strategy - plan, same realisations) with ``vs_plan_low``/``_high``.
+
+    With ``plan_error`` (relative), the greedy's realisations are drawn in rounds (first
+    ``plan_min_runs``, at most ``runs``) until the plan's protected value on them is known
+    within that relative half-width (:func:`~carenet.graphs.blocking.greedy_blocking`).
+    ``tie_seed``: the greedy's realisations use exposure's tie coins (its forward seed), so
+    realisation r has the live ties of exposure's world r (common random numbers); the
+    evaluation keeps its own fresh coins.
+    With ``evaluation_error`` (relative), the evaluation adds realisations in rounds (first
+    ``evaluation_min_runs``, at most ``evaluation_runs``) until every strategy's interval
+    half-width at k = ``budget`` is at most ``evaluation_error`` times the plan's protected
+    value (the smaller k are reported with the intervals those realisations give: the plan's
+    first 10 picks protect ~10x less, so their relative error is ~3x larger); realisation r
+    always has the same coins, so stopping after R gives exactly the first R realisations of
+    a longer evaluation. ``parameters["evaluation"]``
+    says the target, the error reached, the realisations and why it stopped.
     """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise InvalidInputError(f"budget must be a positive integer, not {budget!r}")
@@ -679,7 +699,9 @@ def care_plan(
     z = z_score(confidence)
     timings: dict[str, float] = {}
     plan = greedy_blocking(model, int(budget), runs=int(runs), seed=derive_seed(seed, 7000 + 1),
-                           max_entries=max_entries)
+                           max_entries=max_entries, error=plan_error,
+                           min_runs=int(plan_min_runs), confidence=confidence,
+                           tie_seed=tie_seed)
     timings["realise"] = plan.realise_seconds
     timings["greedy"] = plan.greedy_seconds
     t0 = time.perf_counter()
@@ -687,15 +709,36 @@ def care_plan(
     orders = strategy_orders(graph, priority, model.blockable, k_eval,
                              pagerank_scores=pagerank_scores, seed=derive_seed(seed, 7000 + 3))
     names = ["plan", *orders]
-    curves, lost = protected_curves(model, [plan.nodes, *orders.values()], k_eval,
-                                    runs=int(evaluation_runs), seed=derive_seed(seed, 7000 + 2))
+    ks = sorted({int(k) for k in compare_k if 0 < int(k) <= budget} | {int(budget)})
+    if evaluation_error is not None and not 0.0 < evaluation_error < 1.0:
+        raise InvalidInputError(f"evaluation_error must be in (0, 1), not {evaluation_error}")
+    max_runs = int(evaluation_runs)
+    step = max_runs if evaluation_error is None else max(2, min(int(evaluation_min_runs),
+                                                                max_runs))
+    parts: list[np.ndarray] = []
+    lost_parts: list[np.ndarray] = []
+    done = 0
+    reached = float("inf")
+    e_seed = derive_seed(seed, 7000 + 2)
+    while True:
+        c_part, l_part = protected_curves(model, [plan.nodes, *orders.values()], k_eval,
+                                          runs=step, seed=e_seed, first=done)
+        parts.append(c_part)
+        lost_parts.append(l_part)
+        done += step
+        curves = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        reached = _evaluation_error(curves, int(budget), z)
+        if evaluation_error is None or reached <= evaluation_error or done >= max_runs:
+            break
+        need = math.ceil(done * (reached / evaluation_error) ** 2 * 1.05)
+        step = max(1, min(need - done, done, max_runs - done))
+    lost = np.concatenate(lost_parts)
     timings["evaluate"] = time.perf_counter() - t0
     r = curves.shape[0]
     plan_curve = curves[:, 0, 1: plan.nodes.size + 1]
     mean = plan_curve.mean(axis=0)
     se = plan_curve.std(axis=0, ddof=1) / math.sqrt(r)
     gain = np.diff(np.concatenate([[0.0], mean]))
-    ks = sorted({int(k) for k in compare_k if 0 < int(k) <= budget} | {int(budget)})
     rows = []
     for s, name in enumerate(names):
         for k in ks:
@@ -712,10 +755,36 @@ def care_plan(
         ids=graph.ids[plan.nodes], nodes=plan.nodes, greedy_gain=plan.gains, gain=gain,
         protected=mean, protected_low=mean - z * se, protected_high=mean + z * se,
         at_risk=float(lost.mean()), budget=int(budget), retention=float(model.retention),
-        runs=int(plan.runs), evaluation_runs=int(evaluation_runs),
+        runs=int(plan.runs), evaluation_runs=int(r),
         confidence=float(confidence),
         seed=int(seed), comparison=pd.DataFrame(rows), timings=timings,
         parameters={"dominator_tree_entries": plan.entries,
-                    "greedy_value_at_risk": plan.lost_value},
+                    "greedy_value_at_risk": plan.lost_value,
+                    "plan": {"error_target": plan_error, "error": float(plan.error),
+                             "runs": int(plan.runs), "max_runs": int(runs),
+                             "stopped": plan.stopped,
+                             "ties_shared_with_exposure": tie_seed is not None},
+                    "evaluation": {
+                        "error_target": evaluation_error, "error": float(reached),
+                        "runs": int(r), "max_runs": max_runs,
+                        "stopped": ("fixed runs" if evaluation_error is None else
+                                    "error target met" if reached <= evaluation_error
+                                    else "max runs reached")}},
     )
+
+
+def _evaluation_error(curves: np.ndarray, k: int, z: float) -> float:
+    """The largest interval half-width (at normal quantile z) of any strategy's protected
+    value at k, relative to the plan's protected value at k (0 when nothing is protected
+    and nothing varies; infinite with fewer than two realisations).
+    """
+    r = curves.shape[0]
+    if r < 2:
+        return float("inf")
+    x = curves[:, :, k]
+    half = float((z * x.std(axis=0, ddof=1) / math.sqrt(r)).max())
+    ref = float(x[:, 0].mean())
+    if ref > 0:
+        return half / ref
+    return 0.0 if half == 0 else float("inf")
 

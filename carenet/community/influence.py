@@ -184,6 +184,7 @@ class RISEstimate:
     search_rr_sets: int
     mean_rr_size: float
     seconds: float
+    kept: RRSets | None = None
 
 
 def _epsilon_for(r: int, c: float) -> float:
@@ -197,7 +198,12 @@ def _epsilon_for(r: int, c: float) -> float:
 def _ris_estimate(
     dg: DiffusionGraph, *, model: str, epsilon: float, delta: float, top: int, seed: int,
     root_weights: np.ndarray | None, max_rr_sets: int, progress: ProgressFn | None = None,
+    keep_members: int = 0,
 ) -> RISEstimate:
+    """Two-phase RIS (module docstring). With ``keep_members``, the first final sets, up to
+    about that many members, are also kept (``kept``) for IMM to reuse; the counts are the
+    same either way (same streams).
+    """
     t0 = time.perf_counter()
     n = dg.n_nodes
     total = float(root_weights.sum()) if root_weights is not None else float(n)
@@ -211,13 +217,15 @@ def _ris_estimate(
     counts = np.zeros(n, np.int64)
     done = 0
     lb_seed = derive_seed(seed, 1)
+    search_size = 0
     for i in range(1, max(1, math.floor(log2n))):
         x = total / 2**i
         theta = min(math.ceil(lam / x), max_rr_sets)
         if theta > done:
-            more, _ = rr_counts(dg, theta - done, model=model, seed=lb_seed, first=done,
-                                root_weights=root_weights)
+            more, more_size = rr_counts(dg, theta - done, model=model, seed=lb_seed,
+                                        first=done, root_weights=root_weights)
             counts += more
+            search_size += more_size
             done = theta
         c = float(np.partition(counts, n - k0)[n - k0]) if n else 0.0
         est = total * c / done
@@ -231,13 +239,31 @@ def _ris_estimate(
     c_final = math.log(4 * n / delta) * total / lb
     r_needed = math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2)
     r = max(1, min(r_needed, max_rr_sets))
-    counts, size_total = rr_counts(dg, r, model=model, seed=derive_seed(seed, 2), first=0,
-                                   root_weights=root_weights)
+    f_seed = derive_seed(seed, 2)
+    kept: RRSets | None = None
+    n_keep = 0
+    if keep_members > 0:
+        mean_size = search_size / done if done else 1.0
+        n_keep = min(r, int(keep_members / max(mean_size, 1.0)))
+    if n_keep > 0:
+        kept = sample_rr_sets(dg, n_keep, model=model, seed=f_seed, first=0,
+                              root_weights=root_weights)
+        counts = (np.bincount(kept.members, minlength=n)
+                  - np.bincount(kept.roots, minlength=n)).astype(np.int64)
+        size_total = int(kept.members.size)
+    else:
+        counts = np.zeros(n, np.int64)
+        size_total = 0
+    if r > n_keep:
+        more, more_size = rr_counts(dg, r - n_keep, model=model, seed=f_seed, first=n_keep,
+                                    root_weights=root_weights)
+        counts += more
+        size_total += more_size
     return RISEstimate(
         counts=counts, rr_sets=r, scale=total, lower_bound=lb,
         epsilon_achieved=epsilon if r >= r_needed else _epsilon_for(r, c_final),
         capped=r < r_needed, search_rr_sets=done, mean_rr_size=size_total / r,
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0, kept=kept,
     )
 
 
@@ -267,6 +293,12 @@ class InfluenceScores:
     value_high: np.ndarray | None = None
     value_estimate: RISEstimate | None = None
     seconds: float = 0.0
+
+    @property
+    def shared_rr_sets(self) -> RRSets | None:
+        """The final RR sets kept for :func:`select_seeds` (``keep_rr_members``), if any."""
+        est = self.value_estimate if self.value_estimate is not None else self.estimate
+        return est.kept
 
     def columns(self) -> dict[str, np.ndarray]:
         """Per-customer columns for the run table."""
@@ -303,7 +335,12 @@ class InfluenceScores:
             return {"rr_sets": int(e.rr_sets), "search_rr_sets": int(e.search_rr_sets),
                     "lower_bound": float(e.lower_bound),
                     "epsilon_achieved": float(e.epsilon_achieved), "capped": bool(e.capped),
-                    "mean_rr_size": float(e.mean_rr_size), "seconds": float(e.seconds)}
+                    "mean_rr_size": float(e.mean_rr_size), "seconds": float(e.seconds),
+                    "error_target": float(self.epsilon),
+                    "error": float(e.epsilon_achieved),
+                    "samples": int(e.rr_sets + e.search_rr_sets),
+                    "stopped": ("max_rr_sets reached" if e.capped
+                                else "error target met")}
 
         top_rows = self.top_customers(top)
         return {
@@ -331,8 +368,9 @@ def influence_scores(
     values: np.ndarray | pd.Series | None = None,
     missing_value: float = 1.0,
     seed: int = 0,
-    max_rr_sets: int = 50_000_000,
+    max_rr_sets: int = 10_000_000,
     progress: ProgressFn | None = None,
+    keep_rr_members: int = 0,
 ) -> InfluenceScores:
     """Influence of every customer by reverse influence sampling (see the module docstring).
 
@@ -346,6 +384,10 @@ def influence_scores(
     value-weighted influence. ``seed``: the same seed gives the same scores with any number of
     threads. ``max_rr_sets``: cap on the sets per estimate (the epsilon reached is then
     reported). ``progress``: called with (phase done, phases) during the search.
+    ``keep_rr_members``: keep the first final RR sets (about that many members) of the
+    estimate :func:`select_seeds` would sample with the same values (the value-weighted one
+    with ``values``, else the plain one) in :attr:`InfluenceScores.shared_rr_sets`, for
+    ``select_seeds(rr_sets=...)`` to reuse instead of sampling its own final sets.
     """
     t0 = time.perf_counter()
     model = _ris_model(model)
@@ -358,16 +400,17 @@ def influence_scores(
         raise InvalidInputError(f"max_rr_sets must be >= 1, not {max_rr_sets}")
     n = graph.n_customers
     dg = _diffusion_graph(graph, edge_model, scale, probability)
+    vals = customer_values(values, n, missing=missing_value)
     est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top, seed=seed,
-                        root_weights=None, max_rr_sets=max_rr_sets, progress=progress)
+                        root_weights=None, max_rr_sets=max_rr_sets, progress=progress,
+                        keep_members=0 if vals is not None else int(keep_rr_members))
     lo, hi = wilson_interval(est.counts, est.rr_sets, confidence)
     infl = est.scale * est.counts / est.rr_sets
-    vals = customer_values(values, n, missing=missing_value)
     v_est = v_inf = v_lo = v_hi = None
     if vals is not None:
         v_est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top,
                               seed=derive_seed(seed, 3), root_weights=vals,
-                              max_rr_sets=max_rr_sets)
+                              max_rr_sets=max_rr_sets, keep_members=int(keep_rr_members))
         a, b = wilson_interval(v_est.counts, v_est.rr_sets, confidence)
         v_inf = v_est.scale * v_est.counts / v_est.rr_sets
         v_lo, v_hi = v_est.scale * a, v_est.scale * b
@@ -745,6 +788,17 @@ class SeedSelection:
     seed: int
     seconds: float
     rr_bytes: int = 0
+    rr_sets_needed: int = 0
+    shared_rr_sets: bool = False
+
+    @property
+    def epsilon_achieved(self) -> float:
+        """The epsilon of the guarantee with the final sets actually used (``epsilon`` unless
+        ``max_rr_sets`` capped them: the needed count grows as ``1 / epsilon^2``).
+        """
+        if self.rr_sets >= self.rr_sets_needed:
+            return float(self.epsilon)
+        return float(self.epsilon * math.sqrt(self.rr_sets_needed / max(1, self.rr_sets)))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per seed: rank, customer_id, marginal gain in customers (or value)."""
@@ -766,6 +820,11 @@ class SeedSelection:
             "edge_model": self.edge_model, "epsilon": float(self.epsilon),
             "delta": float(self.delta), "guarantee": self.guarantee, "seed": int(self.seed),
             "seconds": float(self.seconds), "rr_bytes": int(self.rr_bytes),
+            "error_target": float(self.epsilon), "error": self.epsilon_achieved,
+            "samples": int(self.rr_sets + self.search_rr_sets),
+            "shared_rr_sets": bool(self.shared_rr_sets),
+            "stopped": ("max_rr_sets reached" if self.rr_sets < self.rr_sets_needed
+                        else "error target met"),
         }
 
 
@@ -808,7 +867,8 @@ def select_seeds(
     budget: float | None = None,
     confidence: float = 0.95,
     seed: int = 0,
-    max_rr_sets: int = 50_000_000,
+    max_rr_sets: int = 10_000_000,
+    rr_sets: RRSets | None = None,
 ) -> SeedSelection:
     """IMM seed selection (Tang, Shi & Xiao 2015): the k customers whose joint cascade reaches
     the most customers (or the most value, with ``values``).
@@ -819,6 +879,12 @@ def select_seeds(
     (per customer, > 0) and ``budget``, customers are picked by coverage per cost within the
     budget (at most k of them), and the better of that set and the best affordable single
     customer is returned: a ``(1 - 1/e) / 2 - epsilon`` guarantee.
+
+    ``rr_sets``: RR sets already sampled with the same model, tie probabilities and root
+    weights (``values``), independent of this call's search, e.g.
+    :attr:`InfluenceScores.shared_rr_sets`; the final greedy uses the first of them it needs
+    and samples only the rest (continuing their random streams). Fresh for IMM's argument,
+    since the search that sizes the final phase never sees them.
     """
     t0 = time.perf_counter()
     model = _ris_model(model)
@@ -879,8 +945,19 @@ def select_seeds(
     alpha = math.sqrt(a + math.log(2))
     beta = math.sqrt(e1 * (log_cnk + a + math.log(2)))
     lam_star = 2 * total * (e1 * alpha + beta) ** 2 / epsilon**2
-    r = max(1, min(math.ceil(lam_star / lb), max_rr_sets))
-    final = sample_rr_sets(dg, r, model=model, seed=derive_seed(seed, 22), root_weights=vals)
+    needed = max(1, math.ceil(lam_star / lb))
+    r = min(needed, max_rr_sets)
+    if rr_sets is not None and rr_sets.count > 0:
+        if rr_sets.model != model or rr_sets.n_nodes != n:
+            raise InvalidInputError("rr_sets: sampled with another model or graph")
+        final = rr_sets.head(r)
+        if final.count < r:
+            final = final.extend(sample_rr_sets(
+                dg, r - final.count, model=model, seed=rr_sets.seed,
+                first=rr_sets.first + final.count, root_weights=vals))
+    else:
+        final = sample_rr_sets(dg, r, model=model, seed=derive_seed(seed, 22),
+                               root_weights=vals)
     picks, gains = _pick(final, k, cost_arr, budget)
     covered = int(gains.sum())
     lo, hi = wilson_interval(np.array([covered]), r, confidence)
@@ -893,7 +970,8 @@ def select_seeds(
         cost_used=None if cost_arr is None else float(cost_arr[picks].sum()),
         value_weighted=vals is not None, model=model, edge_model=edge_model, epsilon=epsilon,
         delta=delta, guarantee=guarantee, seed=int(seed), seconds=time.perf_counter() - t0,
-        rr_bytes=final.nbytes,
+        rr_bytes=final.nbytes, rr_sets_needed=needed,
+        shared_rr_sets=rr_sets is not None and rr_sets.count > 0,
     )
 
 
@@ -921,14 +999,23 @@ def compare_seed_sets(
     confidence: float = 0.95,
     scale: float = 1.0,
     probability: float = 0.1,
+    error: float | None = None,
+    min_runs: int = 100,
 ) -> pd.DataFrame:
-    """Simulated spread (``runs`` Monte Carlo cascades, same streams for every strategy) of
-    the IMM seeds against the top-k customers by degree and by PageRank.
+    """Simulated spread (Monte Carlo cascades, same streams for every strategy) of the IMM
+    seeds against the top-k customers by degree and by PageRank.
 
-    One row per strategy: ``strategy``, ``k``, ``spread`` (expected activated customers,
-    seeds included), ``std_error``, ``low``/``high`` (normal interval at ``confidence``), and
-    with values ``value_spread`` and ``value_std_error``.
+    Without ``error``, exactly ``runs`` cascades per strategy. With ``error`` (a relative
+    half-width at ``confidence``), cascades are added in rounds, starting with ``min_runs``
+    (and at most ``runs``), until every strategy's spread interval is within ``error`` of its
+    spread; run r always uses stream r, so stopping after R runs gives exactly the first R
+    runs of a longer comparison. One row per strategy: ``strategy``, ``k``, ``spread``
+    (expected activated customers, seeds included), ``std_error``, ``low``/``high`` (normal
+    interval at ``confidence``), ``relative_error`` (half-width / spread), ``runs``, and with
+    values ``value_spread``. ``DataFrame.attrs["estimate"]`` says the error target, the
+    largest relative error reached, the runs and why it stopped.
     """
+    t0 = time.perf_counter()
     k = selection.nodes.size
     dg = _diffusion_graph(graph, selection.edge_model, scale, probability)
     pr = pagerank(graph) if pagerank_scores is None else np.asarray(pagerank_scores, float)
@@ -936,18 +1023,55 @@ def compare_seed_sets(
     strategies = {"imm": selection.nodes, "degree": _top_k(deg, k), "pagerank": _top_k(pr, k)}
     vals = customer_values(values, graph.n_customers, missing=missing_value)
     z = z_score(confidence)
+    if error is not None:
+        error = _check_unit("error", error)
+    runs = int(runs)
+    if runs < 2:
+        raise InvalidInputError(f"runs must be >= 2, not {runs}")
+    mc_seed = derive_seed(seed, 31)
+    sizes: dict[str, list[np.ndarray]] = {name: [] for name in strategies}
+    counts = {name: np.zeros(graph.n_customers, np.int64) for name in strategies}
+    done = 0
+    step = runs if error is None else max(2, min(int(min_runs), runs))
+    reached = float("inf")
+    while True:
+        for name, nodes in strategies.items():
+            mc = monte_carlo(dg, nodes, model=selection.model, runs=step, seed=mc_seed,
+                             first_run=done)
+            sizes[name].append(mc.sizes)
+            counts[name] += mc.activation_counts
+        done += step
+        rel = []
+        for name in strategies:
+            x = np.concatenate(sizes[name])
+            half = z * float(x.std(ddof=1)) / math.sqrt(done)
+            rel.append(half / max(float(x.mean()), 1e-12))
+        reached = max(rel)
+        if error is None or reached <= error or done >= runs:
+            break
+        # the runs the worst strategy needs at its current variance, at most doubling
+        need = math.ceil(done * (reached / error) ** 2 * 1.05)
+        step = max(1, min(need - done, done, runs - done))
     rows = []
     for name, nodes in strategies.items():
-        mc = monte_carlo(dg, nodes, model=selection.model, runs=runs, seed=derive_seed(seed, 31))
-        row: dict[str, Any] = {"strategy": name, "k": len(nodes), "spread": mc.mean,
-                               "std_error": mc.std_error,
-                               "low": mc.mean - z * mc.std_error,
-                               "high": mc.mean + z * mc.std_error,
+        x = np.concatenate(sizes[name])
+        mean = float(x.mean())
+        se = float(x.std(ddof=1) / math.sqrt(done))
+        row: dict[str, Any] = {"strategy": name, "k": len(nodes), "spread": mean,
+                               "std_error": se, "low": mean - z * se, "high": mean + z * se,
+                               "relative_error": z * se / max(mean, 1e-12), "runs": done,
                                "seeds": ",".join(map(str, graph.ids[nodes][:10]))}
         if vals is not None:
-            row["value_spread"] = float(vals @ mc.activation_counts / runs)
+            row["value_spread"] = float(vals @ counts[name] / done)
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["estimate"] = {
+        "error_target": error, "error": reached, "runs": done, "max_runs": runs,
+        "stopped": ("fixed runs" if error is None else
+                    "error target met" if reached <= error else "max runs reached"),
+        "seconds": time.perf_counter() - t0,
+    }
+    return frame
 
 
 # ---------------------------------------------------------------------------- what-if

@@ -43,9 +43,11 @@ Algorithms
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numba as nb
 import numpy as np
@@ -66,6 +68,16 @@ _G2 = np.uint64(0xD1B54A32D192ED03)  # a second odd constant: realisation bases 
 def _base(seed: np.uint64, r: int) -> np.uint64:
     """The coin base of realisation r."""
     return _mix(_mix(seed) + np.uint64(r + 1) * _G2)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _edge_base(bedge: np.ndarray, r: int) -> np.uint64:
+    """The tie-coin base of realisation r: ``bedge = [seed, multiplier]`` (the multiplier is
+    ``_G2`` for this module's own seeds, ``GOLDEN`` for a ``tie_seed`` shared with
+    :mod:`carenet.graphs.exposure`, whose world r has base ``mix(mix(seed) + (r + 1) *
+    GOLDEN)``: then a tie is live in realisation r exactly when it is in exposure's world r).
+    """
+    return _mix(_mix(bedge[0]) + np.uint64(r + 1) * bedge[1])
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -177,7 +189,7 @@ def _realise(
     """
     n = indptr.size - 1
     sb = _base(bsrc[0], r)
-    eb = _base(bedge[0], r)
+    eb = _edge_base(bedge, r)
     loc = np.full(n, -1, np.int64)
     gnode = np.empty(n + 1, np.int64)
     cap = 4 * 1024
@@ -422,7 +434,7 @@ def _curves_kernel(
     for r in nb.prange(runs):
         rr = first + r
         sb = _base(bsrc[0], rr)
-        eb = _base(bedge[0], rr)
+        eb = _edge_base(bedge, rr)
         rb = _base(bret[0], rr)
         loc = np.full(n, -1, np.int64)
         m, ns, gnode, ptr, col, _ = _reached(indptr, indices, prob, cand, sprob, sb, eb, loc)
@@ -525,12 +537,21 @@ class BlockingModel:
                 np.ascontiguousarray(self.values, np.float64))
 
 
-def _seeds(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Independent coin seeds for sources, ties and retention."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InvalidInputError(f"seed must be an integer, not {seed!r}")
+def _seeds(seed: int, tie_seed: int | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Independent coin seeds for sources, ties (``[seed, multiplier]``, see
+    :func:`_edge_base`) and retention. With ``tie_seed``, the tie coins are those of
+    :func:`carenet.graphs.exposure.forward_exposure` with that seed (common random numbers).
+    """
+    for value in (seed, tie_seed):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, np.integer))):
+            raise InvalidInputError(f"seed must be an integer, not {value!r}")
     s = np.random.SeedSequence(int(seed) & _MASK64).generate_state(3, np.uint64)
-    return s[0:1].copy(), s[1:2].copy(), s[2:3].copy()
+    edge = np.array([s[1], _G2], np.uint64)
+    if tie_seed is not None:
+        edge = np.array([np.uint64(int(tie_seed) & _MASK64), _GOLDEN], np.uint64)
+    return s[0:1].copy(), edge, s[2:3].copy()
 
 
 def dominator_tree(n: int, sources: Sequence[int] | np.ndarray,
@@ -570,6 +591,29 @@ class Realisations:
     subtree_value: np.ndarray
     seconds: float
 
+    def extend(self, other: Realisations) -> Realisations:
+        """These realisations followed by ``other`` (the next ones of the same coins)."""
+        shift = self.node.size
+        parent = np.where(other.parent >= 0, other.parent + shift, -1)
+        return Realisations(
+            runs=self.runs + other.runs,
+            offsets=np.concatenate([self.offsets, other.offsets[1:] + shift]),
+            node=np.concatenate([self.node, other.node]),
+            parent=np.concatenate([self.parent, parent]),
+            size=np.concatenate([self.size, other.size]),
+            subtree_value=np.concatenate([self.subtree_value, other.subtree_value]),
+            seconds=self.seconds + other.seconds,
+        )
+
+    def protected_per_run(self, remaining: np.ndarray) -> np.ndarray:
+        """Value kept out of each realisation's cascade (in expectation over the retention
+        coins) once the greedy has left ``remaining`` subtree values: the drop of its roots'.
+        """
+        roots = np.flatnonzero(self.parent < 0)
+        r = np.searchsorted(self.offsets, roots, side="right") - 1
+        return np.bincount(r, weights=self.subtree_value[roots] - remaining[roots],
+                           minlength=self.runs)
+
     @property
     def lost_value(self) -> np.ndarray:
         """Value reached by the cascade in each realisation (nothing protected)."""
@@ -579,10 +623,13 @@ class Realisations:
 
 
 def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None = None,
-            max_entries: int | None = None) -> Realisations:
-    """R forward realisations of the cascade with the dominator tree of each. With
-    ``max_entries``, stops after the batch in which the trees reach that many entries (a
-    memory bound: 24 bytes an entry), so fewer than ``runs`` realisations may come back.
+            max_entries: int | None = None, first: int = 0,
+            tie_seed: int | None = None) -> Realisations:
+    """R forward realisations of the cascade with the dominator tree of each (realisations
+    ``first .. first + runs - 1`` of ``seed``'s coins). With ``max_entries``, stops after the
+    batch in which the trees reach that many entries (a memory bound: 24 bytes an entry), so
+    fewer than ``runs`` realisations may come back. With ``tie_seed``, realisation r's live
+    ties are those of exposure's world r with that seed (Independent Cascade).
     """
     t0 = time.perf_counter()
     if runs < 1:
@@ -590,23 +637,26 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
     dg = model.dg
     n = dg.n_nodes
     cand, sp, _, val = model.arrays()
-    bsrc, bedge, _ = _seeds(seed)
+    bsrc, bedge, _ = _seeds(seed, tie_seed)
     b = batch or max(2, 2 * nb.get_num_threads())
     nodes, parents, sizes_, vals, counts = [], [], [], [], []
-    for first in range(0, runs, b):
-        c = min(b, runs - first)
-        on = np.empty((c, n), np.int64)
-        op = np.empty((c, n), np.int64)
-        osz = np.empty((c, n), np.int64)
-        ov = np.empty((c, n), np.float64)
+    # one set of batch buffers for every batch: fresh ones would fault in new pages each time
+    rows = min(b, runs)
+    on_all = np.empty((rows, n), np.int64)
+    op_all = np.empty((rows, n), np.int64)
+    osz_all = np.empty((rows, n), np.int64)
+    ov_all = np.empty((rows, n), np.float64)
+    for start in range(0, runs, b):
+        c = min(b, runs - start)
+        on, op, osz, ov = on_all[:c], op_all[:c], osz_all[:c], ov_all[:c]
         sz = np.zeros(c, np.int64)
         with PARALLEL_LOCK:
-            _realise_batch(dg.indptr, dg.indices, dg.prob, cand, sp, val, bsrc, bedge, first,
-                           c, on, op, osz, ov, sz)
+            _realise_batch(dg.indptr, dg.indices, dg.prob, cand, sp, val, bsrc, bedge,
+                           int(first) + start, c, on, op, osz, ov, sz)
         for i in range(c):
             k = int(sz[i])
             nodes.append(on[i, :k].astype(np.int32))
-            parents.append(op[i, :k])
+            parents.append(op[i, :k].copy())
             sizes_.append(osz[i, :k].astype(np.int32))
             vals.append(ov[i, :k].copy())
             counts.append(k)
@@ -630,7 +680,9 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
 @dataclass(frozen=True, eq=False)
 class BlockingPlan:
     """Greedy picks (node positions, in order) with their marginal gains on the greedy's
-    own realisations (``gains``; in value), and what it took.
+    own realisations (``gains``; in value), and what it took. ``error``: relative half-width
+    (at ``confidence``) of the picks' protected value on those realisations; ``stopped``:
+    why no more realisations were drawn.
     """
 
     nodes: np.ndarray
@@ -640,28 +692,81 @@ class BlockingPlan:
     entries: int
     realise_seconds: float
     greedy_seconds: float
+    error: float = float("nan")
+    error_target: float | None = None
+    stopped: str = "fixed runs"
+
+
+def _relative_half_width(x: np.ndarray, z: float) -> float:
+    if x.size < 2:
+        return float("inf")
+    mean = float(x.mean())
+    half = z * float(x.std(ddof=1)) / math.sqrt(x.size)
+    if mean <= 0:
+        return 0.0 if half == 0 else float("inf")
+    return half / mean
 
 
 def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int = 0,
                     max_entries: int | None = None,
-                    realisations: Realisations | None = None) -> BlockingPlan:
+                    realisations: Realisations | None = None, error: float | None = None,
+                    min_runs: int = 50, confidence: float = 0.95,
+                    tie_seed: int | None = None) -> BlockingPlan:
     """Up to k nodes to protect, greedily over the dominator trees of ``runs`` realisations
     (fewer when their trees reach ``max_entries``; see :func:`realise` and the module
     docstring); stops early when no node gains anything.
+
+    With ``error`` (relative), realisations are drawn in rounds (first ``min_runs``, at most
+    ``runs``) and the greedy rerun until the picks' protected value on them has an interval
+    half-width (at ``confidence``) of at most ``error`` times that value; realisation r
+    always has the same coins, so the result equals the greedy on the first R realisations.
+    ``tie_seed``: share the tie coins with exposure's worlds (:func:`realise`).
     """
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, not {k}")
-    rs = (realisations if realisations is not None
-          else realise(model, runs, seed=seed, max_entries=max_entries))
-    t0 = time.perf_counter()
+    if error is not None and not 0.0 < error < 1.0:
+        raise InvalidInputError(f"error must be in (0, 1), not {error}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
     _, _, blockable, _ = model.arrays()
-    picks, gains = _greedy(model.dg.n_nodes, rs.node, rs.parent, rs.size,
-                           rs.subtree_value.copy(), rs.runs,
-                           float(model.retention), blockable, int(min(k, model.dg.n_nodes)))
+    kk = int(min(k, model.dg.n_nodes))
+    if realisations is not None or error is None:
+        rs = (realisations if realisations is not None
+              else realise(model, runs, seed=seed, max_entries=max_entries,
+                           tie_seed=tie_seed))
+        t0 = time.perf_counter()
+        rem = rs.subtree_value.copy()
+        picks, gains = _greedy(model.dg.n_nodes, rs.node, rs.parent, rs.size, rem, rs.runs,
+                               float(model.retention), blockable, kk)
+        reached = _relative_half_width(rs.protected_per_run(rem), z)
+        return BlockingPlan(nodes=picks, gains=gains, runs=rs.runs,
+                            lost_value=float(rs.lost_value.mean()) if rs.runs else 0.0,
+                            entries=int(rs.node.size), realise_seconds=rs.seconds,
+                            greedy_seconds=time.perf_counter() - t0, error=reached)
+    rs = realise(model, max(2, min(int(min_runs), runs)), seed=seed, max_entries=max_entries,
+                 tie_seed=tie_seed)
+    greedy_s = 0.0
+    while True:
+        t0 = time.perf_counter()
+        rem = rs.subtree_value.copy()
+        picks, gains = _greedy(model.dg.n_nodes, rs.node, rs.parent, rs.size, rem, rs.runs,
+                               float(model.retention), blockable, kk)
+        greedy_s += time.perf_counter() - t0
+        reached = _relative_half_width(rs.protected_per_run(rem), z)
+        full = max_entries is not None and rs.node.size >= max_entries
+        if reached <= error or rs.runs >= runs or full:
+            stopped = ("error target met" if reached <= error else
+                       "max_entries reached" if full else "max runs reached")
+            break
+        need = math.ceil(rs.runs * (reached / error) ** 2 * 1.05)
+        more = max(1, min(need - rs.runs, rs.runs, runs - rs.runs))
+        rs = rs.extend(realise(model, more, seed=seed, first=rs.runs,
+                               max_entries=None if max_entries is None
+                               else max_entries - int(rs.node.size), tie_seed=tie_seed))
     return BlockingPlan(nodes=picks, gains=gains, runs=rs.runs,
                         lost_value=float(rs.lost_value.mean()) if rs.runs else 0.0,
                         entries=int(rs.node.size), realise_seconds=rs.seconds,
-                        greedy_seconds=time.perf_counter() - t0)
+                        greedy_seconds=greedy_s, error=reached, error_target=error,
+                        stopped=stopped)
 
 
 def protected_curves(model: BlockingModel, orders: Sequence[Sequence[int] | np.ndarray],

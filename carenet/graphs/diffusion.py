@@ -594,6 +594,28 @@ def _greedy_cover(
     return picks[:n_picks], gains[:n_picks]
 
 
+@nb.njit(cache=True, nogil=True)
+def _membership(n: int, offsets: np.ndarray, members: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The sets each node belongs to, as CSR (``node_sets[node_ptr[v]:node_ptr[v + 1]]``, in
+    increasing set order): a counting sort over the members, linear in their number (a stable
+    argsort gave the same arrays in O(M log M)).
+    """
+    ptr = np.zeros(n + 1, np.int64)
+    for j in range(members.size):
+        ptr[members[j] + 1] += 1
+    for v in range(n):
+        ptr[v + 1] += ptr[v]
+    fill = ptr[:-1].copy()
+    node_sets = np.empty(members.size, np.int32)
+    for s in range(offsets.size - 1):
+        for j in range(offsets[s], offsets[s + 1]):
+            v = members[j]
+            node_sets[fill[v]] = s
+            fill[v] += 1
+    return ptr, node_sets
+
+
 # ---------------------------------------------------------------------------- graph side
 def edge_probabilities(
     graph: CustomerGraph,
@@ -1042,6 +1064,13 @@ class RRSets:
         set_of = np.repeat(np.arange(self.count), np.diff(self.offsets))
         return int(np.unique(set_of[hit]).size)
 
+    def head(self, count: int) -> RRSets:
+        """The first ``count`` sets (streams ``first .. first + count - 1``)."""
+        count = max(0, min(int(count), self.count))
+        offsets = self.offsets[: count + 1]
+        return RRSets(self.n_nodes, offsets, self.members[: int(offsets[-1])], self.model,
+                      self.seed, self.first)
+
     def extend(self, other: RRSets) -> RRSets:
         """These sets followed by ``other`` (which must continue the same stream range)."""
         if other.first != self.first + self.count or other.seed != self.seed:
@@ -1179,11 +1208,7 @@ def greedy_max_cover(
     submodular function, so the k greedy picks cover at least (1 - 1/e) of the best k.
     """
     n = sets.n_nodes
-    set_of = np.repeat(np.arange(sets.count, dtype=np.int32), np.diff(sets.offsets))
-    order = np.argsort(sets.members, kind="stable")
-    node_sets = set_of[order]
-    node_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(sets.members, minlength=n), out=node_ptr[1:])
+    node_ptr, node_sets = _membership(n, sets.offsets, sets.members)
     c = np.zeros(0, np.float64) if cost is None else np.asarray(cost, dtype=np.float64)
     b = float(budget) if budget is not None else 0.0
     picks, gains = _greedy_cover(n, sets.offsets, sets.members, node_ptr, node_sets, int(k), c,

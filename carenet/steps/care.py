@@ -37,6 +37,7 @@ from carenet.errors import InvalidInputError
 from carenet.graphs.model import CustomerGraph
 from carenet.graphs.rng import derive_seed
 from carenet.steps.base import Progress, RunContext, no_progress
+from carenet.steps.influence import exposure_tie_seed
 
 
 @dataclass
@@ -145,6 +146,10 @@ def compute_care(
             runs=cfg.plan_runs, max_entries=cfg.plan_max_entries,
             evaluation_runs=cfg.evaluation_runs, compare_k=cfg.compare_k,
             confidence=cfg.confidence, seed=derive_seed(config.seed, "care.plan", bits=31),
+            evaluation_error=cfg.evaluation_error or None,
+            evaluation_min_runs=cfg.evaluation_min_runs,
+            plan_error=cfg.plan_error or None, plan_min_runs=cfg.plan_min_runs,
+            tie_seed=exposure_tie_seed(config),
         )
         plan_rank[plan.nodes] = np.arange(1, plan.nodes.size + 1)
     c["plan_rank"] = plan_rank

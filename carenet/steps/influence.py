@@ -28,6 +28,7 @@ from carenet.community.influence import (
     seeds_from_events,
     select_seeds,
 )
+from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.rng import derive_seed
 from carenet.steps.base import RunContext
@@ -57,8 +58,35 @@ def lapsed_seeds(ctx: RunContext) -> np.ndarray:
     return nodes.astype(np.int64)
 
 
+# Members of the final RR sets kept from the influence estimate for the IMM seed selection
+# to reuse (4 bytes each: 64 MB at most); beyond them IMM samples the rest itself.
+SHARED_RR_MEMBERS = 16_000_000
+
+
+EXPOSURE_PHASE = 102  # derive_seed(run seed, EXPOSURE_PHASE) seeds exposure_scores
+
+
+def exposure_tie_seed(config: AnalysisConfig) -> int | None:
+    """The seed of the tie coins of the exposure step's forward worlds, when they are
+    Independent Cascade worlds (else None): the care plan's realisations take their live ties
+    from it, so the plan's realisation r and exposure's world r are the same live-edge world
+    (common random numbers). ``exposure_scores`` derives its forward seed as
+    ``derive_seed(seed, 13)``; a test checks the two worlds agree.
+    """
+    cfg = config.influence
+    if (cfg.exposure_model or cfg.model) != "ic":
+        return None
+    return derive_seed(derive_seed(config.seed, EXPOSURE_PHASE), 13)
+
+
 def influence_step(ctx: RunContext) -> None:
-    """Influence (RIS), exposure (Monte Carlo from recent negative events), IMM seeds."""
+    """Influence (RIS), IMM seeds (reusing the influence estimate's final RR sets) and their
+    comparison, then exposure (forward worlds from recent negative events and lapses).
+
+    Every part builds its tie probabilities with
+    :meth:`~carenet.graphs.diffusion.DiffusionGraph.from_graph`, which caches them on the
+    graph: one set of diffusion probabilities per run (the care step reuses it too).
+    """
     cfg = ctx.config.influence
     if not cfg.enabled:
         return
@@ -67,35 +95,19 @@ def influence_step(ctx: RunContext) -> None:
     edge: dict[str, Any] = cfg.ties.kwargs()
     values = _values(ctx)
     ctx.progress("influence", 0, 3)
+    share = cfg.seed_set_size > 0 and n > 0
     scores = influence_scores(
         graph, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta, top=cfg.top,
         confidence=cfg.confidence, values=values, missing_value=cfg.missing_value,
-        seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets, **edge,
+        seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets,
+        keep_rr_members=SHARED_RR_MEMBERS if share else 0, **edge,
     )
     ctx.add_columns(scores.columns())  # type: ignore[arg-type]
     results: dict[str, object] = {"influence": scores.to_dict(top=10)}
+    shared = scores.shared_rr_sets
+    del scores
 
     ctx.progress("influence", 1, 3)
-    seeds = seeds_from_events(ctx.network.events, reference_time=graph.reference_time,
-                              lookback=cfg.lookback_seconds, kinds=cfg.negative_events)
-    event_seeds = int(seeds.size)
-    lapsed = lapsed_seeds(ctx)
-    seeds = np.union1d(seeds, lapsed)
-    exposure = exposure_scores(
-        graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
-        error=cfg.exposure_error,
-        confidence=cfg.confidence, sources=cfg.exposure_sources, seed=derive_seed(ctx.seed, 102),
-        seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,
-    )
-    ctx.add_columns(exposure.columns())  # type: ignore[arg-type]
-    ctx.tables["exposure_sources"] = exposure.sources
-    results["exposure"] = exposure.to_dict(top=10) | {
-        "negative_events": list(cfg.negative_events), "lookback": cfg.lookback,
-        "reference_time": graph.reference_time, "event_seeds": event_seeds,
-        "lapsed_seeds": int(lapsed.size),
-    }
-
-    ctx.progress("influence", 2, 3)
     rank = np.zeros(n, np.int64)
     if cfg.seed_set_size > 0 and n > 0:
         cost = None
@@ -108,8 +120,9 @@ def influence_step(ctx: RunContext) -> None:
             graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
             values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
             confidence=cfg.confidence, seed=derive_seed(ctx.seed, 103),
-            max_rr_sets=cfg.max_rr_sets, **edge,
+            max_rr_sets=cfg.max_rr_sets, rr_sets=shared, **edge,
         )
+        del shared
         rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)
         pr = (ctx.customers["pagerank"].to_numpy(float) if "pagerank" in ctx.customers
               else None)
@@ -117,11 +130,36 @@ def influence_step(ctx: RunContext) -> None:
             graph, selection, pagerank_scores=pr, runs=cfg.compare_runs,
             seed=derive_seed(ctx.seed, 104), values=values, missing_value=cfg.missing_value,
             confidence=cfg.confidence, scale=cfg.edge_scale, probability=cfg.edge_probability,
+            error=cfg.compare_error or None,
         )
         ctx.tables["seed_set_comparison"] = comparison
         ctx.tables["seed_sets"] = selection.to_frame()
         results["seed_set"] = selection.to_dict()
         results["seed_set_comparison"] = comparison.drop(columns=["seeds"]).to_dict("records")
+        results["seed_set_comparison_estimate"] = dict(comparison.attrs["estimate"])
     ctx.add_columns({"seed_rank": rank})
+
+    ctx.progress("influence", 2, 3)
+    seeds = seeds_from_events(ctx.network.events, reference_time=graph.reference_time,
+                              lookback=cfg.lookback_seconds, kinds=cfg.negative_events)
+    event_seeds = int(seeds.size)
+    lapsed = lapsed_seeds(ctx)
+    seeds = np.union1d(seeds, lapsed)
+    exposure = exposure_scores(
+        graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
+        error=cfg.exposure_error,
+        confidence=cfg.confidence, sources=cfg.exposure_sources,
+        seed=derive_seed(ctx.seed, EXPOSURE_PHASE),
+        seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,
+    )
+    ctx.add_columns(exposure.columns())  # type: ignore[arg-type]
+    ctx.tables["exposure_sources"] = exposure.sources
+    results["exposure"] = exposure.to_dict(top=10) | {
+        "negative_events": list(cfg.negative_events), "lookback": cfg.lookback,
+        "reference_time": graph.reference_time, "event_seeds": event_seeds,
+        "lapsed_seeds": int(lapsed.size),
+    }
     ctx.progress("influence", 3, 3)
-    ctx.results["influence"] = results
+    ctx.results["influence"] = {k: results[k] for k in
+                                ("influence", "exposure", "seed_set", "seed_set_comparison",
+                                 "seed_set_comparison_estimate") if k in results}

@@ -321,3 +321,37 @@ def test_api_serves_the_runs_care_plan(run_and_dir: tuple[Any, Path], tmp_path: 
         finally:
             server.stop()
             store.close()
+
+
+def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
+    from carenet.community.care import blocking_model, care_plan
+
+    rng = np.random.default_rng(3)
+    n = 80
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, n, size=(320, 2)) if a != b}
+    src, dst = map(list, zip(*sorted(pairs), strict=True))
+    g = CustomerGraph.from_edges([f"c{i:02d}" for i in range(n)], src, dst,
+                                 rng.uniform(0.5, 3.0, len(src)).tolist())
+    seeds = rng.random(n) < 0.1
+    model = blocking_model(g, values=rng.uniform(1, 5, n), churn=rng.uniform(0, 0.2, n),
+                           seeds=seeds, lost=np.zeros(n, bool), retention=0.5)
+    prio = rng.random(n)
+    kw: dict[str, Any] = {"priority": prio, "runs": 60, "compare_k": (2, 5), "seed": 4}
+    adaptive = care_plan(g, model, 8, evaluation_runs=20_000, evaluation_error=0.03,
+                         evaluation_min_runs=50, **kw)
+    ev = adaptive.parameters["evaluation"]
+    assert ev["stopped"] == "error target met" and ev["error"] <= 0.03
+    assert 50 <= ev["runs"] < 20_000 and adaptive.evaluation_runs == ev["runs"]
+    fixed = care_plan(g, model, 8, evaluation_runs=ev["runs"], **kw)
+    assert fixed.parameters["evaluation"]["stopped"] == "fixed runs"
+    pd.testing.assert_frame_equal(adaptive.comparison, fixed.comparison)
+    assert np.array_equal(adaptive.protected, fixed.protected)
+    # the error reported is the largest half-width at the budget relative to the plan's value
+    at_budget = adaptive.comparison[adaptive.comparison["k"] == 8].set_index("strategy")
+    half = (at_budget["high"] - at_budget["low"]) / 2
+    assert half.max() / at_budget.loc["plan", "protected"] == pytest.approx(ev["error"])
+    # with a plan error target the greedy says how many realisations it used and why
+    p = care_plan(g, model, 8, evaluation_runs=50, plan_error=0.05, plan_min_runs=20,
+                  **(kw | {"runs": 5000}))
+    assert p.parameters["plan"]["stopped"] == "error target met"
+    assert p.parameters["plan"]["error"] <= 0.05 and 20 <= p.runs < 5000

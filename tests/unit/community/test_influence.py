@@ -331,3 +331,79 @@ def test_sir_exposure_uses_recovery() -> None:
     truth = 0.2 / (1 - 0.8 * 0.7)
     assert ex.exposure_low[1] <= truth <= ex.exposure_high[1]
     assert ex.exposure_high[1] < truth + 0.05 and ex.exposure[0] == 0.0
+
+
+# ---------------------------------------------------------------------------- error targets
+def test_compare_with_an_error_target_is_the_first_runs_of_a_fixed_comparison(
+        graph: CustomerGraph) -> None:
+    sel = select_seeds(graph, 2, seed=1)
+    table = compare_seed_sets(graph, sel, runs=50_000, seed=3, error=0.02, min_runs=100)
+    est = table.attrs["estimate"]
+    assert est["stopped"] == "error target met" and est["error"] <= 0.02
+    runs = est["runs"]
+    assert 100 < runs < 50_000 and (table["runs"] == runs).all()
+    assert table["relative_error"].max() == pytest.approx(est["error"])
+    fixed = compare_seed_sets(graph, sel, runs=runs, seed=3)
+    assert fixed.attrs["estimate"]["stopped"] == "fixed runs"
+    pd.testing.assert_frame_equal(table, fixed)
+    # a spread within its stated relative error of the exact one (3.5 standard errors)
+    dg = DiffusionGraph.from_graph(graph)
+    exact = exact_spread(dg, sel.nodes.tolist())
+    row = table.iloc[0]
+    assert abs(row["spread"] - exact) <= 3.5 * row["std_error"]
+    capped = compare_seed_sets(graph, sel, runs=150, seed=3, error=1e-4, min_runs=100)
+    assert capped.attrs["estimate"]["stopped"] == "max runs reached"
+    assert capped.attrs["estimate"]["runs"] == 150
+
+
+def test_imm_reuses_the_influence_estimates_rr_sets(graph: CustomerGraph) -> None:
+    from carenet.graphs.diffusion import sample_rr_sets
+
+    dg = DiffusionGraph.from_graph(graph)
+    kept = influence_scores(graph, seed=5, keep_rr_members=10**9)
+    plain = influence_scores(graph, seed=5)
+    # keeping the sets does not change the estimate (same random streams)
+    assert np.array_equal(kept.influence, plain.influence)
+    shared = kept.shared_rr_sets
+    assert shared is not None and shared.count == kept.estimate.rr_sets
+    sel = select_seeds(graph, 2, seed=1, rr_sets=shared)
+    assert sel.shared_rr_sets and sel.to_dict()["shared_rr_sets"]
+    assert sel.rr_sets <= shared.count
+    # its final sets are the first of the shared ones; with fewer, the rest continue them
+    few = shared.head(7)
+    sel_few = select_seeds(graph, 2, seed=1, rr_sets=few)
+    again = sample_rr_sets(dg, sel_few.rr_sets, seed=few.seed)
+    own = select_seeds(graph, 2, seed=1)
+    assert sel_few.rr_sets == own.rr_sets and sel_few.search_rr_sets == own.search_rr_sets
+    from carenet.graphs.diffusion import greedy_max_cover
+    picks, gains = greedy_max_cover(again, 2)
+    assert np.array_equal(np.sort(picks), np.sort(sel_few.nodes))
+    assert int(gains.sum()) == int(sel_few.gains.sum())
+    # the value-weighted estimate keeps its sets when values are given
+    vals = np.arange(1.0, 9.0)
+    with_values = influence_scores(graph, seed=5, values=vals, keep_rr_members=10**9)
+    assert with_values.shared_rr_sets is with_values.value_estimate.kept
+    # near-optimal still
+    best = max(exact_spread(dg, list(pair)) for pair in itertools.combinations(range(8), 2))
+    assert exact_spread(dg, sel.nodes.tolist()) >= (1 - 1 / np.e - 0.1) * best
+    d = kept.to_dict()["estimate"]
+    assert d["stopped"] == "error target met" and d["error"] == d["error_target"] == 0.1
+    assert d["samples"] == d["rr_sets"] + d["search_rr_sets"]
+
+
+def test_one_diffusion_graph_per_run_and_tie_model(graph: CustomerGraph) -> None:
+    # influence, IMM, the comparison, exposure and the care plan's blocking model all ask
+    # DiffusionGraph.from_graph with the run's TieModel: the graph keeps one and hands it out
+    from carenet.community.care import blocking_model
+    from carenet.config import InfluenceConfig
+
+    ties = InfluenceConfig().ties
+    first = DiffusionGraph.from_graph(graph, **ties.kwargs())
+    assert DiffusionGraph.from_graph(graph, **ties.kwargs()) is first
+    n = graph.n_customers
+    model = blocking_model(graph, values=np.ones(n), churn=np.zeros(n),
+                           seeds=np.zeros(n, bool), lost=np.zeros(n, bool), retention=0.5,
+                           ties=ties)
+    assert model.dg is first
+    other = DiffusionGraph.from_graph(graph, edge_model="constant", probability=0.3)
+    assert other is not first

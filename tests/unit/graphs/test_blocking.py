@@ -127,3 +127,78 @@ def test_realisations_and_bad_input() -> None:
         protected_curves(model, [[1, 1]], 2)
     with pytest.raises(InvalidInputError):
         dominator_tree(3, [0, 5], [1, 2])
+
+
+# ---------------------------------------------------------------------------- error targets
+def mid_model(seed: int = 21, n: int = 60) -> BlockingModel:
+    rng = np.random.default_rng(seed)
+    s, t = random_digraph(rng, n, 4 * n)
+    dg = DiffusionGraph.from_arrays(n, s, t, rng.uniform(0.1, 0.6, s.size))
+    sp = np.where(rng.random(n) < 0.2, 0.7, 0.05)
+    return BlockingModel(dg, sp, np.ones(n, bool), rng.uniform(1, 5, n), 0.5)
+
+
+def test_realisations_extend_equals_one_long_draw() -> None:
+    model = mid_model()
+    whole = realise(model, 40, seed=3)
+    parts = realise(model, 15, seed=3).extend(realise(model, 25, seed=3, first=15))
+    assert parts.runs == 40
+    for name in ("offsets", "node", "parent", "size", "subtree_value"):
+        assert np.array_equal(getattr(whole, name), getattr(parts, name)), name
+
+
+def test_greedy_with_an_error_target_is_the_greedy_on_its_first_realisations() -> None:
+    model = mid_model()
+    plan = greedy_blocking(model, 5, runs=2000, seed=4, error=0.05, min_runs=20)
+    assert plan.stopped == "error target met" and plan.error <= 0.05
+    assert 20 <= plan.runs < 2000 and plan.error_target == 0.05
+    fixed = greedy_blocking(model, 5, runs=plan.runs, seed=4)
+    assert np.array_equal(plan.nodes, fixed.nodes) and np.allclose(plan.gains, fixed.gains)
+    assert fixed.error == pytest.approx(plan.error)
+    # the error reported is that of the per-realisation protected values, whose mean is the
+    # greedy's total gain (the objective it maximised)
+    rs = realise(model, plan.runs, seed=4)
+    assert plan.gains.sum() == pytest.approx(fixed.gains.sum())
+    assert plan.lost_value == pytest.approx(float(rs.lost_value.mean()))
+    capped = greedy_blocking(model, 5, runs=30, seed=4, error=1e-4, min_runs=20)
+    assert capped.runs == 30 and capped.stopped == "max runs reached"
+    with pytest.raises(InvalidInputError):
+        greedy_blocking(model, 5, error=1.5)
+
+
+def test_plan_realisations_share_exposures_live_ties() -> None:
+    # the care step gives the plan's realisations exposure's tie seed: realisation r then
+    # has the live ties of exposure's world r, so with the exposure seeds as the only sources
+    # both reach the same customers
+    from carenet.community.influence import exposure_scores
+    from carenet.config import AnalysisConfig
+    from carenet.graphs.model import CustomerGraph
+    from carenet.graphs.rng import derive_seed
+    from carenet.steps.influence import EXPOSURE_PHASE, exposure_tie_seed
+
+    rng = np.random.default_rng(8)
+    n = 120
+    s, t = random_digraph(rng, n, 5 * n)
+    g = CustomerGraph.from_edges([f"c{i:03d}" for i in range(n)], s.tolist(), t.tolist(),
+                                 rng.uniform(0.2, 2.0, s.size).tolist())
+    dg = DiffusionGraph.from_graph(g)
+    seeds = np.sort(rng.choice(n, 6, replace=False))
+    sp = np.zeros(n)
+    sp[seeds] = 1.0
+    model = BlockingModel(dg, sp, np.ones(n, bool), np.ones(n), 1.0)
+    cfg = AnalysisConfig()
+    tie_seed = exposure_tie_seed(cfg)
+    assert tie_seed is not None
+    ex = exposure_scores(g, seeds, runs=1, seed=derive_seed(cfg.seed, EXPOSURE_PHASE),
+                         seeds_are_positions=True)
+    rs = realise(model, 1, seed=99, tie_seed=tie_seed)
+    reached = np.zeros(n, bool)
+    reached[rs.node] = True
+    non_seed = np.ones(n, bool)
+    non_seed[seeds] = False
+    assert reached[non_seed].sum() > 5
+    assert np.array_equal(reached[non_seed], ex.exposure[non_seed] > 0)
+    # without the shared seed the worlds differ
+    other = realise(model, 1, seed=99)
+    assert set(other.node.tolist()) != set(rs.node.tolist())
+    assert exposure_tie_seed(AnalysisConfig.from_mapping({"influence": {"model": "lt"}})) is None

@@ -263,3 +263,17 @@ def test_results_do_not_depend_on_labels(tiny_wc: DiffusionGraph) -> None:
     lo, hi = wilson_interval(counts, 200_000, 0.99999)
     truth = np.array([exact_spread(tiny_wc, [v]) - 1 for v in range(8)])[order]
     assert ((8 * lo <= truth + 1e-9) & (truth <= 8 * hi + 1e-9)).all()
+
+
+def test_greedy_cover_membership_equals_the_argsort_one() -> None:
+    from carenet.graphs.diffusion import _membership
+
+    rng = np.random.default_rng(7)
+    n = 50
+    sizes = rng.integers(1, 9, 400)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    members = np.concatenate([rng.choice(n, s, replace=False) for s in sizes]).astype(np.int32)
+    ptr, node_sets = _membership(n, offsets, members)
+    set_of = np.repeat(np.arange(sizes.size, dtype=np.int32), sizes)
+    assert np.array_equal(node_sets, set_of[np.argsort(members, kind="stable")])
+    assert np.array_equal(np.diff(ptr), np.bincount(members, minlength=n))
