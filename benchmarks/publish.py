@@ -205,7 +205,9 @@ def main() -> None:
               if s == "sqlite" or os.environ.get("CARENET_TEST_POSTGRES_URL")]
     versions: dict[str, dict[str, str]] = {"after": {}}
     if args.before:
-        versions = {"before": {"PYTHONPATH": str(before_tree(args.before))}, **versions}
+        # PYTHONSAFEPATH: the child must not find this checkout's package in its cwd first
+        versions = {"before": {"PYTHONPATH": str(before_tree(args.before)),
+                               "PYTHONSAFEPATH": "1"}, **versions}
     rows: list[dict[str, Any]] = []
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=DATA) as tmpdir:
