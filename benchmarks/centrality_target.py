@@ -60,12 +60,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100k,1M")
     ap.add_argument("--big-fixed", type=int, default=32)
+    ap.add_argument("--only", choices=("fixed", "target"), default=None)
+    ap.add_argument("--out", default="centrality_target")
     args = ap.parse_args()
     rows: list[dict[str, Any]] = []
     start = os.getloadavg()
     for size in args.sizes.split(","):
         fixed = 128 if size == "100k" else args.big_fixed
         for label, samples in ((f"fixed {fixed}", fixed), ("error target (defaults)", None)):
+            if args.only and (samples is None) != (args.only == "target"):
+                continue
             load = os.getloadavg()[0]
             res = run_child(CHILD.format(graph=str(GRAPHS[size]), samples=samples))
             row = {"size": size, "sources rule": label, "load": round(load, 1), **res}
@@ -78,7 +82,7 @@ def main() -> None:
     print_table(rows, ["size", "sources rule", "sources", "cap", "seconds", "s_per_source",
                        "error_betweenness", "error_harmonic", "target_met", "peak_mb", "load"])
     print("load average start", start, "end", end)
-    write_json("centrality_target", {"machine": machine(), "load_start": start,
+    write_json(args.out, {"machine": machine(), "load_start": start,
                                      "load_end": end, "rows": rows})
 
 

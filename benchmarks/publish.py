@@ -104,10 +104,14 @@ url = {url!r}
 store = RunStore(url)
 marks = []
 t0 = time.perf_counter()
+c0 = resource.getrusage(resource.RUSAGE_SELF)
 def progress(step, fraction):
     marks.append((step, time.perf_counter() - t0))
 rid = store.publish(run, progress=progress)
 seconds = time.perf_counter() - t0
+c1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
+io_mb = (c1.ru_oublock - c0.ru_oublock) * 512 / 2**20
 marks.append(("done", seconds))
 phases = {{a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:])}}
 digest = None
@@ -128,7 +132,8 @@ if {digest!r}:
                        for c in cols]).encode())
     digest = h.hexdigest()
 store.close()
-print(json.dumps({{"seconds": seconds, "phases": phases, "digest": digest,
+print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "written_mb": io_mb, "phases": phases,
+                  "digest": digest,
                   "peak_mb": _peak_mb()}}))
 """
 
@@ -229,8 +234,8 @@ def main() -> None:
     for r in rows:
         r["phases_text"] = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("phases") or {}).items())
     print()
-    print_table(rows, ["size", "store", "code", "repeat", "seconds", "peak_mb", "load",
-                       "phases_text"])
+    print_table(rows, ["size", "store", "code", "repeat", "seconds", "cpu_s", "written_mb",
+                       "peak_mb", "load", "phases_text"])
     digests = {(r["size"], r["store"]): set() for r in rows}
     for r in rows:
         if r.get("digest"):

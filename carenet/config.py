@@ -162,8 +162,9 @@ class MeasuresConfig:
     doubling rounds from 16 until every customer's half-width (at ``confidence``) is at most
     ``error`` times the top score (0.1: +-10% of the highest score), at most ``samples``
     sources and at most ``budget / (customers + ties)`` of them, so the graph's size caps the
-    cost (the default budget allows about 20 sources at 1M customers / 10M ties and all
-    ``samples`` at 100k); run.json states the error reached and whether the target was met.
+    cost (the default budget allows 20 sources at 1M customers / 5.2M ties and all
+    ``samples`` at 100k / 0.5M ties); run.json states the error reached and whether the
+    target was met.
     ``error = 0``: exactly ``samples`` sources. ``eigenvector_direction``: undirected
     (default) or in.
     """
@@ -179,7 +180,7 @@ class MeasuresConfig:
     samples: int = 128
     confidence: float = 0.95
     error: float = 0.1
-    budget: float = 2.5e8
+    budget: float = 1.25e8
 
     def __post_init__(self) -> None:
         known = ("pagerank", "eigenvector", "betweenness", "harmonic", "core")

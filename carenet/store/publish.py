@@ -94,6 +94,10 @@ class Publisher(RunQueue):
             self._load_rows(rt, run)
             report("publish indexes", 0.9)
             with self.engine.begin() as conn:
+                if self.backend == "sqlite":
+                    # statistics from a sample of each index (SQLite >= 3.32), as PostgreSQL's
+                    # ANALYZE does, instead of reading every row of the new tables once more
+                    conn.execute(text("PRAGMA analysis_limit=1000"))
                 for t in deferred:
                     conn.execute(text(self._key_ddl(t)))
                 for t in (ct, tt, rt):
