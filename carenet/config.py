@@ -157,8 +157,16 @@ class MeasuresConfig:
     strength are always there). ``backend``: auto, native, igraph or networkx.
     ``weighted``: use tie weights (path length ``1 / weight``) or hop counts.
     ``exact_max``: betweenness and harmonic closeness are exact up to this many customers,
-    else estimated from ``samples`` source customers with a stated error bound at
-    ``confidence``. ``eigenvector_direction``: undirected (default) or in.
+    else estimated from sampled source customers with a stated error bound at
+    ``confidence``. How many: with ``error`` > 0 (default 0.1) the sources are searched in
+    doubling rounds from 16 until every customer's half-width (at ``confidence``) is at most
+    ``error`` times the top score (0.1: +-10% of the highest score), at most ``samples``
+    sources and at most ``budget / (customers + ties)`` of them, so the graph's size caps the
+    cost (the default budget allows 20 sources at 1M customers / 5.2M ties and all
+    ``samples`` at 100k / 0.5M ties); run.json states the error reached and whether the
+    target was met.
+    ``error = 0``: exactly ``samples`` sources. ``eigenvector_direction``: undirected
+    (default) or in.
     """
 
     enabled: bool = True
@@ -171,6 +179,8 @@ class MeasuresConfig:
     exact_max: int = 5000
     samples: int = 128
     confidence: float = 0.95
+    error: float = 0.1
+    budget: float = 1.25e8
 
     def __post_init__(self) -> None:
         known = ("pagerank", "eigenvector", "betweenness", "harmonic", "core")
@@ -192,6 +202,11 @@ class MeasuresConfig:
             raise InvalidInputError(f"measures.exact_max must be >= 0, not {self.exact_max}")
         if self.samples < 1:
             raise InvalidInputError(f"measures.samples must be >= 1, not {self.samples}")
+        if not self.error >= 0:
+            raise InvalidInputError(
+                f"measures.error must be >= 0 (0: exactly `samples` sources), not {self.error}")
+        if not self.budget > 0:
+            raise InvalidInputError(f"measures.budget must be > 0, not {self.budget}")
         if not 0.0 < self.confidence < 1.0:
             raise InvalidInputError(
                 f"measures.confidence must be in (0, 1), not {self.confidence}"
@@ -664,6 +679,8 @@ UPPER_BOUNDS: dict[str, float] = {
     "measures.exact_max": 100_000,
     "measures.samples": 100_000,
     "measures.confidence": 1.0,
+    "measures.error": 10.0,
+    "measures.budget": 1e13,
     "communities.resolution": 1_000.0,
     "communities.theta": 10.0,
     "communities.n_iterations": 1_000,

@@ -64,6 +64,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from carenet.errors import BackendUnavailableError, ConvergenceError, InvalidInputError
+from carenet.graphs import _path_sampling as ps
 from carenet.graphs.backends import BACKENDS, Backend, resolve_backend
 from carenet.graphs.model import CustomerGraph
 
@@ -85,7 +86,10 @@ class CentralityScores:
 
     ``values[i]`` belongs to customer ``ids[i]`` (node position ``i``). ``exact`` is false for
     sampled estimates, which then carry ``samples``, ``seed``, ``error_bound`` (uniform over
-    customers, at probability ``confidence``) and a per-customer ``stderr``.
+    customers, at probability ``confidence``) and a per-customer ``stderr``; sampled with an
+    error target, also ``error_target``, ``error_reached`` (largest half-width over the
+    customers relative to the top score), ``target_met`` and ``sources_cap`` (the most
+    sources allowed).
     """
 
     measure: str
@@ -102,6 +106,10 @@ class CentralityScores:
     confidence: float | None = None
     stderr: np.ndarray | None = field(default=None, repr=False)
     iterations: int | None = None
+    error_target: float | None = None
+    error_reached: float | None = None
+    target_met: bool | None = None
+    sources_cap: int | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -144,6 +152,11 @@ class CentralityScores:
             "iterations": None if self.iterations is None else int(self.iterations),
             "customers": len(self.values),
         }
+        if self.error_target is not None:
+            out |= {"error_target": float(self.error_target),
+                    "error_reached": _plain(self.error_reached),
+                    "target_met": bool(self.target_met),
+                    "sources_cap": _plain(self.sources_cap)}
         if values:
             out["ids"] = [str(x) for x in self.ids.tolist()]
             out["values"] = np.asarray(self.values).tolist()
@@ -551,33 +564,6 @@ def _power_in(a: sp.csr_array, tol: float, max_iter: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- shortest paths
-@dataclass(frozen=True)
-class _Sources:
-    nodes: np.ndarray
-    exact: bool
-    seed: int | None
-
-
-def _pick_sources(n: int, exact_max: int, samples: int, seed: int) -> _Sources:
-    if exact_max < 0:
-        raise InvalidInputError(f"exact_max must be >= 0, not {exact_max}")
-    if samples < 1:
-        raise InvalidInputError(f"samples must be >= 1, not {samples}")
-    if n <= exact_max or samples >= n:
-        return _Sources(np.arange(n, dtype=np.int64), True, None)
-    rng = np.random.default_rng(seed)
-    nodes = np.sort(rng.choice(n, size=samples, replace=False)).astype(np.int64)
-    return _Sources(nodes, False, seed)
-
-
-def _hoeffding(n: int, k: int, confidence: float, scale: float) -> float:
-    """Uniform (all customers) bound on |estimate - exact| for a mean of k draws in
-    [0, scale] scaled by n / (n - 1), at the given confidence.
-    """
-    delta = 1.0 - confidence
-    return float(n / max(n - 1, 1) * scale * math.sqrt(math.log(2 * n / delta) / (2 * k)))
-
-
 def shortest_path_measures(
     graph: CustomerGraph,
     *,
@@ -588,13 +574,24 @@ def shortest_path_measures(
     seed: int = 0,
     confidence: float = 0.95,
     backend: Backend = "auto",
+    error: float | None = None,
+    budget: float | None = None,
 ) -> dict[str, CentralityScores]:
     """Betweenness and harmonic closeness from one set of shortest-path searches.
 
     Both measures come from single-source shortest paths out of the same customers (all of
-    them up to ``exact_max`` customers, else ``samples`` drawn with ``seed``), so computing
+    them up to ``exact_max`` customers, else a sample drawn with ``seed``), so computing
     them together costs one search per source, not two. See :func:`betweenness` and
     :func:`harmonic` for definitions, error bounds and backends.
+
+    Without ``error`` the sample is ``samples`` sources. With an ``error`` target (a
+    half-width at ``confidence`` relative to the top score, e.g. 0.1: every estimate within
+    +-10% of the highest score) the sources are searched in doubling rounds from 16 until
+    the estimates are that precise, at most
+    ``samples`` sources and at most ``budget / (customers + ties)`` of them (the graph's size
+    sets the cap); the scores then carry ``error_target``, ``error_reached`` and
+    ``target_met`` (see :mod:`carenet.graphs._path_sampling`). The igraph and networkx
+    backends search the cap at once (no rounds) and report the error reached.
     """
     t0 = time.perf_counter()
     wanted = list(dict.fromkeys(measures))
@@ -605,15 +602,19 @@ def shortest_path_measures(
         )
     if not 0.0 < confidence < 1.0:
         raise InvalidInputError(f"confidence must be in (0, 1), not {confidence}")
+    if error is not None and not error > 0:
+        raise InvalidInputError(f"error must be > 0, not {error}")
+    if budget is not None and not budget > 0:
+        raise InvalidInputError(f"budget must be > 0, not {budget}")
     supported = ("native", "igraph", "networkx")
     be = resolve_backend(backend, supported, "/".join(wanted))
     if weighted:
         _check_positive_weights(graph)
     n = graph.n_customers
-    src = _pick_sources(n, exact_max, samples, seed)
-    k = len(src.nodes)
+    most = samples if error is None else ps.cap(n, graph.n_entries, samples, budget)
+    src = ps.pick_sources(n, exact_max, most, seed)
     params = {"weighted": weighted, "exact_max": exact_max, "samples": samples,
-              "seed": seed, "confidence": confidence}
+              "seed": seed, "confidence": confidence, "error": error, "budget": budget}
     if be == "igraph" and "harmonic" in wanted and not src.exact:
         raise BackendUnavailableError(
             "harmonic: igraph has no source-sampled harmonic closeness (its harmonic "
@@ -623,49 +624,55 @@ def shortest_path_measures(
         zeros = np.zeros(n)
         return {m: _scores(graph, m, zeros, "none", be, params, t0, exact=True)
                 for m in wanted}
+    lmax = float(graph.weights.max()) if weighted and graph.n_entries else 1.0
+    denoms = {"betweenness": float((n - 1) * (n - 2) if n > 2 else 1), "harmonic": n - 1.0}
+    scales = {"betweenness": 1.0, "harmonic": lmax}
+    adaptive: ps.Adaptive | None = None
     # sums over sources s of X_s(v) and X_s(v)^2 (X = dependency or 1 / distance)
+    if be == "native" and error is not None and not src.exact:
+        adaptive = ps.adaptive_sums(
+            n, seed=seed, most=most, error=error, confidence=confidence, wanted=wanted,
+            denoms=denoms,
+            searches=lambda nodes: _path_sums_native(graph, nodes, weighted, wanted))
+        src = adaptive.sources
+        bc_sum, bc_sq, h_sum, h_sq = adaptive.sums
+    elif be == "native":
+        bc_sum, bc_sq, h_sum, h_sq = _path_sums_native(graph, src.nodes, weighted, wanted)
+    k = len(src.nodes)
     if be == "native":
-        bc_sum, bc_var, h_sum, h_var = _path_sums_native(graph, src.nodes, weighted, wanted)
+        bc_var, h_var = ps.sample_variance(bc_sum, bc_sq, k), ps.sample_variance(h_sum, h_sq, k)
     else:
         bc_sum, bc_var, h_sum, h_var = _path_sums_reference(graph, src, weighted, wanted, be)
     algorithm = {"betweenness": "brandes", "harmonic": "sssp"}
     out: dict[str, CentralityScores] = {}
-    norm_pairs = (n - 1) * (n - 2) if n > 2 else 1
     for measure in wanted:
-        if measure == "betweenness":
-            total, var, denom, scale = bc_sum, bc_var, norm_pairs, 1.0
-        else:
-            lmax = float(graph.weights.max()) if weighted and graph.n_entries else 1.0
-            total, var, denom, scale = h_sum, h_var, n - 1, lmax
+        total, var = (bc_sum, bc_var) if measure == "betweenness" else (h_sum, h_var)
+        denom = denoms[measure]
         extra: dict[str, Any] = {"exact": src.exact}
         if src.exact:
             values = total / denom
         else:
-            factor = n / k
-            values = factor * total / denom
             # per-customer standard error of the scaled mean (var: the variance of one
-            # source's contribution), with the finite-population correction for sampling
-            # without replacement
-            fpc = (n - k) / max(n - 1, 1)
-            stderr = n * np.sqrt(var / k * fpc) / denom
+            # source's contribution), with the finite-population correction
+            values, stderr = ps.estimate(total, var, n, k, denom)
             # X_s(v) / (n - 2) is in [0, 1] for betweenness; 1 / d is in [0, max weight]
-            bound = _hoeffding(n, k, confidence, scale)
+            bound = ps.hoeffding(n, k, confidence, scales[measure])
             extra |= {"seed": src.seed, "samples": k, "error_bound": bound,
                       "confidence": confidence, "stderr": stderr}
+            if error is not None:
+                reached = (adaptive.errors[measure] if adaptive is not None
+                           else ps.scaled_error(values, stderr, confidence))
+                extra |= {"error_target": error, "error_reached": reached,
+                          "target_met": reached <= error, "sources_cap": most}
         name = f"{algorithm[measure]}{'' if src.exact else '_sampled'}"
         out[measure] = _scores(graph, measure, values, name, be, params, t0, **extra)
     return out
 
 
-def _sample_variance(total: np.ndarray, squares: np.ndarray, k: int) -> np.ndarray:
-    mean = total / k
-    return np.maximum(squares / k - mean * mean, 0.0) * k / max(k - 1, 1)
-
-
 def _path_sums_native(
     graph: CustomerGraph, sources: np.ndarray, weighted: bool, wanted: list[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-customer sums over the sources, and the sample variance of one source's share."""
+) -> ps.Sums:
+    """Per-customer sums over the sources of X_s(v) and X_s(v)^2 (betweenness, harmonic)."""
     import numba
 
     from carenet.graphs import _centrality_kernels as kern
@@ -679,10 +686,7 @@ def _path_sums_native(
             sources, bounds, graph.indptr.astype(np.int64), graph.indices, length, weighted,
             "betweenness" in wanted, "harmonic" in wanted,
         )
-    k = len(sources)
-    bc_sum, h_sum = bc.sum(axis=0), h.sum(axis=0)
-    return (bc_sum, _sample_variance(bc_sum, bc_sq.sum(axis=0), k), h_sum,
-            _sample_variance(h_sum, h_sq.sum(axis=0), k))
+    return bc.sum(axis=0), bc_sq.sum(axis=0), h.sum(axis=0), h_sq.sum(axis=0)
 
 
 BATCHES = 8
@@ -692,7 +696,7 @@ per source)."""
 
 
 def _path_sums_reference(
-    graph: CustomerGraph, src: _Sources, weighted: bool, wanted: list[str], backend: str,
+    graph: CustomerGraph, src: ps.Sources, weighted: bool, wanted: list[str], backend: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sums over sources with igraph or networkx, and the variance of one source's share
     estimated from batch means (sampled only).
@@ -764,6 +768,8 @@ def betweenness(
     seed: int = 0,
     confidence: float = 0.95,
     backend: Backend = "auto",
+    error: float | None = None,
+    budget: float | None = None,
 ) -> CentralityScores:
     """Betweenness: the share of ordered customer pairs whose shortest paths run through a
     customer (a broker between otherwise distant customers).
@@ -775,7 +781,9 @@ def betweenness(
     the sampled sources (unbiased). ``error_bound`` is Hoeffding's bound
     ``n / (n - 1) * sqrt(ln(2 n / delta) / (2 k))`` (each source contributes a value in
     [0, 1] after dividing by ``n - 2``), valid for every customer at once with probability
-    ``confidence = 1 - delta``; ``stderr`` is the per-customer standard error.
+    ``confidence = 1 - delta``; ``stderr`` is the per-customer standard error. With an
+    ``error`` target the number of sources is chosen by it (see
+    :func:`shortest_path_measures`).
 
     Native: numba BFS / Dijkstra from each source, the sources split over the cores. igraph
     and networkx (subset betweenness from the same sources) give the same estimate.
@@ -786,7 +794,8 @@ def betweenness(
     """
     return shortest_path_measures(
         graph, measures=("betweenness",), weighted=weighted, exact_max=exact_max,
-        samples=samples, seed=seed, confidence=confidence, backend=backend,
+        samples=samples, seed=seed, confidence=confidence, backend=backend, error=error,
+        budget=budget,
     )["betweenness"]
 
 
@@ -799,6 +808,8 @@ def harmonic(
     seed: int = 0,
     confidence: float = 0.95,
     backend: Backend = "auto",
+    error: float | None = None,
+    budget: float | None = None,
 ) -> CentralityScores:
     """Harmonic closeness: ``sum(1 / d(u, v) for u != v) / (n - 1)``, how easily the other
     customers reach ``v`` (unreachable customers add 0, so it works on disconnected graphs).
@@ -815,7 +826,8 @@ def harmonic(
     """
     return shortest_path_measures(
         graph, measures=("harmonic",), weighted=weighted, exact_max=exact_max,
-        samples=samples, seed=seed, confidence=confidence, backend=backend,
+        samples=samples, seed=seed, confidence=confidence, backend=backend, error=error,
+        budget=budget,
     )["harmonic"]
 
 

@@ -5,7 +5,8 @@ community table.
 ``strength_out`` (recomputed by :mod:`carenet.graphs.centrality`, identical to the loader's),
 ``pagerank``, ``eigenvector``, ``betweenness``, ``harmonic``, ``core`` (and
 ``betweenness_stderr`` / ``harmonic_stderr`` when those are sampled), with how each was made
-in ``results["centrality"]``.
+in ``results["centrality"]`` (for sampled ones: sources searched, error target and the error
+reached, see :class:`carenet.config.MeasuresConfig`).
 
 ``communities`` adds ``community``, ``role``, ``within_z``, ``participation``; the table
 ``communities`` (one row per community, see :mod:`carenet.community.summary`); the partition's
@@ -68,6 +69,7 @@ def centrality_step(ctx: RunContext) -> None:
                 g, measures=paths, weighted=cfg.weighted, exact_max=cfg.exact_max,
                 samples=cfg.samples, seed=derive_seed(ctx.seed, "centrality.paths", bits=31),
                 confidence=cfg.confidence, backend=cfg.backend,  # type: ignore[arg-type]
+                error=cfg.error or None, budget=cfg.budget,
             )
             scores.extend(res[m] for m in paths)
             for _ in paths:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import MetaData, Table, insert, text, update
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Column, MetaData, Table, insert, text, update
 from sqlalchemy.schema import CreateTable
 
 from carenet.errors import InvalidInputError
@@ -32,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from carenet.pipeline import AnalysisRun
     from carenet.steps.base import Progress
 
-_CHUNK = 20_000
+_CHUNK = 50_000
+"""Rows encoded at a time (Arrow arrays of one chunk stay well under 2 GB)."""
 
 
 class Publisher(RunQueue):
@@ -77,22 +80,26 @@ class Publisher(RunQueue):
             tt = ties_table(key, meta)
             rt = rows_table(key, meta)
             self._drop_run_tables(key)
+            # keys are built after the load like the other indexes (one sorted build instead
+            # of a B-tree maintained row by row); SQLite's ties key is its rowid: kept
+            deferred = [ct, rt] + ([tt] if self.backend == "postgresql" else [])
             with self.engine.begin() as conn:
                 for t in (ct, tt, rt):
-                    conn.execute(CreateTable(t))
+                    conn.execute(CreateTable(_without_key(t) if t in deferred else t))
             report("publish customers", 0.0)
             self._load_customers(ct, run, catalogue)
             report("publish ties", 0.5)
-            out_ties, in_ties = rec.tie_rows(run.graph)
-            ins = in_ties if in_ties is not None else [None] * len(out_ties)
-            self._bulk(tt, ["pos", "out_ties", "in_ties"],
-                       ((i, o, n) for i, (o, n) in enumerate(zip(out_ties, ins, strict=True))
-                        if o is not None or n is not None))
-            del out_ties, in_ties, ins
+            self._load_ties(tt, run)
             report("publish tables", 0.8)
             self._load_rows(rt, run)
             report("publish indexes", 0.9)
             with self.engine.begin() as conn:
+                if self.backend == "sqlite":
+                    # statistics from a sample of each index (SQLite >= 3.32), as PostgreSQL's
+                    # ANALYZE does, instead of reading every row of the new tables once more
+                    conn.execute(text("PRAGMA analysis_limit=1000"))
+                for t in deferred:
+                    conn.execute(text(self._key_ddl(t)))
                 for t in (ct, tt, rt):
                     for ix in t.indexes:
                         ix.create(conn)
@@ -131,6 +138,15 @@ class Publisher(RunQueue):
         self.apply_retention()
         return rid
 
+    def _key_ddl(self, table: Table) -> str:
+        """The statement that gives a bulk-loaded table its primary key (SQLite: a unique
+        index, which is what SQLite builds for a non-integer primary key anyway).
+        """
+        cols = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+        if self.backend == "postgresql":
+            return f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({cols})'
+        return f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({cols})'
+
     def _load_customers(self, table: Table, run: AnalysisRun,
                         catalogue: list[rec.ColumnInfo]) -> None:
         frame = run.customers.reset_index(drop=True)
@@ -141,54 +157,87 @@ class Publisher(RunQueue):
         typed = [c for c in catalogue if c.sql]
         names = ["customer_id", "pos", "record", *[c.sql for c in typed if c.sql]]
 
-        def rows() -> Iterator[tuple[Any, ...]]:
+        def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(frame), _CHUNK):
                 part = frame.iloc[a:a + _CHUNK]
                 docs = rec.customer_documents(part, catalogue, pct.iloc[a:a + _CHUNK])
-                cols = [rec.sql_values(part, c) for c in typed]
-                yield from zip(ids.iloc[a:a + _CHUNK].tolist(), range(a, a + len(part)), docs,
-                               *cols, strict=True)
+                cols = [pa.array(ids.iloc[a:a + _CHUNK].to_numpy(dtype=object), pa.large_string()),
+                        pa.array(np.arange(a, a + len(part), dtype=np.int64)), docs,
+                        *[rec.sql_array(part, c) for c in typed]]
+                yield pa.Table.from_arrays(cols, names=names)
 
-        self._bulk(table, names, rows())
+        self._bulk(table, names, chunks())
+
+    def _load_ties(self, table: Table, run: AnalysisRun) -> None:
+        out_ties, in_ties = rec.tie_rows(run.graph)
+        ins = in_ties if in_ties is not None else [None] * len(out_ties)
+        keep = [i for i, (o, n) in enumerate(zip(out_ties, ins, strict=True))
+                if o is not None or n is not None]
+
+        def chunks() -> Iterator[pa.Table]:
+            for a in range(0, len(keep), _CHUNK):
+                pos = keep[a:a + _CHUNK]
+                yield pa.Table.from_arrays(
+                    [pa.array(pos, pa.int64()), pa.array([out_ties[i] for i in pos], pa.binary()),
+                     pa.array([ins[i] for i in pos], pa.binary())],
+                    names=["pos", "out_ties", "in_ties"])
+
+        self._bulk(table, ["pos", "out_ties", "in_ties"], chunks())
 
     def _load_rows(self, table: Table, run: AnalysisRun) -> None:
-        rows: list[tuple[Any, ...]] = []
-        for name, frame in run.tables.items():
-            if name == "communities" and "community" in run.customers.columns:
-                continue
-            kc = rec.key_column(name, frame)
-            keys = (frame[kc].astype(str).tolist() if kc else [None] * len(frame))
-            for i, (k, doc) in enumerate(zip(keys, rec.table_records(frame), strict=True)):
-                rows.append((name, i, k, doc))
-        if "community" in run.customers.columns:
-            # largest communities first: the order of GET /v1/communities
-            docs = rec.community_documents(run.customers, run.tables.get("communities"),
-                                           run.graph)
-            rows.extend(("communities", i, k, d) for i, (k, d) in enumerate(docs))
-        self._bulk(table, ["tbl", "row_no", "key", "record"], rows)
+        names = ["tbl", "row_no", "key", "record"]
 
-    def _bulk(self, table: Table, names: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
-        """Fast bulk insert through the driver: executemany on SQLite, COPY on PostgreSQL."""
+        def chunk(name: str, keys: list[str | None], docs: pa.Array) -> pa.Table:
+            return pa.Table.from_arrays(
+                [pa.array([name] * len(keys), pa.large_string()),
+                 pa.array(np.arange(len(keys), dtype=np.int64)),
+                 pa.array(keys, pa.large_string()), docs.cast(pa.large_string())], names=names)
+
+        def chunks() -> Iterator[pa.Table]:
+            for name, frame in run.tables.items():
+                if name == "communities" and "community" in run.customers.columns:
+                    continue
+                kc = rec.key_column(name, frame)
+                keys: list[str | None] = ([*frame[kc].astype(str).tolist()] if kc
+                                          else [None] * len(frame))
+                yield chunk(name, keys, rec.table_records(frame))
+            if "community" in run.customers.columns:
+                # largest communities first: the order of GET /v1/communities
+                docs = rec.community_documents(run.customers, run.tables.get("communities"),
+                                               run.graph)
+                yield chunk("communities", [k for k, _ in docs],
+                            pa.array([d for _, d in docs], pa.large_string()))
+
+        self._bulk(table, names, chunks())
+
+    def _bulk(self, table: Table, names: list[str], chunks: Iterable[pa.Table]) -> None:
+        """Bulk load in one transaction: COPY (CSV written by Arrow) on PostgreSQL, large
+        ``executemany`` batches on SQLite. The tables are new and not yet visible to readers
+        (the run is not published), so a failure drops them (see :meth:`publish`).
+        """
         cols = ", ".join(f'"{n}"' for n in names)
-        it = iter(rows)
-        while True:
-            chunk = [r for _, r in zip(range(_CHUNK), it, strict=False)]
-            if not chunk:
-                break
-            with self.engine.begin() as conn:
-                raw = conn.connection.driver_connection
-                if self.backend == "postgresql":
-                    with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-                            f'COPY "{table.name}" ({cols}) FROM STDIN') as cp:
-                        for r in chunk:
-                            cp.write_row(r)
-                else:
-                    marks = ", ".join("?" * len(names))
-                    cur = raw.cursor()  # type: ignore[union-attr]
-                    cur.executemany(f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})',
-                                    chunk)
-                    cur.close()
+        with self.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            if self.backend == "postgresql":
+                with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                        f'COPY "{table.name}" ({cols}) FROM STDIN '
+                        "WITH (FORMAT csv, NULL '')") as cp:
+                    for part in chunks:
+                        cp.write(rec.csv_bytes(part))
+                return
+            marks = ", ".join("?" * len(names))
+            cur = raw.cursor()  # type: ignore[union-attr]
+            sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
+            for part in chunks:
+                cur.executemany(sql, zip(*[c.to_pylist() for c in part.columns], strict=True))
+            cur.close()
 
+
+def _without_key(table: Table) -> Table:
+    """The same columns without the primary key (created before a bulk load)."""
+    return Table(table.name, MetaData(),
+                 *[Column(c.name, c.type, nullable=c.nullable, autoincrement=False)
+                   for c in table.columns])
 
 
 def analyze_and_publish(

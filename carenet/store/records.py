@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from carenet.graphs.model import CustomerGraph
 from carenet.store.schema import INDEXED, sql_column_names
@@ -109,6 +112,60 @@ def sql_values(frame: pd.DataFrame, info: ColumnInfo) -> list[Any]:
     return s.to_numpy(dtype=np.int64).tolist()  # type: ignore[no-any-return]
 
 
+def sql_array(frame: pd.DataFrame, info: ColumnInfo) -> pa.Array:
+    """:func:`sql_values` as an Arrow array (the same values; missing and non-finite -> null)."""
+    return _flat(_sql_array(frame[info.name], frame, info))
+
+
+def _sql_array(s: pd.Series, frame: pd.DataFrame, info: ColumnInfo) -> pa.Array:
+    if info.type == "text":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            return pa.array(s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pa.large_string(),
+                            from_pandas=True)
+        if not pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
+            return _text_array(s)
+        return pa.array(s, pa.large_string(), from_pandas=True)
+    if info.type == "bool":
+        return pa.array(sql_values(frame, info), pa.bool_())
+    if info.type == "float" or s.isna().any():
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(arr)
+        if info.type == "int":
+            return pa.array(np.where(bad, 0, arr).astype(np.int64), pa.int64(), mask=bad)
+        return pa.array(arr, pa.float64(), mask=bad)
+    return pa.array(s.to_numpy(dtype=np.int64), pa.int64())
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    r"""A table as CSV for PostgreSQL's ``COPY ... (FORMAT csv)``: no header, null as an
+    unquoted empty field, strings quoted, binary columns as bytea hex (``\x`` then hex digits).
+    """
+    cols = []
+    for col in table.columns:
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            col = _bytea_hex(col.combine_chunks())
+        cols.append(col)
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), sink,
+                     pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def _bytea_hex(col: pa.Array) -> pa.Array:
+    """Binary values as PostgreSQL's bytea hex text, encoded in one pass over the buffer."""
+    col = col.cast(pa.large_binary())
+    n = len(col)
+    offsets = np.frombuffer(col.buffers()[1], np.int64, n + 1, col.offset * 8)
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = (col.buffers()[2].to_pybytes()[start:end] if col.buffers()[2] is not None else b"")
+    hexed = pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(((offsets - start) * 2).astype(np.int64)),
+        pa.py_buffer(data.hex().encode()))
+    joined = pc.binary_join_element_wise(pa.scalar("\\x", pa.large_string()), hexed,
+                                         pa.scalar("", pa.large_string()))
+    return pc.if_else(pc.is_null(col), pa.scalar(None, pa.large_string()), joined)
+
+
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA
 
@@ -167,6 +224,131 @@ def json_objects(frame: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
     return [fmt(*row) for row in zip(*cols, strict=True)]
 
 
+# ---------------------------------------------------------------------------- vectorised JSON
+# The same JSON text as json_values/json_objects, built column-wise in Arrow: numbers are
+# encoded by orjson in one call per column and cut at the commas with numpy, strings escaped
+# with Arrow's string kernels, and the documents joined element-wise in C. Only columns of
+# Python objects (lists, dicts, mixed values) still go value by value.
+_CONTROL = "[\\x00-\\x1f]"
+
+
+def _split_numbers(text: bytes, n: int) -> pa.Array:
+    """Orjson's ``[a,b,...]`` as an Arrow string array of its n elements (no copy per value)."""
+    body = np.frombuffer(text, np.uint8)[1:-1]
+    if n == 0:
+        return pa.array([], pa.large_string())
+    commas = np.flatnonzero(body == 44)
+    data = np.delete(body, commas)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = commas - np.arange(len(commas))
+    offsets[-1] = len(data)
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _quoted(values: pa.Array, encode: Any = None) -> pa.Array:
+    """JSON string literals of an Arrow string array, ``null`` for nulls (rows with control
+    characters are encoded one by one by ``encode``, orjson's by default).
+    """
+    encode = encode or (lambda v: orjson.dumps(v).decode())
+    values = _flat(values).cast(pa.large_string())
+    text = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    out = _join(['"', text, '"'], len(values))
+    control = pc.fill_null(pc.match_substring_regex(values, _CONTROL), False)
+    if pc.any(control).as_py():
+        fixed = [encode(v) if c else q
+                 for v, c, q in zip(values.to_pylist(), control.to_pylist(), out.to_pylist(),
+                                    strict=True)]
+        out = pa.array(fixed, pa.large_string())
+    return pc.fill_null(out, "null")
+
+
+def json_array(s: pd.Series, kind: str) -> pa.Array:
+    """:func:`json_values` as an Arrow large-string array (same text, built column-wise)."""
+    n = len(s)
+    obj = pd.api.types.is_object_dtype(s)
+    if kind in ("float", "int") and not obj:
+        if kind == "int" and not s.isna().any():
+            arr = s.to_numpy(dtype=np.int64)
+        else:
+            arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        text = orjson.dumps(np.ascontiguousarray(arr), option=orjson.OPT_SERIALIZE_NUMPY)
+        return _split_numbers(text, n)
+    if kind == "bool" and not obj:
+        na = s.isna().to_numpy()
+        flags = s.astype(object).where(~na, False).astype(bool).to_numpy()
+        return pa.array(np.where(na, "null", np.where(flags, "true", "false")),
+                        pa.large_string())
+    if kind == "text":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            stamps = pa.array(s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pa.large_string(),
+                              from_pandas=True)
+            return pc.fill_null(_join(['"', stamps, '"'], n), "null")
+        return _quoted(_text_array(s))
+    if kind == "json":  # e.g. an extra table's customer ids: strings, escaped as json.dumps
+        strings = _only_strings(s)
+        if strings is not None:
+            return _quoted(strings, lambda v: json.dumps(v, ensure_ascii=False))
+    return pa.array(json_values(s, kind), pa.large_string())
+
+
+def _only_strings(s: pd.Series) -> pa.Array | None:
+    """The column as Arrow strings when every value is a string or missing, else None."""
+    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
+        return _flat(pa.array(s, pa.large_string(), from_pandas=True))
+    if not pd.api.types.is_object_dtype(s):
+        return None
+    present = s.dropna()
+    if not all(isinstance(v, str) for v in present.tolist()):
+        return None
+    return _flat(pa.array(s.where(s.notna(), None), pa.large_string(), from_pandas=True))
+
+
+def _text_array(s: pd.Series) -> pa.Array:
+    """``str(v)`` of every value as Arrow strings (nulls for missing values)."""
+    if pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s):
+        if pd.api.types.is_bool_dtype(s):
+            return pa.array(s.astype(object).where(s.notna(), None).map(
+                lambda v: None if v is None else str(v)), pa.large_string(), from_pandas=True)
+        return pc.cast(pa.array(s, from_pandas=True), pa.large_string())
+    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
+        return pa.array(s, pa.large_string(), from_pandas=True)
+    try:
+        return pa.array(s.where(s.notna(), None), pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        values = s.astype(object).where(s.notna(), None).tolist()
+        return pa.array([None if v is None else str(v) for v in values], pa.large_string())
+
+
+def _object_parts(frame: pd.DataFrame, kinds: dict[str, str]) -> list[Any]:
+    """Pieces of ``{"a":..,"b":..}`` for an element-wise join (literals and columns)."""
+    parts: list[Any] = []
+    for i, c in enumerate(frame.columns):
+        parts.append(("{" if i == 0 else ",") + json.dumps(str(c)) + ":")
+        parts.append(json_array(frame[c], kinds.get(c, "json")))
+    parts.append("}" if len(frame.columns) else "{}")
+    return parts
+
+
+def _flat(values: Any) -> pa.Array:
+    """One Arrow array (pandas' Arrow-backed columns convert to chunked arrays)."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _join(parts: list[Any], n: int) -> pa.Array:
+    """Element-wise concatenation of literals and columns into n strings."""
+    parts = [p if isinstance(p, str) else _flat(p) for p in parts]
+    if not any(isinstance(p, pa.Array) for p in parts):
+        return pa.array(["".join(parts)] * n, pa.large_string())
+    pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
+
+
+def json_object_array(frame: pd.DataFrame, kinds: dict[str, str]) -> pa.Array:
+    """:func:`json_objects` as an Arrow large-string array (same text)."""
+    return _join(_object_parts(frame, kinds), len(frame))
+
+
 def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
     for row in frame.to_dict(orient="records"):
         yield {str(k): _clean(v) for k, v in row.items()}
@@ -177,28 +359,48 @@ def percentiles(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pd.DataFram
     cols = [c.name for c in catalogue if c.type in ("int", "float") and c.name not in CATEGORICAL]
     if not cols:
         return pd.DataFrame(index=frame.index)
-    numeric = frame[cols].astype("float64")
-    ranks = numeric.rank(pct=True, method="average") * 100.0
-    return ranks.round(2)
+    out = {c: np.round(_pct_rank(frame[c].to_numpy(dtype=np.float64, na_value=np.nan))
+                       * 100.0, 2) for c in cols}
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _pct_rank(a: np.ndarray) -> np.ndarray:
+    """Percentile rank as pandas' ``rank(pct=True, method="average")`` (NaN kept, ties
+    averaged), with one sort: the same floats (a tie group's mean rank is a half-integer).
+    """
+    out = np.full(len(a), np.nan)
+    valid = np.flatnonzero(~np.isnan(a))
+    m = len(valid)
+    if m == 0:
+        return out
+    order = valid[np.argsort(a[valid], kind="stable")]
+    ranked = a[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    ends = np.r_[starts[1:], m]  # exclusive: a group holds ranks starts+1 .. ends
+    mean_rank = (starts + 1 + ends) / 2.0
+    out[order] = np.repeat(mean_rank, ends - starts) / m
+    return out
 
 
 def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
-                       pct: pd.DataFrame) -> list[str]:
+                       pct: pd.DataFrame) -> pa.Array:
     """The JSON document of every customer of ``frame`` (a slice of the run's table, with
-    ``pct`` its percentile ranks), without the run id (added at read time).
+    ``pct`` its percentile ranks), without the run id (added at read time), as Arrow strings:
+    ``{<top>,"scores":{..},"percentiles":{..},"attributes":{..}}``.
     """
     kinds = {c.name: c.type for c in catalogue}
     kinds["customer_id"] = "text"
     top = frame[["customer_id"] + [c.name for c in catalogue if c.role == "top"]]
     scores = frame[[c.name for c in catalogue if c.role == "score"]]
     attrs = frame[[c.name for c in catalogue if c.role == "attribute"]]
-    parts = [json_objects(top, kinds), json_objects(scores, kinds),
-             json_objects(pct, dict.fromkeys(pct.columns, "float")),
-             json_objects(attrs, kinds)]
-    return [
-        f'{t[:-1]},"scores":{s},"percentiles":{p},"attributes":{a}}}'
-        for t, s, p, a in zip(*parts, strict=True)
-    ]
+    parts = _object_parts(top, kinds)[:-1]
+    for label, part, part_kinds in (("scores", scores, kinds),
+                                    ("percentiles", pct, dict.fromkeys(pct.columns, "float")),
+                                    ("attributes", attrs, kinds)):
+        parts.append(f',"{label}":')
+        parts.extend(_object_parts(part, part_kinds))
+    parts.append("}")
+    return _join(parts, len(frame))
 
 
 # ---------------------------------------------------------------------------- ties
@@ -266,12 +468,12 @@ def tie_rows(graph: CustomerGraph) -> tuple[list[bytes | None], list[bytes | Non
 
 
 # ---------------------------------------------------------------------------- tables
-def table_records(frame: pd.DataFrame) -> list[str]:
-    """JSON records of an extra table's rows, in stored order."""
+def table_records(frame: pd.DataFrame) -> pa.Array:
+    """JSON records of an extra table's rows, in stored order (Arrow strings)."""
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     kinds = {c.name: c.type for c in column_catalogue(frame)}
-    return json_objects(frame, kinds)
+    return json_object_array(frame, kinds)
 
 
 def key_column(name: str, frame: pd.DataFrame) -> str | None:

@@ -230,6 +230,66 @@ def test_error_bound_shrinks_with_samples() -> None:
     assert cen.betweenness(g, exact_max=0, samples=34).exact  # every source: exact
 
 
+# ---------------------------------------------------------------------------- error target
+@pytest.mark.slow
+def test_error_target_chooses_sources_and_states_the_error_reached(
+        email: CustomerGraph) -> None:
+    """Doubling rounds from 16 sources stop when every half-width is within the target times
+    the top score; the stated error holds against the exact values."""
+    exact = cen.shortest_path_measures(email)
+    loose = cen.shortest_path_measures(email, exact_max=100, samples=900, seed=3, error=0.3)
+    tight = cen.shortest_path_measures(email, exact_max=100, samples=900, seed=3, error=0.1)
+    for m in ("betweenness", "harmonic"):
+        assert loose[m].samples in (16, 32, 64, 128, 256, 512)
+        assert loose[m].target_met and loose[m].error_reached <= 0.3
+        assert tight[m].target_met and tight[m].error_reached <= 0.1
+        assert loose[m].samples == loose["harmonic"].samples  # one set of searches
+        d = tight[m].to_dict(values=False)
+        assert d["error_target"] == 0.1 and d["target_met"] is True
+        assert d["samples"] == tight[m].samples and d["sources_cap"] == 900
+    assert tight["betweenness"].samples > loose["betweenness"].samples
+    # the statement holds against the exact values: each customer's half-width is at 95%, so
+    # the largest error over all ~1,000 customers may pass it a little, not by half (3 seeds)
+    for seed in (3, 4, 5):
+        est = cen.shortest_path_measures(email, exact_max=100, samples=900, seed=seed,
+                                         error=0.1)
+        for m in ("betweenness", "harmonic"):
+            e = est[m]
+            actual = np.abs(e.values - exact[m].values).max() / exact[m].values.max()
+            assert e.error_reached / 4 <= actual <= 1.5 * e.error_reached, (seed, m, actual)
+            # and the stopping rule did its job: one round less would not have been enough
+            if e.samples > 16:
+                half = cen.shortest_path_measures(email, exact_max=100, samples=e.samples // 2,
+                                                  seed=seed, error=0.1)
+                assert not half[m].target_met or not half[
+                    "harmonic" if m == "betweenness" else "betweenness"].target_met
+
+
+def test_error_target_is_capped_by_samples_and_by_the_budget(email: CustomerGraph) -> None:
+    size = email.n_customers + email.n_entries
+    capped = cen.betweenness(email, exact_max=100, samples=40, seed=1, error=1e-3)
+    assert capped.samples == 40 and not capped.target_met and capped.sources_cap == 40
+    assert capped.error_reached > 1e-3
+    by_budget = cen.betweenness(email, exact_max=100, samples=512, seed=1, error=1e-3,
+                                budget=24.5 * size)
+    assert by_budget.samples == 24 and by_budget.sources_cap == 24
+    # the budget never goes below the first round; the same seed gives the same result
+    tiny = cen.betweenness(email, exact_max=100, samples=512, seed=1, error=1e-3, budget=1)
+    assert tiny.samples == 16
+    again = cen.betweenness(email, exact_max=100, samples=512, seed=1, error=1e-3, budget=1)
+    assert np.array_equal(tiny.values, again.values)
+    # a stop after 16 sources searched exactly the first 16 of the seeded order, so the
+    # estimate is the one a fixed count from the same order gives: unbiased scaling n / k
+    exact = cen.betweenness(email).values
+    assert tiny.values.sum() == pytest.approx(exact.sum(), rel=0.5)
+    # without a target: exactly `samples` sources, no error_target in the description
+    fixed = cen.betweenness(email, exact_max=100, samples=40, seed=1)
+    assert fixed.samples == 40 and "error_target" not in fixed.to_dict(values=False)
+    for bad in ({"error": 0.0}, {"error": -1.0}, {"error": 0.1, "budget": 0.0}):
+        with pytest.raises(InvalidInputError, match=next(iter(reversed(bad)))):
+            cen.betweenness(email, exact_max=100, **bad)
+
+
 # ---------------------------------------------------------------------------- contract
 ALL = ("degree", "strength", "pagerank", "eigenvector", "betweenness", "harmonic", "core")
 
