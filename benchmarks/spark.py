@@ -116,7 +116,8 @@ def bench_spark(path: Path, args: argparse.Namespace) -> tuple[dict[str, float],
 
     cfg = AnalysisConfig()
     out: dict[str, float] = {}
-    spark, out["session_start"] = timed(lambda: get_session(args.master))
+    spark, out["session_start"] = timed(lambda: get_session(
+        args.master, {"spark.driver.memory": args.driver_memory}))
     g = cfg.graph
 
     def load() -> Any:
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--cc-iters", type=int, default=0,
                     help="cap on Spark components iterations (0: until settled)")
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--driver-memory", default="6g")
     ap.add_argument("--data100k", default="/work/prof/data100k")
     ap.add_argument("--data1m", default="/work/prof/data1m")
     args = ap.parse_args()
@@ -215,6 +217,7 @@ def main() -> None:
         path_json = write_json(f"spark-{size.lower()}", {
             "machine": machine(), "size": size, "log": str(path),
             "customers": linfo["customers"], "ties": linfo["ties"], "master": args.master,
+            "driver_memory": args.driver_memory,
             "lpa_iters": args.lpa_iters, "pagerank_iters_cap": args.pagerank_iters,
             "cc_iters_cap": args.cc_iters,
             "load_average_before": load_before, "load_average_after": os.getloadavg(),

@@ -47,7 +47,9 @@ SKIPPED_DISTRIBUTED = {
               "community method",
     "roles": "roles need the community table built on one machine",
     "risk": "the churn-risk model reads every timed interaction on one machine",
-    "influence": "RR-set sampling over a partitioned graph is not implemented yet",
+    "influence": "all-customer influence and exposure (RR-set and cascade sampling as "
+                 "partitioned tasks over a broadcast graph) are not implemented yet: they "
+                 "need the graph on every executor, which is what this path avoids",
     "care": "the care plan's dominator trees need the whole graph in one process",
     "changes": "needs the steps above",
 }
