@@ -147,10 +147,10 @@ def run_and_report(
         if store is not None:
             store.close()
     path = out
-    if not hasattr(run, "graph"):  # the Spark engine's distributed path: no graph to publish
+    if not hasattr(run, "graph"):  # the Spark engine's distributed path, run without a store
         console.print(f"run {run.run_id}: {run.meta['results']['engine']['reason']}; "
-                      f"written to {out} (not published: the store serves runs whose ties fit "
-                      "one machine)", highlight=False, soft_wrap=True)
+                      f"written to {out} (the per-customer table; not published: no store)",
+                      highlight=False, soft_wrap=True)
         return run
     store_url = describe_url(store.url) if store is not None else None
     print_run(run, path)

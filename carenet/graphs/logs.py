@@ -356,7 +356,7 @@ class TimeParser:
 # ---------------------------------------------------------------------------- hostile cells
 MAX_ID_LENGTH = 256
 """Longest customer id accepted (the API's and the views' limit for an id in a URL)."""
-_BAD_ID_CHARS = (r"[/\x00-\x1f\x7f\x{200e}\x{200f}\x{061c}\x{202a}-\x{202e}"
+BAD_ID_CHARS = (r"[/\x00-\x1f\x7f\x{200e}\x{200f}\x{061c}\x{202a}-\x{202e}"
                  r"\x{2066}-\x{2069}]")
 """``/`` (a path separator in every URL), control characters and the bidirectional marks
 and overrides that make a title or table show text other than what is stored."""
@@ -364,7 +364,7 @@ and overrides that make a title or table show text other than what is stored."""
 
 def bad_id_mask(ids: pa.Array) -> np.ndarray:
     """True where a (trimmed, string) id cannot be addressed in the API and the views: longer
-    than :data:`MAX_ID_LENGTH` characters or holding a character of ``_BAD_ID_CHARS``.
+    than :data:`MAX_ID_LENGTH` characters or holding a character of ``BAD_ID_CHARS``.
 
     >>> bad_id_mask(pa.array(["ann", "a/b", "x" * 300, "\u202egnp.exe", None])).tolist()
     [False, True, True, True, False]
@@ -372,7 +372,7 @@ def bad_id_mask(ids: pa.Array) -> np.ndarray:
     if len(ids) == 0:
         return np.zeros(0, bool)
     found = pc.or_(pc.greater(pc.utf8_length(ids), MAX_ID_LENGTH),
-                   pc.match_substring_regex(ids, _BAD_ID_CHARS))
+                   pc.match_substring_regex(ids, BAD_ID_CHARS))
     return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False))
 
 

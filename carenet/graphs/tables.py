@@ -395,6 +395,17 @@ class _WhitespaceNormaliser(io.RawIOBase):
         super().close()
 
 
+def parsed_stream(path: Path, sniffed: Sniffed) -> IO[bytes]:
+    """The byte stream the CSV reader parses: decompressed and, for SNAP-style files, with
+    runs of blanks normalised. The Spark engine reads it too, to find where the reader's
+    batches start (:func:`carenet.spark.load.local_batch_starts`).
+    """
+    raw = _open_bytes(path, sniffed.compression)
+    if sniffed.normalise_whitespace:
+        return _WhitespaceNormaliser(raw)  # type: ignore[return-value]  # a RawIOBase
+    return raw
+
+
 def detect_format(path: Path, options: ReadOptions) -> tuple[str, str | None]:
     """(format, compression) of a file from its first bytes and its name."""
     with open(path, "rb") as f:
@@ -428,6 +439,12 @@ def detect_format(path: Path, options: ReadOptions) -> tuple[str, str | None]:
 
 
 # ---------------------------------------------------------------------------- raw tables
+BATCH_ROWS = 1 << 20
+"""Rows per batch when reading Parquet files and DataFrames."""
+JSONL_BATCH_ROWS = 200_000
+"""Rows (JSON objects) per batch when reading JSON Lines."""
+
+
 class RawTable:
     """One input (file or DataFrame) as a stream of record batches with row ordinals.
 
@@ -535,12 +552,12 @@ class RawTable:
         if fmt == "frame":
             assert self._frame is not None
             table = self._frame.select(list(columns)) if columns else self._frame
-            yield from self._count(table.to_batches(max_chunksize=1 << 20))
+            yield from self._count(table.to_batches(max_chunksize=BATCH_ROWS))
         elif fmt == "parquet":
             try:
                 yield from self._count(
                     parquet_text(b, self.label)
-                    for b in self._parquet.iter_batches(batch_size=1 << 20, columns=columns)
+                    for b in self._parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
                 )
             except (pa.ArrowException, OSError) as exc:
                 raise InvalidInputError(f"unreadable Parquet data: {exc}", file=self.label) from exc
@@ -577,8 +594,7 @@ class RawTable:
             self._handler_rows.append(int(row.number or 0))
             return "skip"
 
-        raw: IO[bytes] = _open_bytes(self.path, sn.compression)
-        stream: Any = _WhitespaceNormaliser(raw) if sn.normalise_whitespace else raw
+        stream: Any = parsed_stream(self.path, sn)
         try:
             reader = pcsv.open_csv(
                 stream,
@@ -713,7 +729,7 @@ class RawTable:
                         v = json.dumps(v)
                     rows[k].append(v)
                 line_nos.append(line_no)
-                if len(line_nos) >= 200_000:
+                if len(line_nos) >= JSONL_BATCH_ROWS:
                     yield self._json_batch(rows, names, line_nos)
                     rows = {n: [] for n in names}
                     line_nos = []

@@ -31,9 +31,12 @@ import numpy as np
 import pandas as pd
 
 from carenet.config import AnalysisConfig
+from carenet.graphs.ids import Pseudonymizer
+from carenet.graphs.model import NodeActivity
 from carenet.run import atomic_directory
-from carenet.spark.load import SparkLoad, rejects_frame
+from carenet.spark.load import SparkLoad
 from carenet.spark.session import to_pandas
+from carenet.spark.side import SideTables, customer_table
 
 SKIPPED_DISTRIBUTED = {
     "betweenness": "shortest-path measures need the whole graph in one process",
@@ -43,7 +46,10 @@ SKIPPED_DISTRIBUTED = {
     "leiden": "Leiden moves nodes one at a time; label propagation is the distributed "
               "community method",
     "roles": "roles need the community table built on one machine",
-    "influence": "RR-set sampling over a partitioned graph is not implemented yet",
+    "risk": "the churn-risk model reads every timed interaction on one machine",
+    "influence": "all-customer influence and exposure (RR-set and cascade sampling as "
+                 "partitioned tasks over a broadcast graph) are not implemented yet: they "
+                 "need the graph on every executor, which is what this path avoids",
     "care": "the care plan's dominator trees need the whole graph in one process",
     "changes": "needs the steps above",
 }
@@ -58,6 +64,10 @@ class DistributedRun:
     rejects: pd.DataFrame
     meta: dict[str, Any]
     results: dict[str, Any] = field(default_factory=dict)
+    events: pd.DataFrame | None = None
+    load: Any = None
+    """The Spark load (its tie table stays in Spark; publishing collects it)."""
+    side: SideTables | None = None
 
     def save(self, directory: str | Path) -> Path:
         """Write ``customers.parquet``, ``customers.csv``, ``rejects.csv`` and ``run.json``."""
@@ -276,25 +286,37 @@ def components(spark: Any, ties: Any, n: int, *, max_iter: int = 1000,
 
 def analyze_distributed(spark: Any, load: SparkLoad, config: AnalysisConfig,
                         info: dict[str, Any], *, logs: list[str],
-                        versions: dict[str, str]) -> Any:
+                        versions: dict[str, str], side: SideTables) -> Any:
     """The distributed path of :func:`carenet.spark.engine.analyze_spark`.
+
+    ``side`` holds the customers and events tables (read on the driver): customers found only
+    there are isolated nodes after the logs' customers, as locally.
 
     Returns
     -------
     carenet.spark.engine.DistributedRun
         The per-customer table (degree, strength, PageRank, label-propagation community,
-        component) and ``run.json``'s content, with the skipped steps and why.
+        component, the customers table's columns) and ``run.json``'s content, with the
+        skipped steps and why.
     """
     created = datetime.now(UTC).isoformat(timespec="seconds")
-    n = load.n_customers
+    n = len(side.ids)
     ties = load.ties.select("src", "dst", "weight")
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    table = to_pandas(load.nodes.select("node", "customer_id", "sent", "received"))
-    table = table.sort_values("node").reset_index(drop=True)
-    customers = pd.DataFrame({"customer_id": table["customer_id"].to_numpy(dtype=object)})
-    for name, values in degrees(ties, n).items():
-        customers[name] = values
+    nodes = to_pandas(load.nodes).sort_values("node").reset_index(drop=True)
+    activity = node_activity(nodes, n)
+    pseudo = Pseudonymizer.from_env() if config.graph.pseudonymize else None
+    ids = pseudo.many(side.ids) if pseudo is not None else side.ids
+    customers = customer_table(ids, activity, side.customers)
+    for i, (name, values) in enumerate(degrees(ties, n).items()):
+        customers.insert(1 + i, name, values)
+    customers = customers[["customer_id", "degree_in", "degree_out", "strength_in",
+                           "strength_out", *customers.columns[5:]]]
+    customers["interactions_sent"] = activity.sent
+    customers["interactions_received"] = activity.received
+    customers["first_seen"] = pd.to_datetime(pd.Series(activity.first_seen), unit="s", utc=True)
+    customers["last_seen"] = pd.to_datetime(pd.Series(activity.last_seen), unit="s", utc=True)
     timings["degrees"] = time.perf_counter() - t
     m = config.measures
     results: dict[str, Any] = {"engine": info}
@@ -314,24 +336,42 @@ def analyze_distributed(spark: Any, load: SparkLoad, config: AnalysisConfig,
     timings["components"] = time.perf_counter() - t
     results["communities"] = {"algorithm": "label_propagation", "iterations": iters,
                               "communities": len(np.unique(labels))}
-    wanted = [x for x in m.measures if x != "pagerank"] + ["leiden", "roles", "influence",
-                                                           "care", "changes"]
+    wanted = [x for x in m.measures if x != "pagerank"] + ["leiden", "roles", "risk",
+                                                           "influence", "care", "changes"]
     info["skipped"] = {k: SKIPPED_DISTRIBUTED[k] for k in wanted if k in SKIPPED_DISTRIBUTED}
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    rejects = rejects_frame(load)
+    rejects = side.rejects.to_frame()
+    files = load.files + [f.to_dict() for f in side.files]
     meta = {
         "format": "carenet-run-distributed",
         "run_id": run_id, "created": created,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": config.to_dict(), "inputs": {"logs": logs},
         "timings": {k: round(v, 6) for k, v in timings.items()},
-        "counts": {"rows_loaded": sum(f["rows_loaded"] for f in load.files),
-                   "rows_rejected": sum(f["rows_rejected"] for f in load.files),
-                   "rejected": dict(load.rejected), "customers": n, "ties": info["ties"]},
+        "counts": {"rows_read": sum(int(f["rows_read"]) for f in files),
+                   "rows_loaded": sum(int(f["rows_loaded"]) for f in files),
+                   "rows_rejected": sum(int(f["rows_rejected"]) for f in files),
+                   "rejected": side.rejects.counts(), "customers": n, "ties": info["ties"],
+                   "events": len(side.events)},
         "versions": versions,
-        "load": {"files": load.files, "reference_time": load.reference_time,
+        "load": {"files": files, "reference_time": load.reference_time,
                  "half_life": load.half_life, "channels": load.channels},
         "results": results,
     }
     return DistributedRun(run_id=run_id, customers=customers, rejects=rejects, meta=meta,
-                          results=results)
+                          results=results, events=side.events, load=load, side=side)
+
+
+def node_activity(nodes: pd.DataFrame, n: int) -> NodeActivity:
+    """First/last interaction time and sent/received counts per position, from Spark's node
+    table sorted by position; customers only in the customers table (positions past the logs')
+    get NaN times and zero counts, as locally.
+    """
+    def pad(values: np.ndarray, fill: Any) -> np.ndarray:
+        extra = np.full(n - len(values), fill, dtype=values.dtype)
+        return np.concatenate([values, extra]) if len(extra) else values
+
+    return NodeActivity(
+        pad(nodes["first_seen"].to_numpy(np.float64, na_value=np.nan), np.nan),
+        pad(nodes["last_seen"].to_numpy(np.float64, na_value=np.nan), np.nan),
+        pad(nodes["sent"].to_numpy(np.int64), 0), pad(nodes["received"].to_numpy(np.int64), 0))

@@ -21,20 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
-from carenet.graphs.build import LoadedNetwork, LoadReport
+from carenet.graphs.build import Interactions, LoadedNetwork, LoadReport
 from carenet.graphs.ids import Pseudonymizer
 from carenet.graphs.logs import FileReport
-from carenet.graphs.model import CustomerGraph, NodeActivity
-from carenet.graphs.tables import RejectLog
+from carenet.graphs.model import CustomerGraph
 from carenet.pipeline import analyze, library_versions
 from carenet.run import AnalysisRun
-from carenet.spark.distributed import DistributedRun, analyze_distributed
-from carenet.spark.load import SparkLoad, load_logs, rejects_frame
+from carenet.spark.distributed import DistributedRun, analyze_distributed, node_activity
+from carenet.spark.load import SparkLoad, load_logs
 from carenet.spark.session import get_session, to_pandas
+from carenet.spark.side import SideTables, customer_table, read_side_tables
 from carenet.steps.base import Progress, no_progress
 
 
@@ -49,17 +48,33 @@ def _file_reports(load: SparkLoad) -> list[FileReport]:
     return out
 
 
-def collect_network(load: SparkLoad, config: AnalysisConfig) -> LoadedNetwork:
-    """The driver path: collect the aggregated ties and build the local engine's network.
+def collect_interactions(load: SparkLoad, limit: int) -> tuple[Interactions | None, str]:
+    """The timed interactions (node positions, time, channel) in load order, on the driver,
+    when there are at most ``limit`` of them: the risk step's input, as the local loader keeps
+    it. Returns (None, why) otherwise.
+    """
+    if not load.has_time:
+        return None, "the logs have no timestamps"
+    rows = sum(f["rows_loaded"] for f in load.files)
+    if rows > limit:
+        return None, (f"{rows:,} interaction rows > collect_max_ties {limit:,}: not collected, "
+                      "so the risk step runs as for a log without timestamps")
+    pdf = to_pandas(load.timed)
+    pdf = pdf.sort_values(["_file", "_line"], kind="stable")
+    code = pdf["code"].to_numpy(np.float64, na_value=-1.0).astype(np.int16)
+    return Interactions(pdf["s"].to_numpy(np.int32), pdf["d"].to_numpy(np.int32),
+                        pdf["t"].to_numpy(np.float64), code), f"{rows:,} interactions collected"
+
+
+def collect_graph(load: SparkLoad, side: SideTables, config: AnalysisConfig) -> CustomerGraph:
+    """The aggregated ties collected into the local engine's graph (ids as ``side`` gives).
 
     Spark returns rows in no fixed order, so ties are sorted by (source, target) position and
     customers by position before any array is built: the graph is the same on every run.
     """
     g = config.graph
     nodes = to_pandas(load.nodes).sort_values("node", kind="stable").reset_index(drop=True)
-    n = len(nodes)
-    if not np.array_equal(nodes["node"].to_numpy(), np.arange(n)):
-        raise InvalidInputError("internal error: Spark node positions are not 0..n-1")
+    n = len(side.ids)
     ties = to_pandas(load.ties)
     src = ties["src"].to_numpy(np.int64)
     dst = ties["dst"].to_numpy(np.int64)
@@ -67,50 +82,45 @@ def collect_network(load: SparkLoad, config: AnalysisConfig) -> LoadedNetwork:
     src, dst = src[order], dst[order]
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    raw_ids = nodes["customer_id"].to_numpy(dtype=object)
-    rejects = rejects_frame(load)
-    if g.pseudonymize:
-        pseudo = Pseudonymizer.from_env()
-        ids = pseudo.many(raw_ids)
+    pseudo = Pseudonymizer.from_env() if g.pseudonymize else None
+    ids = side.ids
+    if pseudo is not None:
+        ids = pseudo.many(side.ids)
         if len(set(ids.tolist())) != len(ids):
             raise InvalidInputError("two customer ids share a pseudonym; use another salt")
-        id_cols = {c for f in load.files for r, c in f["columns"].items()
-                   if r in ("source", "target")}
-        hit = rejects["column"].isin(id_cols)
-        rejects.loc[hit, "value"] = pseudo.many(rejects.loc[hit, "value"].str.strip()).tolist()
-        rejects["record"] = ""  # raw ids must not leave the run unhashed
-    else:
-        ids = raw_ids
-    first = nodes["first_seen"].to_numpy(np.float64, na_value=np.nan)
-    last = nodes["last_seen"].to_numpy(np.float64, na_value=np.nan)
-    activity = NodeActivity(first, last, nodes["sent"].to_numpy(np.int64),
-                            nodes["received"].to_numpy(np.int64))
     graph = CustomerGraph(
         ids, indptr, dst.astype(np.int32), ties["weight"].to_numpy(np.float64)[order],
         ties["count"].to_numpy(np.int64)[order].astype(np.uint32),
         ties["channels"].to_numpy(np.int64)[order].astype(np.uint16),
-        tuple(load.channels), True, load.reference_time, load.half_life, activity,
+        tuple(load.channels), True, load.reference_time, load.half_life,
+        node_activity(nodes, n),
     )
-    if g.symmetrize:
-        graph = graph.symmetrize()
-    customers = pd.DataFrame({"customer_id": ids})
-    customers["in_log"] = (activity.sent + activity.received) > 0
-    customers["value"] = np.nan
-    customers["churn_score"] = np.nan
-    customers["segment"] = pd.Series([None] * n, dtype=object)
-    events = pd.DataFrame({"node": pd.Series(dtype=np.int64),
-                           "customer_id": pd.Series(dtype=object),
-                           "event": pd.Series(dtype=object),
-                           "timestamp": pd.Series(dtype=np.float64)})
-    log = RejectLog()
-    for (file, reason), part in rejects.groupby(["file", "reason"], sort=False):
-        log.add(str(file), part["line"].to_numpy(), str(reason), column=str(part["column"].iloc[0]),
-                values=part["value"].tolist(), records=part["record"].tolist(),
-                detail=str(part["detail"].iloc[0]))
-    report = LoadReport(files=_file_reports(load), rejected=dict(load.rejected),
+    return graph.symmetrize() if g.symmetrize else graph
+
+
+def collect_network(load: SparkLoad, config: AnalysisConfig, *, spark: Any = None,
+                    customers: Any = None, events: Any = None,
+                    info: dict[str, Any] | None = None) -> LoadedNetwork:
+    """The driver path: collect the aggregated ties and build the local engine's network.
+
+    The customers and events tables are read by the local readers
+    (:func:`carenet.spark.side.read_side_tables`); the timed interactions are collected for
+    the risk step when there are at most ``engine.collect_max_ties`` of them.
+    """
+    side = read_side_tables(load, config, spark=spark, customers=customers, events=events)
+    graph = collect_graph(load, side, config)
+    table = customer_table(graph.ids, graph.activity, side.customers)
+    events_frame = side.events
+    if len(events_frame):
+        events_frame["customer_id"] = graph.ids[events_frame["node"].to_numpy()]
+    interactions, why = collect_interactions(load, config.engine.collect_max_ties)
+    if info is not None:
+        info["interactions"] = why
+    report = LoadReport(files=_file_reports(load) + side.files,
+                        rejected=side.rejects.counts(),
                         reference_time=graph.reference_time, half_life=graph.half_life,
                         channels=list(graph.channel_names))
-    return LoadedNetwork(graph, customers, events, report, log)
+    return LoadedNetwork(graph, table, events_frame, report, side.rejects, interactions)
 
 
 def analyze_spark(
@@ -133,7 +143,8 @@ def analyze_spark(
     config
         The run's configuration; ``config.engine`` gives the master, settings and the limit.
     customers, events
-        Side tables: not read by the Spark engine yet (a clear error if given).
+        Side tables (local paths, DataFrames or URIs): read with the local readers on the
+        driver against Spark's ids (:func:`read_side_tables`).
     previous, progress, steps
         As for :func:`carenet.pipeline.analyze` (driver path).
     spark
@@ -144,11 +155,6 @@ def analyze_spark(
     AnalysisRun or DistributedRun
         An ordinary run (driver path) or the distributed path's per-customer table.
     """
-    if customers is not None or events is not None:
-        raise InvalidInputError(
-            "the Spark engine reads interaction logs only; run with --engine local to add "
-            "--customers/--events tables"
-        )
     eng = config.engine
     t0 = time.perf_counter()
     progress("spark", None, None)
@@ -174,10 +180,11 @@ def analyze_spark(
         info["path"] = "driver"
         info["reason"] = (f"{n_ties:,} ties <= collect_max_ties {limit:,}: collected to the "
                           "driver, every step run by the local kernels")
-        network = collect_network(load, config)
+        network = collect_network(load, config, spark=session, customers=customers,
+                                  events=events, info=info)
         info["collect_seconds"] = round(time.perf_counter() - t0 - t_load, 3)
         run = analyze(list(logs), config=config, previous=previous, progress=progress,
-                      steps=steps, network=network)
+                      steps=steps, network=network, customers=customers, events=events)
         run.timings["load"] = t_load + info["collect_seconds"]
         run.results["engine"] = info
         run.versions["pyspark"] = session.version
@@ -185,8 +192,47 @@ def analyze_spark(
     info["path"] = "distributed"
     info["reason"] = (f"{n_ties:,} ties > collect_max_ties {limit:,}: the graph stays in "
                       "Spark; only the steps with a distributed form ran")
+    side = read_side_tables(load, config, spark=session, customers=customers, events=events)
     return analyze_distributed(session, load, config, info, logs=[str(x) for x in logs],
-                               versions=library_versions() | {"pyspark": session.version})
+                               versions=library_versions() | {"pyspark": session.version},
+                               side=side)
+
+
+def publishable_run(drun: DistributedRun, config: AnalysisConfig) -> AnalysisRun:
+    """A distributed-path run as an ordinary :class:`~carenet.run.AnalysisRun`, to publish.
+
+    The store keeps every tie of a run in one database (the views draw ego networks from
+    them), so publishing collects the tie table to the driver once, after the distributed
+    steps ran: the per-customer results are the distributed path's, unchanged, and
+    ``results.engine.published`` says what was collected. The run directory it saves is the
+    ordinary format (``carenet serve``, ``report`` and ``AnalysisRun.load`` read it).
+    """
+    if drun.load is None or drun.side is None:
+        raise InvalidInputError("this distributed run has no Spark load to publish from")
+    t = time.perf_counter()
+    graph = collect_graph(drun.load, drun.side, config)
+    meta = drun.meta
+    results = dict(drun.results)
+    engine = dict(results.get("engine", {}))
+    engine["published"] = (f"{graph.n_ties:,} ties collected to the driver after the "
+                           "distributed steps, for the store (it keeps every tie)")
+    results["engine"] = engine
+    loading = LoadReport(files=_file_reports(drun.load) + drun.side.files,
+                         rejected=drun.side.rejects.counts(),
+                         reference_time=graph.reference_time, half_life=graph.half_life,
+                         channels=list(graph.channel_names)).to_dict()
+    events = drun.events if drun.events is not None else drun.side.events
+    if len(events):
+        events = events.assign(customer_id=graph.ids[events["node"].to_numpy()])
+    timings = dict(meta["timings"]) | {"collect_for_store": time.perf_counter() - t}
+    return AnalysisRun(
+        run_id=drun.run_id, created=meta["created"], finished=meta["finished"],
+        parameters=meta["parameters"], inputs=meta["inputs"], timings=timings,
+        counts=dict(meta["counts"]) | {"graph_bytes": graph.nbytes},
+        versions=meta["versions"], summary=graph.summary().to_dict(), loading=loading,
+        customers=drun.customers, tables={}, graph=graph, events=events,
+        rejects=drun.rejects, results=results,
+    )
 
 
 def analyze_and_publish_spark(
@@ -202,13 +248,18 @@ def analyze_and_publish_spark(
 ) -> AnalysisRun | DistributedRun:
     """:func:`carenet.store.publish.analyze_and_publish` with the Spark engine.
 
-    A driver-path run is saved to ``out`` and published to ``store`` like any run; a
-    distributed-path run is saved (its per-customer table and ``run.json``) but not published:
-    the store and the views need a run's ties on one machine.
+    A driver-path run is saved to ``out`` and published to ``store`` like any run. A
+    distributed-path run is published too (:func:`publishable_run`: the store needs the ties on
+    one machine) and then saved in the ordinary format; without a store it is saved as the
+    distributed path's per-customer table and ``run.json``.
     """
     report = progress or no_progress
-    run = analyze_spark(logs, config=config, customers=customers, events=events,
-                        previous=previous, progress=report)
+    run: AnalysisRun | DistributedRun = analyze_spark(
+        logs, config=config, customers=customers, events=events, previous=previous,
+        progress=report)
+    if store is not None and isinstance(run, DistributedRun):
+        report("collect for the store", None, None)
+        run = publishable_run(run, config)
     if out is not None:
         report("save", None, None)
         run.save(out)

@@ -1,14 +1,15 @@
-"""Interaction logs -> validated rows -> weighted ties, in Spark SQL.
+r"""Interaction logs -> validated rows -> weighted ties, in Spark SQL.
 
 The same rules as the local loader (:mod:`carenet.graphs.logs`, :mod:`carenet.graphs.build`):
 
 - **Column mapping**: a local file is sniffed by carenet's own reader (delimiter, header,
   comments, SNAP-style whitespace, synonyms such as ``from``/``caller``/``duration``, positions in
   a headerless file), so the mapping is the local one by construction. A URI only Spark can read
-  (``hdfs://``, ``s3a://``, ...) is read as Parquet (``.parquet``) or as CSV with a header, and its
-  columns are mapped by the same synonyms.
+  (``hdfs://``, ``s3a://``, ...) is read as Parquet (``.parquet``), JSON Lines (``.jsonl``,
+  ``.ndjson``, ``.json``) or CSV with a header, and its columns are mapped by the same synonyms.
 - **Validation**: the same reason codes, the first that applies, in the local order
-  (``malformed_row``, ``missing_id``, ``self_interaction``, ``missing_timestamp``,
+  (``malformed_row``/``invalid_json``, ``repeated_header``, ``missing_id``, ``bad_id``,
+  ``self_interaction``, ``missing_timestamp``,
   ``bad_timestamp``, ``after_reference``, ``missing_weight``, ``bad_weight``,
   ``nonfinite_weight``, ``negative_weight``, ``missing_channel``, ``unknown_channel``), with the
   file's line number, the column and its value.
@@ -17,13 +18,18 @@ The same rules as the local loader (:mod:`carenet.graphs.logs`, :mod:`carenet.gr
 - **Weights**: ``weight x channel weight x 2 ** (-(reference - t) / half_life)``, the reference
   being the newest accepted interaction of all logs unless stated; ties summed per (source,
   target) with their count and channel bit mask; subnormal and ``< min_weight`` ties dropped.
-- **Ids**: node positions in order of first appearance, per file, sources before targets, as the
-  local loader numbers a file it reads in one block (16 MB); for larger files the ids and ties
-  are the same, only positions differ.
+- **Ids**: node positions in order of first appearance, as the local loader gives them: by
+  file, then by the local reader's batch (16 MB of text, 2**20 Parquet rows, 200,000 JSON
+  objects; :func:`local_batch_starts`), then a batch's sources before its targets, then line.
+  So positions match the local engine's for any file size.
+- **JSON Lines**: one object per line; non-string values kept as their JSON text; a line that
+  is not a JSON object is an ``invalid_json`` row, an id that is an object or list ``bad_id``.
 
 Differences left (stated, not hidden): the local ``auto`` time unit is decided on a file's first
 block, here on the whole file (the same unit for any real log); quoted CSV fields holding the
-delimiter count as malformed rows here; JSON Lines logs are read by the local engine only.
+delimiter count as malformed rows here; the text of a nested JSON id in ``rejects`` is Spark's
+compact JSON (``{"a":1}``) where the local reader writes ``{"a": 1}``; a file with bare ``\r``
+line ends (no ``\n``) is split into batches by its ``\n`` only.
 """
 
 from __future__ import annotations
@@ -38,8 +44,17 @@ import numpy as np
 import pandas as pd
 
 from carenet.errors import EmptyGraphError, InvalidInputError
+from carenet.graphs import tables
 from carenet.graphs.build import parse_duration
-from carenet.graphs.logs import LOG_ROLES, ChannelRegistry, LogOptions, LogReader
+from carenet.graphs.logs import (
+    BAD_ID_CHARS,
+    LOG_ROLES,
+    MAX_ID_LENGTH,
+    ChannelRegistry,
+    LogOptions,
+    LogReader,
+)
+from carenet.graphs.tables import parsed_stream
 from carenet.spark.session import to_pandas
 
 TINY = float(np.finfo(np.float64).tiny)
@@ -63,6 +78,9 @@ class LogPlan:
     comment: str | None = None
     whitespace: bool = False
     constant_channel: int | None = None
+    batch_starts: list[int] = field(default_factory=list)
+    """First line of each of the local reader's batches after the first (see
+    :func:`batch_starts`): ids are numbered batch by batch, so the order needs them."""
 
 
 @dataclass
@@ -85,9 +103,13 @@ class SparkLoad:
     half_life: float | None
     has_time: bool
     notes: list[str] = field(default_factory=list)
+    timed: Any = None
+    """Accepted rows with a time: ``_file, _line, s, d`` (positions), ``t``, ``code``
+    (lazy; collected only when the driver takes the interactions)."""
 
 
-def _is_uri(source: str) -> bool:
+def is_uri(source: str) -> bool:
+    """True for a URI only Spark reads (``hdfs://``, ``s3a://``, ...; not ``file://``)."""
     return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source)) and not source.startswith(
         "file://"
     )
@@ -111,16 +133,11 @@ def plan_log(source: str | Path, options: LogOptions, channels: ChannelRegistry)
         What :func:`load_logs` needs to read the file in Spark.
     """
     text = str(source)
-    if not _is_uri(text):
+    if not is_uri(text):
         path = Path(text.removeprefix("file://"))
-        if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            raise InvalidInputError(
-                "the Spark engine reads CSV/text and Parquet logs; run JSON Lines with the local "
-                "engine or convert it to Parquet", file=path,
-            )
         reader = LogReader(path, options, channels=channels)
         sn = reader.table.sniffed
-        return LogPlan(
+        plan = LogPlan(
             source=str(path.resolve()), label=reader.table.label, format=sn.format,
             names=list(sn.names), columns=dict(reader.columns), delimiter=sn.delimiter,
             header=bool(sn.header), skip_rows=sn.skip_rows, comment=sn.comment,
@@ -128,11 +145,69 @@ def plan_log(source: str | Path, options: LogOptions, channels: ChannelRegistry)
             constant_channel=(channels.code(options.channel) if options.channel is not None
                               else None),
         )
-    fmt = "parquet" if text.lower().rstrip("/").endswith(".parquet") else "csv"
+        plan.batch_starts = local_batch_starts(path, reader, options.read.block_size)
+        return plan
+    lower = text.lower().rstrip("/")
+    fmt = ("parquet" if lower.endswith(".parquet") else
+           "jsonl" if lower.endswith((".jsonl", ".ndjson", ".json")) else "csv")
     constant = channels.code(options.channel) if options.channel is not None else None
     return LogPlan(source=text, label=text, format=fmt, names=[], columns={},
                    delimiter=options.read.delimiter or ",", header=True,
                    constant_channel=constant)
+
+
+def local_batch_starts(path: Path, reader: LogReader, block_size: int) -> list[int]:
+    """The first line (row) of each batch of the local reader after the first, for one file.
+
+    The local loader numbers customers batch by batch (a batch's sources, then its targets),
+    so the Spark engine needs the batch boundaries to give every customer the same position:
+
+    - Parquet: batches of :data:`carenet.graphs.tables.BATCH_ROWS` rows (across row groups);
+    - CSV/text: pyarrow's streaming reader reads the byte stream in ``block_size`` pieces and a
+      batch holds the lines whose newline falls in its piece. The same stream (decompressed,
+      whitespace-normalised for SNAP-style files) is read here once and only its newlines are
+      counted: one pass over the bytes on the driver, no parsing;
+    - JSON Lines: every :data:`carenet.graphs.tables.JSONL_BATCH_ROWS` objects; found in Spark
+      (:func:`_jsonl_batch_starts`), so empty here.
+    """
+    fmt = reader.table.sniffed.format
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        rows, size = int(pq.ParquetFile(path).metadata.num_rows), tables.BATCH_ROWS
+        return [k * size + 1 for k in range(1, -(-rows // size))]
+    if fmt != "csv":
+        return []
+    stream = parsed_stream(path, reader.table.sniffed)  # the bytes the local reader parses
+    ends: list[int] = []
+    lines = 0
+    try:
+        while True:
+            chunk = stream.read(block_size)
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            ends.append(lines)
+    finally:
+        stream.close()
+    return [e + 1 for e in ends[:-1]]
+
+
+def batch_of(line: Any, starts: Sequence[int]) -> Any:
+    """A Column: how many of the sorted ``starts`` are <= ``line`` (the batch index).
+
+    A balanced CASE tree: ``log2(len(starts))`` comparisons per value, code-generated.
+    """
+    from pyspark.sql import functions as sf
+
+    def tree(lo: int, hi: int) -> Any:
+        if lo == hi:
+            return sf.lit(lo)
+        mid = (lo + hi + 1) // 2  # the answer is >= mid exactly when line >= starts[mid - 1]
+        return sf.when(line >= sf.lit(int(starts[mid - 1])), tree(mid, hi)).otherwise(
+            tree(lo, mid - 1))
+
+    return tree(0, len(starts))
 
 
 def map_columns(names: Sequence[str], options: LogOptions, label: str) -> dict[str, str]:
@@ -172,8 +247,8 @@ def map_columns(names: Sequence[str], options: LogOptions, label: str) -> dict[s
     return mapping
 
 
-def _line_numbers(spark: Any, frame: Any, offset: int) -> Any:
-    """``frame`` with ``_line``: 1-based row number in read order, plus ``offset``.
+def _line_numbers(spark: Any, frame: Any, offset: int, name: str = "_line") -> Any:
+    """``frame`` with ``name``: 1-based row number in read order, plus ``offset``.
 
     Spark's ``monotonically_increasing_id`` is (partition << 33) + row in partition; one small
     count per partition turns it into consecutive numbers without a Python UDF or a sort.
@@ -196,7 +271,7 @@ def _line_numbers(spark: Any, frame: Any, offset: int) -> Any:
         mapping = sf.create_map(*[x for pid, s in starts.items() for x in (sf.lit(pid), sf.lit(s))])
         base = base + mapping[sf.col("_pid")]
     line = base + (sf.col("_mid") - sf.shiftleft(sf.col("_pid").cast("long"), 33)) + 1
-    return tagged.withColumn("_line", line.cast("long")).drop("_pid", "_mid")
+    return tagged.withColumn(name, line.cast("long")).drop("_pid", "_mid")
 
 
 def _trim(col: Any) -> Any:
@@ -224,6 +299,8 @@ def _read_rows(spark: Any, plan: LogPlan, options: LogOptions) -> tuple[Any, dic
             *[sf.col(c).alias(f"r_{role}") for role, c in plan.columns.items()],
         )
         return out, plan.columns
+    if plan.format == "jsonl":
+        return _read_jsonl(spark, plan, options)
     if plan.format != "csv":
         raise InvalidInputError(f"the Spark engine cannot read {plan.format} logs",
                                 file=plan.label)
@@ -256,6 +333,51 @@ def _read_rows(spark: Any, plan: LogPlan, options: LogOptions) -> tuple[Any, dic
     out = body.select(
         "_line", record.alias("_record"), malformed.alias("_malformed"),
         *[field_at(c).alias(f"r_{role}") for role, c in plan.columns.items()],
+    )
+    return out, plan.columns
+
+
+def _read_jsonl(spark: Any, plan: LogPlan, options: LogOptions) -> tuple[Any, dict[str, str]]:
+    """Raw rows of a JSON Lines log, as the local reader sees them.
+
+    Blank lines are skipped; a line that is not a JSON object is an ``invalid_json`` row; a
+    value that is not a string is kept as its JSON text (a number, ``true``), and an id that
+    is a JSON object or list is flagged (``_nested_source``/``_nested_target``: ``bad_id``).
+    The batch boundaries (every ``JSONL_BATCH_ROWS`` objects) go to ``plan.batch_starts``.
+    """
+    from pyspark.sql import functions as sf
+
+    text = _line_numbers(spark, spark.read.text(plan.source), 0)
+    value = sf.col("value")
+    body = text.where(sf.regexp_replace(value, r"\s", "") != "").withColumn(
+        "_obj", sf.from_json(value, "map<string,string>"))
+    valid = body.where(sf.col("_obj").isNotNull())
+    if not plan.columns:  # a URI: the keys of the first 200 objects, as the local sniffer
+        keys = [r[0] for r in valid.select(sf.map_keys("_obj")).limit(200).collect()]
+        plan.names = list(dict.fromkeys(k for ks in keys for k in ks))
+        plan.columns = map_columns(plan.names, options, plan.label)
+    ordinals = _line_numbers(spark, valid.select("_line"), 0, "_ord")
+    plan.batch_starts = sorted(
+        int(r["_line"]) for r in ordinals.where(
+            (sf.col("_ord") > 1) & ((sf.col("_ord") - 1) % tables.JSONL_BATCH_ROWS == 0)
+        ).collect())
+    wanted = list(dict.fromkeys(plan.columns.values()))
+    record = sf.concat_ws(",", *[sf.coalesce(sf.col("_obj")[c], sf.lit("")) for c in wanted])
+    parsed = sf.try_parse_json(value)
+
+    def nested(col: str) -> Any:
+        if "'" in col or "\\" in col:
+            return sf.lit(False)
+        kind = sf.schema_of_variant(sf.variant_get(parsed, f"$['{col}']", "variant"))
+        return sf.coalesce(kind.rlike("^(OBJECT|ARRAY)"), sf.lit(False))
+
+    bad = sf.col("_obj").isNull()
+    out = body.select(
+        "_line", sf.when(bad, value).otherwise(record).alias("_record"),
+        sf.when(bad, sf.lit("not a JSON object")).alias("_malformed"),
+        *[sf.col("_obj")[c].alias(f"r_{role}") for role, c in plan.columns.items()],
+        *[sf.when(bad, sf.lit(False)).otherwise(nested(plan.columns[r])).alias(f"_nested_{r}")
+          for r in ("source", "target")],
     )
     return out, plan.columns
 
@@ -382,11 +504,25 @@ def load_logs(
         src = _trim(sf.col("r_source"))
         dst = _trim(sf.col("r_target"))
         checks: list[tuple[Any, str, str]] = [
-            (sf.col("_malformed").isNotNull(), "malformed_row", ""),
+            (sf.col("_malformed").isNotNull(),
+             "invalid_json" if plan.format == "jsonl" else "malformed_row", ""),
+        ]
+        if plan.format == "csv" and plan.header:  # a header line repeated inside the data
+            same = sf.lit(True)
+            for header_name in dict.fromkeys(cols.values()):
+                role = next(r for r, c in cols.items() if c == header_name)
+                same = same & (_trim(sf.col(f"r_{role}")) == sf.lit(header_name))
+            checks.append((same, "repeated_header", cols["source"]))
+        checks += [
             (src.isNull() | (src == ""), "missing_id", cols["source"]),
             (dst.isNull() | (dst == ""), "missing_id", cols["target"]),
-            (src == dst, "self_interaction", cols["source"]),
         ]
+        for role, ident in (("source", src), ("target", dst)):
+            hostile = (sf.char_length(ident) > MAX_ID_LENGTH) | ident.rlike(BAD_ID_CHARS)
+            if plan.format == "jsonl":
+                hostile = hostile | sf.col(f"_nested_{role}")
+            checks.append((hostile, "bad_id", cols[role]))
+        checks.append((src == dst, "self_interaction", cols["source"]))
         t = sf.lit(None).cast("double")
         unit = None
         if "timestamp" in cols:
@@ -498,12 +634,25 @@ def load_logs(
                        ).unionByName(
         rows.select(sf.col("dst").alias("customer_id"), "_file", "_line",
                     sf.lit(1).alias("role"), "t", sf.lit(0).alias("s"), sf.lit(1).alias("r")))
-    nodes = ends.groupBy("customer_id").agg(
-        sf.min(sf.struct("_file", "role", "_line")).alias("first"),
+    stats = ends.groupBy("customer_id").agg(
         sf.min("t").alias("first_seen"), sf.max("t").alias("last_seen"),
         sf.sum("s").cast("long").alias("sent"), sf.sum("r").cast("long").alias("received"),
     )
-    order = Window.orderBy(sf.col("first._file"), sf.col("first.role"), sf.col("first._line"))
+    # positions as the local loader gives them: by file, then the reader's batch, then a
+    # batch's sources before its targets, then line. The batch is only needed for each
+    # customer's first line per (file, role), so it is computed on those rows only.
+    firsts = ends.groupBy("customer_id", "_file", "role").agg(sf.min("_line").alias("_line"))
+    batch: Any = sf.lit(0)
+    for fi, plan in enumerate(plans):
+        if plan.batch_starts:
+            batch = sf.when(sf.col("_file") == fi, batch_of(sf.col("_line"), plan.batch_starts)
+                            ).otherwise(batch)
+    first = firsts.select("customer_id", sf.struct(
+        "_file", batch.alias("_batch"), "role", "_line").alias("k")).groupBy(
+        "customer_id").agg(sf.min("k").alias("first"))
+    nodes = stats.join(first, "customer_id")
+    order = Window.orderBy(sf.col("first._file"), sf.col("first._batch"), sf.col("first.role"),
+                           sf.col("first._line"))
     nodes = nodes.withColumn("node", (sf.row_number().over(order) - 1).cast("int")).select(
         "node", "customer_id", "first_seen", "last_seen", "sent", "received").cache()
     n = nodes.count()
@@ -524,6 +673,12 @@ def load_logs(
             .select(sf.col("s").alias("src"), sf.col("d").alias("dst"), "weight", "count",
                     "channels")
             .cache())
+    timed = (accepted.where(sf.col("t").isNotNull())
+             .join(pos.withColumnRenamed("customer_id", "src").withColumnRenamed("node", "s"),
+                   "src")
+             .join(pos.withColumnRenamed("customer_id", "dst").withColumnRenamed("node", "d"),
+                   "dst")
+             .select("_file", "_line", "s", "d", "t", "code"))
     notes = []
     if h is not None and not has_time:
         notes.append("half-life ignored: the log has no timestamp column")
@@ -531,7 +686,7 @@ def load_logs(
         ties=ties, nodes=nodes, rejects=rejects, n_customers=int(n), files=files,
         rejected=dict(sorted(per_reason.items(), key=lambda kv: -kv[1])),
         channels=list(registry.names), reference_time=ref if has_time else reference_time,
-        half_life=h if has_time else None, has_time=has_time, notes=notes,
+        half_life=h if has_time else None, has_time=has_time, notes=notes, timed=timed,
     )
 
 
