@@ -107,7 +107,7 @@ def scaled_error(values: np.ndarray, stderr: np.ndarray, confidence: float) -> f
     top score, at ``confidence`` for each customer (normal approximation).
 
     >>> scaled_error(np.array([4.0, 2.0, 0.0]), np.array([0.2, 0.5, 0.0]), 0.95)
-    0.244991
+    0.244995
     """
     top = float(values.max()) if len(values) else 0.0
     if not top > 0:
