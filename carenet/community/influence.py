@@ -568,21 +568,25 @@ def _source_table(graph: CustomerGraph, node: np.ndarray, source: np.ndarray,
     via = np.asarray(via, np.int64)
     count = np.asarray(count, np.int64)
     pair = node * n + source
-    dp = np.diff(pair)
-    if not ((dp > 0) | ((dp == 0) & (np.diff(via) >= 0))).all():
+    # (boolean temporaries only: at 1M customers there are tens of millions of rows)
+    unsorted = (pair[1:] < pair[:-1]) | ((pair[1:] == pair[:-1]) & (via[1:] < via[:-1]))
+    if unsorted.any():
         order = np.lexsort((via, pair))
         pair, node, source, via, count = (x[order] for x in (pair, node, source, via, count))
+    del unsorted
     new = np.empty(pair.size, bool)
     new[0] = True
     np.not_equal(pair[1:], pair[:-1], out=new[1:])
     starts = np.flatnonzero(new)
-    pair_of = np.cumsum(new) - 1
+    del new, pair
+    lengths = np.diff(np.append(starts, count.size))
     n_src = np.add.reduceat(count, starts)
     # the best via: the first row (smallest via) holding its pair's largest count
-    top = np.flatnonzero(count == np.maximum.reduceat(count, starts)[pair_of])
+    top = np.flatnonzero(count == np.repeat(np.maximum.reduceat(count, starts), lengths))
+    top_pair = np.searchsorted(starts, top, side="right") - 1
     first = np.empty(top.size, bool)
     first[0] = True
-    np.not_equal(pair_of[top[1:]], pair_of[top[:-1]], out=first[1:])
+    np.not_equal(top_pair[1:], top_pair[:-1], out=first[1:])
     best = top[first]
     p_node, p_source = node[starts], source[starts]
     p_via, p_count = via[best], count[best]

@@ -511,8 +511,11 @@ def forward_exposure(
     else:
         reason = "max_runs" if cap == max_runs else "budget"
     key, cnt = table
+    del table
     node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
+    del key
     source, via = np.divmod(rest, np.int64(n))
+    del rest
     return ForwardExposure(
         seeds=s_nodes, counts=total, runs=max(done, 1) if s_nodes.size else max_runs,
         error=half if s_nodes.size else 0.0, error_target=float(error),
