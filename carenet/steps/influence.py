@@ -147,7 +147,7 @@ def influence_step(ctx: RunContext) -> None:
     seeds = np.union1d(seeds, lapsed)
     exposure = exposure_scores(
         graph, seeds, model=cfg.exposure_model or cfg.model, runs=cfg.exposure_runs,
-        error=cfg.exposure_error,
+        error=cfg.exposure_error, budget=cfg.exposure_budget or None,
         confidence=cfg.confidence, sources=cfg.exposure_sources,
         seed=derive_seed(ctx.seed, EXPOSURE_PHASE),
         seeds_are_positions=True, recovery=cfg.sir_recovery, **edge,

@@ -135,3 +135,31 @@ def test_exposure_error_setting_reaches_the_estimate(tmp_path: Path) -> None:
     assert done[0.2] < done[0.05] <= 5000
     with pytest.raises(InvalidInputError, match="exposure_error"):
         AnalysisConfig().with_overrides({"influence.exposure_error": 0.0})
+
+
+def test_exposure_budget_setting_bounds_the_worlds(tmp_path: Path) -> None:
+    """influence.exposure_budget (tie-worlds) stops the exposure estimate before its error
+    target on purpose: run.json then says ``stop_reason = "budget"`` with the half-width
+    reached; 0 means no budget."""
+    from carenet.synthetic import GeneratorConfig, generate
+
+    paths = generate(GeneratorConfig(customers=300, interactions=4000, community_size=50,
+                                     seed=5)).write(tmp_path / "in")
+    base = {"influence.exposure_error": 0.01, "influence.exposure_runs": 5000,
+            "influence.seed_set_size": 0, "influence.epsilon": 0.3, "care.enabled": False,
+            "measures.exact_max": 500}
+    out = {}
+    for budget in (0.0, 50_000.0):
+        run = analyze(paths["interactions"], events=paths["events"],
+                      config=AnalysisConfig().with_overrides(
+                          base | {"influence.exposure_budget": budget}))
+        out[budget] = run.results["influence"]["exposure"]
+    bound = out[50_000.0]
+    assert bound["stop_reason"] == "budget"
+    assert bound["budget"] == pytest.approx(50_000.0)
+    assert bound["runs"] == bound["budget_runs"]  # the world cap the budget allows, not more
+    assert bound["error"] > 0.01
+    assert out[0.0]["stop_reason"] != "budget"
+    assert out[0.0]["runs"] > bound["runs"]
+    with pytest.raises(InvalidInputError, match="exposure_budget"):
+        AnalysisConfig().with_overrides({"influence.exposure_budget": -1.0})
