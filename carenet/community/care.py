@@ -760,17 +760,22 @@ def care_plan(
         seed=int(seed), comparison=pd.DataFrame(rows), timings=timings,
         parameters={"dominator_tree_entries": plan.entries,
                     "greedy_value_at_risk": plan.lost_value,
-                    "plan": {"error_target": plan_error, "error": float(plan.error),
+                    "plan": {"error_target": plan_error, "error": _finite(plan.error),
                              "runs": int(plan.runs), "max_runs": int(runs),
                              "stopped": plan.stopped,
                              "ties_shared_with_exposure": tie_seed is not None},
                     "evaluation": {
-                        "error_target": evaluation_error, "error": float(reached),
+                        "error_target": evaluation_error, "error": _finite(reached),
                         "runs": int(r), "max_runs": max_runs,
                         "stopped": ("fixed runs" if evaluation_error is None else
                                     "error target met" if reached <= evaluation_error
                                     else "max runs reached")}},
     )
+
+
+def _finite(x: float) -> float | None:
+    """``x`` for run.json (None when it is not finite: JSON has no infinity)."""
+    return float(x) if math.isfinite(x) else None
 
 
 def _evaluation_error(curves: np.ndarray, k: int, z: float) -> float:

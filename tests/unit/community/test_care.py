@@ -355,3 +355,8 @@ def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
                   **(kw | {"runs": 5000}))
     assert p.parameters["plan"]["stopped"] == "error target met"
     assert p.parameters["plan"]["error"] <= 0.05 and 20 <= p.runs < 5000
+    # one realisation has no interval: run.json says None rather than an infinity
+    import json
+    one = care_plan(g, model, 3, evaluation_runs=10, **(kw | {"runs": 1}))
+    assert one.parameters["plan"]["error"] is None
+    json.dumps(one.to_dict(), allow_nan=False)
