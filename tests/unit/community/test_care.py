@@ -360,3 +360,23 @@ def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
     one = care_plan(g, model, 3, evaluation_runs=10, **(kw | {"runs": 1}))
     assert one.parameters["plan"]["error"] is None
     json.dumps(one.to_dict(), allow_nan=False)
+
+
+def test_run_json_reports_every_error_target(run_and_dir: tuple[Any, Path]) -> None:
+    run, _ = run_and_dir
+    infl = run.results["influence"]
+    parts = [infl["influence"]["estimate"], infl["influence"]["value_estimate"],
+             infl["seed_set"], infl["seed_set_comparison_estimate"],
+             run.results["care"]["plan"]["parameters"]["plan"],
+             run.results["care"]["plan"]["parameters"]["evaluation"]]
+    for part in parts:
+        assert {"error_target", "error", "stopped"} <= set(part), part
+        assert part["stopped"] in ("error target met", "max runs reached", "fixed runs",
+                                   "max_rr_sets reached", "max_entries reached"), part
+    comp = infl["seed_set_comparison_estimate"]
+    assert comp["error_target"] == 0.01 and comp["runs"] <= 2000
+    ev = run.results["care"]["plan"]["parameters"]["evaluation"]
+    assert ev["error_target"] == CareConfig().evaluation_error and ev["runs"] <= 1000
+    assert run.results["care"]["plan"]["evaluation_runs"] == ev["runs"]
+    assert run.results["care"]["plan"]["parameters"]["plan"]["ties_shared_with_exposure"]
+    assert infl["seed_set"]["shared_rr_sets"]
