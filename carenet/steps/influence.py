@@ -59,8 +59,9 @@ def lapsed_seeds(ctx: RunContext) -> np.ndarray:
 
 
 # Members of the final RR sets kept from the influence estimate for the IMM seed selection
-# to reuse (4 bytes each: 64 MB at most); beyond them IMM samples the rest itself.
-SHARED_RR_MEMBERS = 16_000_000
+# to reuse (4 bytes each: 256 MB at most, about what IMM's own final sets take at 1M
+# customers); beyond them IMM samples the rest itself.
+SHARED_RR_MEMBERS = 64_000_000
 
 
 EXPOSURE_PHASE = 102  # derive_seed(run seed, EXPOSURE_PHASE) seeds exposure_scores
