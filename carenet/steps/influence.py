@@ -101,7 +101,8 @@ def influence_step(ctx: RunContext) -> None:
         graph, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta, top=cfg.top,
         confidence=cfg.confidence, values=values, missing_value=cfg.missing_value,
         seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets,
-        keep_rr_members=SHARED_RR_MEMBERS if share else 0, **edge,
+        keep_rr_members=SHARED_RR_MEMBERS if share else 0,
+        max_rr_members=cfg.max_rr_members, **edge,
     )
     ctx.add_columns(scores.columns())  # type: ignore[arg-type]
     results: dict[str, object] = {"influence": scores.to_dict(top=10)}
@@ -121,7 +122,8 @@ def influence_step(ctx: RunContext) -> None:
             graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
             values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
             confidence=cfg.confidence, seed=derive_seed(ctx.seed, 103),
-            max_rr_sets=cfg.max_rr_sets, rr_sets=shared, **edge,
+            max_rr_sets=cfg.max_rr_sets, rr_sets=shared, max_rr_members=cfg.max_rr_members,
+            **edge,
         )
         del shared
         rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)
