@@ -420,3 +420,20 @@ def test_evaluation_work_budget_stops_the_evaluation() -> None:
     assert loose.parameters["evaluation"]["stopped"] == "error target met"
     with pytest.raises(InvalidInputError):
         care_plan(g, model, 8, evaluation_work=-1, **kw)
+
+
+def test_cli_summary_says_when_a_work_budget_binds(tmp_path: Path) -> None:
+    # tiny budgets in the config file: the summary names the budget and the missed target
+    toml = tmp_path / "analysis.toml"
+    toml.write_text("[influence]\nmax_rr_members = 50\n[care]\nevaluation_work = 10\n"
+                    "evaluation_min_runs = 10\n")
+    result = CliRunner().invoke(app, [
+        "analyze", str(SAMPLE / "interactions.csv"), "--customers", str(SAMPLE / "customers.csv"),
+        "--events", str(SAMPLE / "events.csv"), "--config", str(toml),
+        "--out", str(tmp_path / "run")], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert text.count("stopped by the work budget, target") >= 3, text  # RIS, IMM, evaluation
+    ev = carenet.AnalysisRun.load(tmp_path / "run").results["care"]["plan"]["parameters"]["evaluation"]
+    assert ev["stop_reason"] == "budget" and ev["work_budget"] == 10 and ev["runs"] == 10
+    # with the defaults nothing binds on the sample (test_run_json_reports_every_error_target)
