@@ -35,8 +35,9 @@ reusing the search's sets breaks the martingale argument: Chen, arXiv:1808.09363
 Chernoff bound and a union bound over customers, with probability at least 1 - delta every
 customer's estimate is within ``epsilon * max(influence(v), LB)`` of the truth: the ``top``
 most influential customers are within relative error epsilon. LB is at least one customer's
-worth (1, or the mean value), and R is capped by ``max_rr_sets`` (then the epsilon actually
-reached is reported).
+worth (1, or the mean value), and R is capped by ``max_rr_sets`` and by the work budget
+``max_rr_members`` (RR-set members sampled, search and final: what a set costs whatever the
+graph); then the epsilon actually reached is reported, with ``stop_reason``.
 
 >>> from carenet.graphs.model import CustomerGraph
 >>> g = CustomerGraph.from_edges(["a", "b", "c"], [0, 1], [1, 2], [1.0, 1.0])
