@@ -150,7 +150,7 @@ vals = customer_values(c["value"], n) if "value" in c else None
 t = time.perf_counter()
 sc = influence_scores(g, values=vals, keep_rr_members=SHARED_RR_MEMBERS, seed=1,
                       epsilon=inf.epsilon, delta=inf.delta, top=inf.top,
-                      max_rr_sets=inf.max_rr_sets)
+                      max_rr_sets=inf.max_rr_sets, max_rr_members=inf.max_rr_members)
 out["influence_s"] = time.perf_counter() - t
 out["influence"] = sc.to_dict()["estimate"]
 out["value_influence"] = sc.to_dict()["value_estimate"]
@@ -158,7 +158,8 @@ shared = sc.shared_rr_sets
 del sc
 t = time.perf_counter()
 sel = select_seeds(g, inf.seed_set_size, values=vals, seed=2, rr_sets=shared,
-                   epsilon=inf.epsilon, delta=inf.delta, max_rr_sets=inf.max_rr_sets)
+                   epsilon=inf.epsilon, delta=inf.delta, max_rr_sets=inf.max_rr_sets,
+                   max_rr_members=inf.max_rr_members)
 out["imm_s"] = time.perf_counter() - t
 out["imm"] = {{k: v for k, v in sel.to_dict().items() if k != "seeds"}}
 del shared
@@ -181,6 +182,7 @@ plan = care_plan(g, model, care.budget, priority=np.where(lost, 0.0, value),
                  evaluation_runs=care.evaluation_runs, compare_k=care.compare_k,
                  evaluation_error=care.evaluation_error or None,
                  evaluation_min_runs=care.evaluation_min_runs,
+                 evaluation_work=care.evaluation_work,
                  tie_seed=exposure_tie_seed(cfg), seed=4)
 out["care_plan_s"] = time.perf_counter() - t
 out["care"] = {{"timings": plan.timings, "runs": plan.runs,

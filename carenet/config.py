@@ -299,7 +299,12 @@ class InfluenceConfig:
     ``confidence``: level of the per-customer intervals. ``max_rr_sets``: the most RR sets
     an estimate (influence, value influence, IMM) samples in each of its two phases: the
     budget at 1M customers, where the epsilon target would need more (the epsilon reached is
-    then reported with ``stopped = "max_rr_sets reached"``). ``negative_events`` within
+    then reported with ``stopped = "max_rr_sets reached"``). ``max_rr_members``: the work
+    budget of each of those estimates, in RR-set members sampled (search and final, the
+    shared sets IMM reuses included; 0: none): the default keeps each estimate near 45 s on
+    a quiet 2-core machine at 1M customers (about 2.4M members a second there) and does not
+    bind at 100k; when it binds the estimate stops with the epsilon it reached
+    (``stopped = "budget"``). ``negative_events`` within
     ``lookback`` before the reference time make a customer an exposure seed. ``seed_set_size``:
     k of the IMM seed set compared with top-k by degree and PageRank (0: skip);
     ``cost_col`` (a customers column) with ``seed_budget`` selects within a budget.
@@ -326,6 +331,7 @@ class InfluenceConfig:
     top: int = 50
     confidence: float = 0.95
     max_rr_sets: int = 10_000_000
+    max_rr_members: int = 100_000_000
     missing_value: float = 1.0
     negative_events: tuple[str, ...] = ("churn", "complaint")
     lookback: str | None = "90d"
@@ -373,6 +379,8 @@ class InfluenceConfig:
             raise bad("exposure_error", "in (0, 1)", self.exposure_error)
         if self.seed_set_size < 0:
             raise bad("seed_set_size", ">= 0", self.seed_set_size)
+        if self.max_rr_members < 0:
+            raise bad("max_rr_members", ">= 0", self.max_rr_members)
         if self.missing_value < 0:
             raise bad("missing_value", ">= 0", self.missing_value)
         if self.seed_budget is not None and not self.seed_budget > 0:
@@ -392,6 +400,14 @@ class InfluenceConfig:
     def lookback_seconds(self) -> float | None:
         """The lookback in seconds (None: every earlier event counts)."""
         return parse_duration(self.lookback)
+
+
+# care.evaluation_work's default: customers reached x strategies summed over the
+# evaluation's realisations. At 1M customers a realisation reaches ~0.5M customers (2.5M
+# units with the 5 strategies) and took 1.6 s at load ~12 on 2 cores, ~9.6M units a second
+# once divided by the load factor (load / cores = 6): 450M units is ~47 s quiet (~175
+# realisations). At 100k the default run uses ~95M (benchmarks/README.md, issue 15).
+EVALUATION_WORK = 450_000_000
 
 
 @dataclass(frozen=True)
@@ -414,7 +430,11 @@ class CareConfig:
     strategies at every ``compare_k``; ``evaluation_error``: realisations are added (at least
     ``evaluation_min_runs``) until every strategy's interval half-width at k = ``budget`` is
     at most this share of the plan's protected value (0: always ``evaluation_runs``);
-    ``confidence``: level of the intervals.
+    ``evaluation_work``: the evaluation's work budget in customers reached times strategies,
+    summed over its realisations (0: none): it stops, with the error it reached
+    (``stopped = "budget"``), when the next realisations would exceed it; the default keeps
+    the evaluation near 45 s on a quiet 2-core machine at 1M customers and does not bind at
+    100k; ``confidence``: level of the intervals.
     ``reasons_top``: customers explained beyond the plan, by priority; ``reason_ties``:
     strongest ties named in a reason.
     """
@@ -434,6 +454,7 @@ class CareConfig:
     evaluation_runs: int = 1000
     evaluation_error: float = 0.02
     evaluation_min_runs: int = 100
+    evaluation_work: int = EVALUATION_WORK
     compare_k: tuple[int, ...] = (10, 50, 200)
     confidence: float = 0.95
     reasons_top: int = 10_000
@@ -465,6 +486,8 @@ class CareConfig:
             raise bad("plan_error", "in [0, 1)", self.plan_error)
         if not 0 <= self.evaluation_error < 1:
             raise bad("evaluation_error", "in [0, 1)", self.evaluation_error)
+        if self.evaluation_work < 0:
+            raise bad("evaluation_work", ">= 0", self.evaluation_work)
         if any(k < 1 for k in self.compare_k):
             raise bad("compare_k", "positive integers", list(self.compare_k))
         if self.churn_col is not None and self.churn_col.lower() in ("", "none"):
@@ -703,6 +726,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "influence.top": 100_000,
     "influence.confidence": 1.0,
     "influence.max_rr_sets": 200_000_000,
+    "influence.max_rr_members": 10_000_000_000,
     "influence.missing_value": 1e12,
     "influence.sir_recovery": 1.0,
     "influence.exposure_runs": 100_000,
@@ -720,6 +744,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "care.plan_max_entries": 500_000_000,
     "care.evaluation_runs": 100_000,
     "care.evaluation_error": 1.0,
+    "care.evaluation_work": 1_000_000_000_000,
     "care.plan_error": 1.0,
     "care.plan_min_runs": 10_000,
     "care.evaluation_min_runs": 100_000,

@@ -172,6 +172,17 @@ def _exposure_error(ex: dict[str, Any]) -> str:
             f"after {ex['runs']:,} worlds" + (f", {why}" if why else ""))
 
 
+def _stop_note(part: dict[str, Any]) -> str:
+    """What the summary adds when a sampled part stopped before its error target: the
+    target it missed and why (the work budget or a count cap), from its run.json entry.
+    """
+    reason = part.get("stop_reason") or part.get("stopped")
+    if reason in (None, "error target met", "fixed runs"):
+        return ""
+    why = "stopped by the work budget" if reason == "budget" else reason
+    return f"; {why}, target {part.get('error_target')}"
+
+
 def print_run(run: Any, path: Path) -> None:
     """A short human summary of a run."""
     c = run.counts
@@ -210,8 +221,13 @@ def print_run(run: Any, path: Path) -> None:
     if infl:
         est = infl["influence"]["estimate"]
         top = infl["influence"]["top"][:3]
-        table.add_row("influence", f"{est['rr_sets']:,} RR sets (epsilon {est['epsilon_achieved']:.3g}); top: "
+        table.add_row("influence", f"{est['rr_sets']:,} RR sets (epsilon {est['epsilon_achieved']:.3g}"
+                      + _stop_note(est) + "); top: "
                       + ", ".join(f"{t['customer_id']} {t['influence']:.1f}" for t in top))
+        if infl.get("seed_set"):
+            sel = infl["seed_set"]
+            table.add_row("seed set", f"k={sel['k']}, {sel['rr_sets']:,} RR sets (epsilon "
+                          f"{sel['error']:.3g}" + _stop_note(sel) + ")")
         ex = infl["exposure"]
         table.add_row("exposure", f"{ex['seeds']:,} seeds, {ex['exposed']:,} customers exposed, mean {ex['mean_exposure']:.3f}"
                       + _exposure_error(ex))
@@ -236,6 +252,11 @@ def print_run(run: Any, path: Path) -> None:
         table.add_row("care plan", f"{p['planned']:,} customers protect {p['protected']:,.0f} "
                       f"({p['protected_low']:,.0f} - {p['protected_high']:,.0f}) of "
                       f"{p['value_at_risk']:,.0f} value at risk (retention {p['retention']:g})")
+        ev = (p.get("parameters") or {}).get("evaluation") or {}
+        if ev:
+            err = "n/a" if ev.get("error") is None else f"{ev['error']:.3g}"
+            table.add_row("  evaluation", f"{ev['runs']:,} realisations, relative error {err}"
+                          + _stop_note(ev))
         for row in p["comparison"]:
             if row["k"] == p["budget"] and row["strategy"] != "plan":
                 label = (f"  {row['k']} at random" if row["strategy"] == "random"

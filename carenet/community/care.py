@@ -667,6 +667,7 @@ def care_plan(
     plan_error: float | None = None,
     plan_min_runs: int = 50,
     tie_seed: int | None = None,
+    evaluation_work: int = 0,
 ) -> CarePlan:
     """The care plan for ``budget`` contacts (greedy over ``runs`` realisations, fewer when
     their dominator trees reach ``max_entries``), evaluated with every comparison strategy on
@@ -689,8 +690,13 @@ def care_plan(
     value (the smaller k are reported with the intervals those realisations give: the plan's
     first 10 picks protect ~10x less, so their relative error is ~3x larger); realisation r
     always has the same coins, so stopping after R gives exactly the first R realisations of
-    a longer evaluation. ``parameters["evaluation"]``
-    says the target, the error reached, the realisations and why it stopped.
+    a longer evaluation. ``evaluation_work``: a work budget for the evaluation (0: none), in
+    customers reached times strategies summed over the realisations (what a realisation
+    costs, whatever the graph): a round is shortened to the realisations the rest of the
+    budget pays for at the mean work per realisation so far, and when it is spent the
+    evaluation stops with the error it reached (``stopped = "budget"``; the first round,
+    ``evaluation_min_runs``, always runs). ``parameters["evaluation"]``
+    says the target, the error reached, the realisations, the work and why it stopped.
     """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise InvalidInputError(f"budget must be a positive integer, not {budget!r}")
@@ -715,23 +721,38 @@ def care_plan(
     max_runs = int(evaluation_runs)
     step = max_runs if evaluation_error is None else max(2, min(int(evaluation_min_runs),
                                                                 max_runs))
+    if evaluation_work < 0:
+        raise InvalidInputError(f"evaluation_work must be >= 0, not {evaluation_work}")
     parts: list[np.ndarray] = []
     lost_parts: list[np.ndarray] = []
     done = 0
+    work = 0
     reached = float("inf")
+    stopped = "fixed runs" if evaluation_error is None else "max runs reached"
     e_seed = derive_seed(seed, 7000 + 2)
     while True:
+        size = np.zeros(step, np.int64)
         c_part, l_part = protected_curves(model, [plan.nodes, *orders.values()], k_eval,
-                                          runs=step, seed=e_seed, first=done)
+                                          runs=step, seed=e_seed, first=done, reached=size)
         parts.append(c_part)
         lost_parts.append(l_part)
         done += step
+        work += int(size.sum()) * len(names)
         curves = parts[0] if len(parts) == 1 else np.concatenate(parts)
         reached = _evaluation_error(curves, int(budget), z)
-        if evaluation_error is None or reached <= evaluation_error or done >= max_runs:
+        if evaluation_error is not None and reached <= evaluation_error:
+            stopped = "error target met"
+            break
+        if evaluation_error is None or done >= max_runs:
             break
         need = math.ceil(done * (reached / evaluation_error) ** 2 * 1.05)
         step = max(1, min(need - done, done, max_runs - done))
+        if evaluation_work:
+            per_run = max(work / done, 1.0)
+            step = min(step, int((evaluation_work - work) / per_run))
+            if step < 1:
+                stopped = "budget"
+                break
     lost = np.concatenate(lost_parts)
     timings["evaluate"] = time.perf_counter() - t0
     r = curves.shape[0]
@@ -760,17 +781,21 @@ def care_plan(
         seed=int(seed), comparison=pd.DataFrame(rows), timings=timings,
         parameters={"dominator_tree_entries": plan.entries,
                     "greedy_value_at_risk": plan.lost_value,
-                    "plan": {"error_target": plan_error, "error": float(plan.error),
+                    "plan": {"error_target": plan_error, "error": _finite(plan.error),
                              "runs": int(plan.runs), "max_runs": int(runs),
                              "stopped": plan.stopped,
                              "ties_shared_with_exposure": tie_seed is not None},
                     "evaluation": {
-                        "error_target": evaluation_error, "error": float(reached),
+                        "error_target": evaluation_error, "error": _finite(reached),
                         "runs": int(r), "max_runs": max_runs,
-                        "stopped": ("fixed runs" if evaluation_error is None else
-                                    "error target met" if reached <= evaluation_error
-                                    else "max runs reached")}},
+                        "work": int(work), "work_budget": int(evaluation_work) or None,
+                        "stopped": stopped, "stop_reason": stopped}},
     )
+
+
+def _finite(x: float) -> float | None:
+    """``x`` for run.json (None when it is not finite: JSON has no infinity)."""
+    return float(x) if math.isfinite(x) else None
 
 
 def _evaluation_error(curves: np.ndarray, k: int, z: float) -> float:

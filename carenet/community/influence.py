@@ -35,8 +35,9 @@ reusing the search's sets breaks the martingale argument: Chen, arXiv:1808.09363
 Chernoff bound and a union bound over customers, with probability at least 1 - delta every
 customer's estimate is within ``epsilon * max(influence(v), LB)`` of the truth: the ``top``
 most influential customers are within relative error epsilon. LB is at least one customer's
-worth (1, or the mean value), and R is capped by ``max_rr_sets`` (then the epsilon actually
-reached is reported).
+worth (1, or the mean value), and R is capped by ``max_rr_sets`` and by the work budget
+``max_rr_members`` (RR-set members sampled, search and final: what a set costs whatever the
+graph); then the epsilon actually reached is reported, with ``stop_reason``.
 
 >>> from carenet.graphs.model import CustomerGraph
 >>> g = CustomerGraph.from_edges(["a", "b", "c"], [0, 1], [1, 2], [1.0, 1.0])
@@ -185,6 +186,17 @@ class RISEstimate:
     mean_rr_size: float
     seconds: float
     kept: RRSets | None = None
+    members: int = 0
+    stop_reason: str = "error target met"
+
+
+def _rr_budget_sets(budget: int, used: int, mean_size: float) -> int | None:
+    """The RR sets the rest of a member budget pays for at ``mean_size`` members a set
+    (None without a budget).
+    """
+    if budget <= 0:
+        return None
+    return max(0, int((budget - used) / max(mean_size, 1.0)))
 
 
 def _epsilon_for(r: int, c: float) -> float:
@@ -198,11 +210,14 @@ def _epsilon_for(r: int, c: float) -> float:
 def _ris_estimate(
     dg: DiffusionGraph, *, model: str, epsilon: float, delta: float, top: int, seed: int,
     root_weights: np.ndarray | None, max_rr_sets: int, progress: ProgressFn | None = None,
-    keep_members: int = 0,
+    keep_members: int = 0, max_rr_members: int = 0,
 ) -> RISEstimate:
     """Two-phase RIS (module docstring). With ``keep_members``, the first final sets, up to
     about that many members, are also kept (``kept``) for IMM to reuse; the counts are the
-    same either way (same streams).
+    same either way (same streams). ``max_rr_members`` (0: none): the work budget, members
+    of every RR set sampled (search and final): the search stops once it has spent it and
+    the final phase samples only the sets the rest pays for at the search's mean set size
+    (``stop_reason = "budget"`` when that is fewer than the error target needs).
     """
     t0 = time.perf_counter()
     n = dg.n_nodes
@@ -232,13 +247,19 @@ def _ris_estimate(
         if est >= (1 + eps_p) * x:
             lb = max(est / (1 + eps_p), floor)
             break
-        if theta >= max_rr_sets:
+        if theta >= max_rr_sets or 0 < max_rr_members <= search_size:
             break
         if progress is not None:
             progress(float(i), float(log2n))
     c_final = math.log(4 * n / delta) * total / lb
     r_needed = math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2)
     r = max(1, min(r_needed, max_rr_sets))
+    stop_reason = "error target met" if r >= r_needed else "max_rr_sets reached"
+    affordable = _rr_budget_sets(max_rr_members, search_size,
+                                 search_size / done if done else 1.0)
+    if affordable is not None and affordable < r:
+        r = max(1, affordable)
+        stop_reason = "budget"
     f_seed = derive_seed(seed, 2)
     kept: RRSets | None = None
     n_keep = 0
@@ -263,7 +284,8 @@ def _ris_estimate(
         counts=counts, rr_sets=r, scale=total, lower_bound=lb,
         epsilon_achieved=epsilon if r >= r_needed else _epsilon_for(r, c_final),
         capped=r < r_needed, search_rr_sets=done, mean_rr_size=size_total / r,
-        seconds=time.perf_counter() - t0, kept=kept,
+        seconds=time.perf_counter() - t0, kept=kept, members=search_size + size_total,
+        stop_reason=stop_reason,
     )
 
 
@@ -293,6 +315,7 @@ class InfluenceScores:
     value_high: np.ndarray | None = None
     value_estimate: RISEstimate | None = None
     seconds: float = 0.0
+    max_rr_members: int = 0
 
     @property
     def shared_rr_sets(self) -> RRSets | None:
@@ -339,8 +362,9 @@ class InfluenceScores:
                     "error_target": float(self.epsilon),
                     "error": float(e.epsilon_achieved),
                     "samples": int(e.rr_sets + e.search_rr_sets),
-                    "stopped": ("max_rr_sets reached" if e.capped
-                                else "error target met")}
+                    "members": int(e.members),
+                    "work_budget": int(self.max_rr_members) or None,
+                    "stopped": e.stop_reason, "stop_reason": e.stop_reason}
 
         top_rows = self.top_customers(top)
         return {
@@ -371,6 +395,7 @@ def influence_scores(
     max_rr_sets: int = 10_000_000,
     progress: ProgressFn | None = None,
     keep_rr_members: int = 0,
+    max_rr_members: int = 0,
 ) -> InfluenceScores:
     """Influence of every customer by reverse influence sampling (see the module docstring).
 
@@ -388,9 +413,14 @@ def influence_scores(
     estimate :func:`select_seeds` would sample with the same values (the value-weighted one
     with ``values``, else the plain one) in :attr:`InfluenceScores.shared_rr_sets`, for
     ``select_seeds(rr_sets=...)`` to reuse instead of sampling its own final sets.
+    ``max_rr_members``: work budget of each estimate, in RR-set members sampled (search and
+    final; 0: none); when it binds the estimate stops with ``stop_reason = "budget"`` and
+    reports the epsilon it reached.
     """
     t0 = time.perf_counter()
     model = _ris_model(model)
+    if max_rr_members < 0:
+        raise InvalidInputError(f"max_rr_members must be >= 0, not {max_rr_members}")
     epsilon = _check_unit("epsilon", epsilon)
     delta = _check_unit("delta", delta)
     z_score(confidence)
@@ -403,14 +433,16 @@ def influence_scores(
     vals = customer_values(values, n, missing=missing_value)
     est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top, seed=seed,
                         root_weights=None, max_rr_sets=max_rr_sets, progress=progress,
-                        keep_members=0 if vals is not None else int(keep_rr_members))
+                        keep_members=0 if vals is not None else int(keep_rr_members),
+                        max_rr_members=int(max_rr_members))
     lo, hi = wilson_interval(est.counts, est.rr_sets, confidence)
     infl = est.scale * est.counts / est.rr_sets
     v_est = v_inf = v_lo = v_hi = None
     if vals is not None:
         v_est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top,
                               seed=derive_seed(seed, 3), root_weights=vals,
-                              max_rr_sets=max_rr_sets, keep_members=int(keep_rr_members))
+                              max_rr_sets=max_rr_sets, keep_members=int(keep_rr_members),
+                              max_rr_members=int(max_rr_members))
         a, b = wilson_interval(v_est.counts, v_est.rr_sets, confidence)
         v_inf = v_est.scale * v_est.counts / v_est.rr_sets
         v_lo, v_hi = v_est.scale * a, v_est.scale * b
@@ -419,7 +451,7 @@ def influence_scores(
         influence_high=est.scale * hi, model=model, edge_model=edge_model, epsilon=epsilon,
         delta=delta, top=int(top), confidence=confidence, seed=int(seed), estimate=est,
         value_influence=v_inf, value_low=v_lo, value_high=v_hi, value_estimate=v_est,
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0, max_rr_members=int(max_rr_members),
     )
 
 
@@ -794,11 +826,15 @@ class SeedSelection:
     rr_bytes: int = 0
     rr_sets_needed: int = 0
     shared_rr_sets: bool = False
+    members: int = 0
+    max_rr_members: int = 0
+    budget_bound: bool = False
 
     @property
     def epsilon_achieved(self) -> float:
         """The epsilon of the guarantee with the final sets actually used (``epsilon`` unless
-        ``max_rr_sets`` capped them: the needed count grows as ``1 / epsilon^2``).
+        ``max_rr_sets`` or the ``max_rr_members`` budget capped them: the needed count grows
+        as ``1 / epsilon^2``).
         """
         if self.rr_sets >= self.rr_sets_needed:
             return float(self.epsilon)
@@ -827,9 +863,19 @@ class SeedSelection:
             "error_target": float(self.epsilon), "error": self.epsilon_achieved,
             "samples": int(self.rr_sets + self.search_rr_sets),
             "shared_rr_sets": bool(self.shared_rr_sets),
-            "stopped": ("max_rr_sets reached" if self.rr_sets < self.rr_sets_needed
-                        else "error target met"),
+            "members": int(self.members),
+            "work_budget": int(self.max_rr_members) or None,
+            "stopped": self.stop_reason, "stop_reason": self.stop_reason,
         }
+
+    @property
+    def stop_reason(self) -> str:
+        """Why the final phase stopped: ``error target met``, ``max_rr_sets reached`` or
+        ``budget`` (the ``max_rr_members`` work budget).
+        """
+        if self.rr_sets >= self.rr_sets_needed:
+            return "error target met"
+        return "budget" if self.budget_bound else "max_rr_sets reached"
 
 
 def _log_comb(n: int, k: int) -> float:
@@ -873,6 +919,7 @@ def select_seeds(
     seed: int = 0,
     max_rr_sets: int = 10_000_000,
     rr_sets: RRSets | None = None,
+    max_rr_members: int = 0,
 ) -> SeedSelection:
     """IMM seed selection (Tang, Shi & Xiao 2015): the k customers whose joint cascade reaches
     the most customers (or the most value, with ``values``).
@@ -889,7 +936,14 @@ def select_seeds(
     :attr:`InfluenceScores.shared_rr_sets`; the final greedy uses the first of them it needs
     and samples only the rest (continuing their random streams). Fresh for IMM's argument,
     since the search that sizes the final phase never sees them.
+
+    ``max_rr_members`` (0: none): work budget in RR-set members (the search's and the final
+    sets', shared ones included: the greedy walks them all). The search stops once it has
+    spent it; the final phase takes only the sets the rest pays for at the search's mean set
+    size, and then reports ``stop_reason = "budget"`` and the epsilon reached.
     """
+    if max_rr_members < 0:
+        raise InvalidInputError(f"max_rr_members must be >= 0, not {max_rr_members}")
     t0 = time.perf_counter()
     model = _ris_model(model)
     epsilon = _check_unit("epsilon", epsilon)
@@ -941,9 +995,10 @@ def select_seeds(
         if est >= (1 + eps_p) * x:
             lb = est / (1 + eps_p)
             break
-        if theta >= max_rr_sets:
+        if theta >= max_rr_sets or 0 < max_rr_members <= sets.members.size:
             break
     search = 0 if sets is None else sets.count
+    search_members = 0 if sets is None else int(sets.members.size)
     del sets
     e1 = 1 - 1 / math.e
     alpha = math.sqrt(a + math.log(2))
@@ -951,6 +1006,11 @@ def select_seeds(
     lam_star = 2 * total * (e1 * alpha + beta) ** 2 / epsilon**2
     needed = max(1, math.ceil(lam_star / lb))
     r = min(needed, max_rr_sets)
+    affordable = _rr_budget_sets(max_rr_members, search_members,
+                                 search_members / search if search else 1.0)
+    budget_bound = affordable is not None and affordable < r
+    if affordable is not None and budget_bound:
+        r = max(1, affordable)
     if rr_sets is not None and rr_sets.count > 0:
         if rr_sets.model != model or rr_sets.n_nodes != n:
             raise InvalidInputError("rr_sets: sampled with another model or graph")
@@ -976,6 +1036,8 @@ def select_seeds(
         delta=delta, guarantee=guarantee, seed=int(seed), seconds=time.perf_counter() - t0,
         rr_bytes=final.nbytes, rr_sets_needed=needed,
         shared_rr_sets=rr_sets is not None and rr_sets.count > 0,
+        members=search_members + int(final.members.size), max_rr_members=int(max_rr_members),
+        budget_bound=budget_bound,
     )
 
 

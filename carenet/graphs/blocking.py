@@ -417,7 +417,7 @@ def _curves_kernel(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, cand: np.ndarray,
     sprob: np.ndarray, value: np.ndarray, blockable: np.ndarray, ranks: np.ndarray,
     retention: float, bsrc: np.ndarray, bedge: np.ndarray, bret: np.ndarray, first: int,
-    kmax: int, curves: np.ndarray, lost: np.ndarray,
+    kmax: int, curves: np.ndarray, lost: np.ndarray, reached: np.ndarray,
 ) -> None:
     """For each realisation and each ordering (``ranks[s, v]`` in 1..kmax, kmax + 1 when not
     picked): ``curves[r, s, k]`` = value kept out of the cascade by the first k picks.
@@ -445,6 +445,7 @@ def _curves_kernel(
             kept[i] = blockable[v] and _coin(rb, v) < retention
             total += value[v]
         lost[r] = total
+        reached[r] = m
         b = np.zeros(m, np.int64)
         eff = np.empty(m, np.int64)
         done = np.zeros(m, np.bool_)
@@ -770,11 +771,14 @@ def greedy_blocking(model: BlockingModel, k: int, *, runs: int = 200, seed: int 
 
 
 def protected_curves(model: BlockingModel, orders: Sequence[Sequence[int] | np.ndarray],
-                     kmax: int, *, runs: int = 1000, seed: int = 1, first: int = 0
+                     kmax: int, *, runs: int = 1000, seed: int = 1, first: int = 0,
+                     reached: np.ndarray | None = None,
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Value protected by the first k nodes of each ordering, k = 0..kmax, in each of
     ``runs`` realisations (same coins for every ordering): array ``(runs, orderings, kmax +
-    1)``, and the value reached with nothing protected in each realisation.
+    1)``, and the value reached with nothing protected in each realisation. ``reached``
+    (int64, ``runs`` long), if given, receives the customers each realisation reaches: the
+    work of a realisation is about that times the orderings (the care evaluation's budget).
     """
     if runs < 1 or kmax < 0:
         raise InvalidInputError("runs must be >= 1 and kmax >= 0")
@@ -790,10 +794,13 @@ def protected_curves(model: BlockingModel, orders: Sequence[Sequence[int] | np.n
     bsrc, bedge, bret = _seeds(seed)
     curves = np.zeros((int(runs), len(orders), int(kmax) + 1))
     lost = np.zeros(int(runs))
+    size = np.zeros(int(runs), np.int64) if reached is None else reached
+    if size.shape != (int(runs),) or size.dtype != np.int64:
+        raise InvalidInputError("reached must be an int64 array of runs entries")
     with PARALLEL_LOCK, nb.parallel_chunksize(1):
         _curves_kernel(dg.indptr, dg.indices, dg.prob, cand, sp, val, blockable, ranks,
                        float(model.retention), bsrc, bedge, bret, int(first), int(kmax),
-                       curves, lost)
+                       curves, lost, size)
     return curves, lost
 
 

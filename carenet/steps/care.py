@@ -147,7 +147,7 @@ def compute_care(
             evaluation_runs=cfg.evaluation_runs, compare_k=cfg.compare_k,
             confidence=cfg.confidence, seed=derive_seed(config.seed, "care.plan", bits=31),
             evaluation_error=cfg.evaluation_error or None,
-            evaluation_min_runs=cfg.evaluation_min_runs,
+            evaluation_min_runs=cfg.evaluation_min_runs, evaluation_work=cfg.evaluation_work,
             plan_error=cfg.plan_error or None, plan_min_runs=cfg.plan_min_runs,
             tie_seed=exposure_tie_seed(config),
         )

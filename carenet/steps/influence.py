@@ -59,8 +59,9 @@ def lapsed_seeds(ctx: RunContext) -> np.ndarray:
 
 
 # Members of the final RR sets kept from the influence estimate for the IMM seed selection
-# to reuse (4 bytes each: 64 MB at most); beyond them IMM samples the rest itself.
-SHARED_RR_MEMBERS = 16_000_000
+# to reuse (4 bytes each: 256 MB at most, about what IMM's own final sets take at 1M
+# customers); beyond them IMM samples the rest itself.
+SHARED_RR_MEMBERS = 64_000_000
 
 
 EXPOSURE_PHASE = 102  # derive_seed(run seed, EXPOSURE_PHASE) seeds exposure_scores
@@ -100,7 +101,8 @@ def influence_step(ctx: RunContext) -> None:
         graph, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta, top=cfg.top,
         confidence=cfg.confidence, values=values, missing_value=cfg.missing_value,
         seed=derive_seed(ctx.seed, 101), max_rr_sets=cfg.max_rr_sets,
-        keep_rr_members=SHARED_RR_MEMBERS if share else 0, **edge,
+        keep_rr_members=SHARED_RR_MEMBERS if share else 0,
+        max_rr_members=cfg.max_rr_members, **edge,
     )
     ctx.add_columns(scores.columns())  # type: ignore[arg-type]
     results: dict[str, object] = {"influence": scores.to_dict(top=10)}
@@ -120,7 +122,8 @@ def influence_step(ctx: RunContext) -> None:
             graph, cfg.seed_set_size, model=cfg.model, epsilon=cfg.epsilon, delta=cfg.delta,
             values=values, missing_value=cfg.missing_value, cost=cost, budget=cfg.seed_budget,
             confidence=cfg.confidence, seed=derive_seed(ctx.seed, 103),
-            max_rr_sets=cfg.max_rr_sets, rr_sets=shared, **edge,
+            max_rr_sets=cfg.max_rr_sets, rr_sets=shared, max_rr_members=cfg.max_rr_members,
+            **edge,
         )
         del shared
         rank[selection.nodes] = np.arange(1, selection.nodes.size + 1)

@@ -355,3 +355,85 @@ def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
                   **(kw | {"runs": 5000}))
     assert p.parameters["plan"]["stopped"] == "error target met"
     assert p.parameters["plan"]["error"] <= 0.05 and 20 <= p.runs < 5000
+    # one realisation has no interval: run.json says None rather than an infinity
+    import json
+    one = care_plan(g, model, 3, evaluation_runs=10, **(kw | {"runs": 1}))
+    assert one.parameters["plan"]["error"] is None
+    json.dumps(one.to_dict(), allow_nan=False)
+
+
+def test_run_json_reports_every_error_target(run_and_dir: tuple[Any, Path]) -> None:
+    run, _ = run_and_dir
+    infl = run.results["influence"]
+    parts = [infl["influence"]["estimate"], infl["influence"]["value_estimate"],
+             infl["seed_set"], infl["seed_set_comparison_estimate"],
+             run.results["care"]["plan"]["parameters"]["plan"],
+             run.results["care"]["plan"]["parameters"]["evaluation"]]
+    for part in parts:
+        assert {"error_target", "error", "stopped"} <= set(part), part
+        assert part["stopped"] in ("error target met", "max runs reached", "fixed runs",
+                                   "max_rr_sets reached", "max_entries reached"), part
+    comp = infl["seed_set_comparison_estimate"]
+    assert comp["error_target"] == 0.01 and comp["runs"] <= 2000
+    ev = run.results["care"]["plan"]["parameters"]["evaluation"]
+    assert ev["error_target"] == CareConfig().evaluation_error and ev["runs"] <= 1000
+    assert run.results["care"]["plan"]["evaluation_runs"] == ev["runs"]
+    assert run.results["care"]["plan"]["parameters"]["plan"]["ties_shared_with_exposure"]
+    assert infl["seed_set"]["shared_rr_sets"]
+
+
+def test_evaluation_work_budget_stops_the_evaluation() -> None:
+    from carenet.community.care import blocking_model, care_plan
+
+    rng = np.random.default_rng(3)
+    n = 80
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, n, size=(320, 2)) if a != b}
+    src, dst = map(list, zip(*sorted(pairs), strict=True))
+    g = CustomerGraph.from_edges([f"c{i:02d}" for i in range(n)], src, dst,
+                                 rng.uniform(0.5, 3.0, len(src)).tolist())
+    seeds = rng.random(n) < 0.1
+    model = blocking_model(g, values=rng.uniform(1, 5, n), churn=rng.uniform(0, 0.2, n),
+                           seeds=seeds, lost=np.zeros(n, bool), retention=0.5)
+    kw: dict[str, Any] = {"priority": rng.random(n), "runs": 60, "compare_k": (2, 5),
+                          "seed": 4, "evaluation_runs": 20_000, "evaluation_error": 0.03,
+                          "evaluation_min_runs": 50}
+    free = care_plan(g, model, 8, **kw)
+    ev = free.parameters["evaluation"]
+    assert ev["stopped"] == ev["stop_reason"] == "error target met" and ev["runs"] > 100
+    # the work is customers reached x strategies: 5 strategies, at most n customers each
+    assert 0 < ev["work"] <= ev["runs"] * 5 * n and ev["work_budget"] is None
+    # a budget of about twice the first round's work binds: fewer realisations than the
+    # error target needs, the error reached (above the target) is reported
+    budget = int(ev["work"] / ev["runs"] * 50 * 2)
+    tight = care_plan(g, model, 8, evaluation_work=budget, **kw)
+    et = tight.parameters["evaluation"]
+    assert et["stopped"] == et["stop_reason"] == "budget" and et["work_budget"] == budget
+    assert 50 <= et["runs"] < ev["runs"] and et["error"] > et["error_target"] == 0.03
+    assert tight.evaluation_runs == et["runs"]
+    # they are the first realisations of the longer evaluation (same coins)
+    fixed = care_plan(g, model, 8, **(kw | {"evaluation_runs": et["runs"],
+                                            "evaluation_error": None}))
+    pd.testing.assert_frame_equal(tight.comparison, fixed.comparison)
+    # a budget that does not bind changes nothing
+    loose = care_plan(g, model, 8, evaluation_work=10 * ev["work"], **kw)
+    pd.testing.assert_frame_equal(loose.comparison, free.comparison)
+    assert loose.parameters["evaluation"]["stopped"] == "error target met"
+    with pytest.raises(InvalidInputError):
+        care_plan(g, model, 8, evaluation_work=-1, **kw)
+
+
+def test_cli_summary_says_when_a_work_budget_binds(tmp_path: Path) -> None:
+    # tiny budgets in the config file: the summary names the budget and the missed target
+    toml = tmp_path / "analysis.toml"
+    toml.write_text("[influence]\nmax_rr_members = 50\n[care]\nevaluation_work = 10\n"
+                    "evaluation_min_runs = 10\n")
+    result = CliRunner().invoke(app, [
+        "analyze", str(SAMPLE / "interactions.csv"), "--customers", str(SAMPLE / "customers.csv"),
+        "--events", str(SAMPLE / "events.csv"), "--config", str(toml),
+        "--out", str(tmp_path / "run")], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert text.count("stopped by the work budget, target") >= 3, text  # RIS, IMM, evaluation
+    ev = carenet.AnalysisRun.load(tmp_path / "run").results["care"]["plan"]["parameters"]["evaluation"]
+    assert ev["stop_reason"] == "budget" and ev["work_budget"] == 10 and ev["runs"] == 10
+    # with the defaults nothing binds on the sample (test_run_json_reports_every_error_target)

@@ -407,3 +407,47 @@ def test_one_diffusion_graph_per_run_and_tie_model(graph: CustomerGraph) -> None
     assert model.dg is first
     other = DiffusionGraph.from_graph(graph, edge_model="constant", probability=0.3)
     assert other is not first
+
+
+def test_rr_member_budget_stops_the_estimates(graph: CustomerGraph) -> None:
+    # a tiny work budget binds: fewer final sets than the epsilon target needs, the epsilon
+    # reached (larger than the target) and stop_reason "budget" in run.json's dicts
+    free = influence_scores(graph, seed=1, values=np.arange(1.0, 9.0))
+    need = free.estimate.rr_sets
+    search_members = free.estimate.mean_rr_size * free.estimate.search_rr_sets
+    budget = int(free.estimate.members * 0.3)
+    tight = influence_scores(graph, seed=1, values=np.arange(1.0, 9.0),
+                             max_rr_members=budget)
+    for est, key in ((tight.estimate, "estimate"), (tight.value_estimate, "value_estimate")):
+        assert est is not None
+        d = tight.to_dict()[key]
+        assert d["stopped"] == d["stop_reason"] == "budget" and d["work_budget"] == budget
+        assert est.rr_sets < need and d["error"] > d["error_target"] == 0.1
+        assert d["samples"] == est.rr_sets + est.search_rr_sets
+        # the budget holds up to one set's worth of overshoot of the estimated mean size
+        assert est.members <= budget + 8 * max(1, est.search_rr_sets // 10) or \
+            est.rr_sets == 1
+    assert search_members > 0
+    # a budget that does not bind changes nothing (same seed, same streams)
+    loose = influence_scores(graph, seed=1, values=np.arange(1.0, 9.0),
+                             max_rr_members=10 * free.estimate.members
+                             + 10 * (free.value_estimate.members if free.value_estimate
+                                     else 0))
+    assert np.array_equal(loose.influence, free.influence)
+    assert np.array_equal(loose.value_influence, free.value_influence)
+    assert loose.to_dict()["estimate"]["stop_reason"] == "error target met"
+    assert loose.estimate.rr_sets == need
+    # IMM: the same
+    sel = select_seeds(graph, 2, seed=3)
+    assert sel.to_dict()["stop_reason"] == "error target met"
+    small = select_seeds(graph, 2, seed=3, max_rr_members=max(1, sel.members // 4))
+    ds = small.to_dict()
+    assert ds["stop_reason"] == ds["stopped"] == "budget"
+    assert small.rr_sets < sel.rr_sets and ds["error"] > ds["error_target"]
+    big = select_seeds(graph, 2, seed=3, max_rr_members=100 * sel.members)
+    assert big.rr_sets == sel.rr_sets and np.array_equal(big.nodes, sel.nodes)
+    assert big.spread == sel.spread and big.to_dict()["stop_reason"] == "error target met"
+    with pytest.raises(InvalidInputError):
+        influence_scores(graph, max_rr_members=-1)
+    with pytest.raises(InvalidInputError):
+        select_seeds(graph, 2, max_rr_members=-1)
