@@ -246,8 +246,8 @@ def ensure(size: str) -> Path:
     return path
 
 
-def measure(size: str) -> list[dict[str, Any]]:
-    path = ensure(size)
+def measure(size: str, path: Path | None = None) -> list[dict[str, Any]]:
+    path = path or ensure(size)
     load0 = os.getloadavg()[0]
     ours = run_child(CARENET.format(path=str(path)), timeout=4 * 3600)
     load1 = os.getloadavg()[0]
@@ -379,8 +379,11 @@ def main() -> None:
         print(f"\nwrote {out}")
         return
     rows: list[dict[str, Any]] = []
-    for size in (["100k", "1M"] if args.big else ["100k"]):
-        rows += measure(size)
+    if args.data:  # one given log directory, named by its folder
+        rows += measure(args.data.name, args.data)
+    else:
+        for size in (["100k", "1M"] if args.big else ["100k"]):
+            rows += measure(size)
     print()
     print_table(rows, ["size", "step", "carenet_s", "peer_s", "ratio", "peak_mb",
                        "load_before", "load_after"])
