@@ -8,7 +8,12 @@
 - **Distributed path** (more ties than that): degree/strength, PageRank, label-propagation
   communities and connected components run as DataFrame iterations
   (:mod:`carenet.spark.distributed`); the steps with no distributed form are reported as
-  skipped, with the reason. The per-customer table is written next to ``run.json``.
+  skipped, with the reason. Published (:func:`publishable_run`: the ties are collected once,
+  for the store) and saved as an ordinary run; without a store, the per-customer table is
+  written next to ``run.json``.
+
+Either path reads the customers and events tables with the local readers
+(:mod:`carenet.spark.side`).
 
 Either way ``results["engine"]`` (in ``run.json``) says ``spark``, the path taken and why.
 """

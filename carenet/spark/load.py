@@ -546,18 +546,23 @@ def load_logs(
             name = sf.lower(_trim(sf.col("r_channel")))
             empty = name.isNull() | (name == "")
             rows = rows.withColumn("_chname", sf.when(empty, sf.lit(None)).otherwise(name))
-            seen = (rows.where(sf.col("_chname").isNotNull())
-                    .groupBy("_chname").agg(sf.min("_line").alias("first"))
+            # codes in order of first appearance, as the local reader registers them (it sees
+            # every parsed row, rejected or not; an empty cell is the channel "unknown" when
+            # any channel is accepted); malformed rows never reach the local reader
+            key = sf.col("_chname")
+            if registry.allowed is None:
+                key = sf.coalesce(key, sf.lit("unknown"))
+            seen = (rows.where(sf.col("_malformed").isNull()).select(key.alias("_k"), "_line")
+                    .where(sf.col("_k").isNotNull())
+                    .groupBy("_k").agg(sf.min("_line").alias("first"))
                     .orderBy("first").collect())
             if registry.allowed is not None:
                 checks += [(empty, "missing_channel", cols["channel"]),
                            (~sf.coalesce(sf.col("_chname").isin(list(registry.allowed)),
                                         sf.lit(False)), "unknown_channel", cols["channel"])]
             for r in seen:
-                if registry.allowed is None or r["_chname"] in registry.allowed:
-                    registry.code(r["_chname"], file=plan.label, line=int(r["first"]))
-            if registry.allowed is None and rows.where(empty).limit(1).count():
-                registry.code("unknown")
+                if registry.allowed is None or r["_k"] in registry.allowed:
+                    registry.code(r["_k"], file=plan.label, line=int(r["first"]))
             lookup = sf.create_map(*[x for i, n in enumerate(registry.names)
                                     for x in (sf.lit(n), sf.lit(i))])
             code = sf.coalesce(lookup[sf.coalesce(sf.col("_chname"), sf.lit("unknown"))],

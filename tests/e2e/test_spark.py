@@ -318,8 +318,12 @@ def test_positions_match_the_local_loader_for_files_read_in_many_batches(
     frame = gen_data.interactions.head(12_000)
     raw = tmp_path / "log.csv"
     frame.to_csv(raw, index=False)
-    _with_rows(raw, ["source,target,timestamp,channel,weight",  # repeated_header
-                     "a/b,C000001,2026-02-01T00:00:00Z,call,1"], 3000)  # bad_id
+    # an empty channel ("unknown") before a new channel name only seen in a rejected row:
+    # channel codes follow first appearance, rejected rows included, as locally
+    _with_rows(raw, ["C000001,C000002,2026-02-01T00:00:00Z,,1",
+                     "source,target,timestamp,channel,weight",  # repeated_header
+                     "a/b,C000001,2026-02-01T00:00:00Z,call,1",  # bad_id
+                     "C000003,C000004,2026-02-01T00:00:00Z,fax,1,extra"], 3000)  # malformed
     parquet = tmp_path / "log.parquet"
     frame.to_parquet(parquet, index=False, row_group_size=1_000)
     jsonl = tmp_path / "log.jsonl"
@@ -340,6 +344,7 @@ def test_positions_match_the_local_loader_for_files_read_in_many_batches(
         got = load_logs(spark, [path], options=options)
         ids = to_pandas(got.nodes).sort_values("node")["customer_id"].tolist()
         assert ids == local.graph.ids.tolist(), path.name
+        assert got.channels == list(local.graph.channel_names), path.name
         want = _tidy_rejects(local.rejects.to_frame())
         have = _tidy_rejects(rejects_frame(got))
         if path.suffix == ".jsonl":  # a nested id's text: json.dumps spacing vs Spark's
@@ -347,7 +352,8 @@ def test_positions_match_the_local_loader_for_files_read_in_many_batches(
         pd.testing.assert_frame_equal(want, have, check_dtype=False, obj=path.name)
         reasons = set(want["reason"])
         if path == raw:
-            assert {"repeated_header", "bad_id"} <= reasons
+            assert {"repeated_header", "bad_id", "malformed_row"} <= reasons
+            assert got.channels[-2:] == ["unknown", "channel"]
         if path == jsonl:
             assert {"invalid_json", "bad_id"} <= reasons
 
