@@ -456,28 +456,35 @@ class GraphBuilder:
         return LoadedNetwork(graph, customers, events, self.report, self.rejects, timed)
 
     def _customer_table(self, graph: CustomerGraph, ids: np.ndarray) -> pd.DataFrame:
-        n = graph.n_customers
-        base = pd.DataFrame({"customer_id": ids})
-        act = graph.activity
-        base["in_log"] = (act.sent + act.received > 0) if act is not None else True
-        base["value"] = np.nan
-        base["churn_score"] = np.nan
-        base["segment"] = pd.Series([None] * n, dtype=object)
-        for frame in self._customers:
-            nodes = frame["node"].to_numpy()
-            for col in frame.columns:
-                if col in ("node", "customer_id"):
-                    continue
-                if col not in base:
-                    base[col] = pd.Series(
-                        np.full(n, np.nan) if frame[col].dtype.kind == "f" else [None] * n
-                    )
-                values = base[col].to_numpy(copy=True)
-                if values.dtype.kind == "f" and frame[col].dtype.kind != "f":
-                    values = values.astype(object)
-                values[nodes] = frame[col].to_numpy()
-                base[col] = values
-        return base
+        return customer_table(ids, graph.activity, self._customers)
+
+
+def customer_table(ids: np.ndarray, activity: NodeActivity | None,
+                   frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The per-customer side columns (``in_log``, ``value``, ``churn_score``, ``segment`` and
+    every other customers-table column) from the customers tables' rows (``node`` positions);
+    one function for the local loader and the Spark engine, so both build the same table.
+    """
+    n = len(ids)
+    base = pd.DataFrame({"customer_id": ids})
+    base["in_log"] = (activity.sent + activity.received > 0) if activity is not None else True
+    base["value"] = np.nan
+    base["churn_score"] = np.nan
+    base["segment"] = pd.Series([None] * n, dtype=object)
+    for frame in frames:
+        nodes = frame["node"].to_numpy()
+        for col in frame.columns:
+            if col in ("node", "customer_id"):
+                continue
+            if col not in base:
+                base[col] = pd.Series(
+                    np.full(n, np.nan) if frame[col].dtype.kind == "f" else [None] * n)
+            values = base[col].to_numpy(copy=True)
+            if values.dtype.kind == "f" and frame[col].dtype.kind != "f":
+                values = values.astype(object)
+            values[nodes] = frame[col].to_numpy()
+            base[col] = values
+    return base
 
 
 def load_network(

@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from carenet.config import AnalysisConfig
+from carenet.graphs.build import customer_table
 from carenet.graphs.ids import Pseudonymizer
 from carenet.graphs.model import NodeActivity
 from carenet.run import atomic_directory
 from carenet.spark.load import SparkLoad
 from carenet.spark.session import to_pandas
-from carenet.spark.side import SideTables, customer_table
+from carenet.spark.side import SideTables
 
 SKIPPED_DISTRIBUTED = {
     "betweenness": "shortest-path measures need the whole graph in one process",

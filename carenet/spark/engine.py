@@ -29,7 +29,7 @@ import numpy as np
 
 from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
-from carenet.graphs.build import Interactions, LoadedNetwork, LoadReport
+from carenet.graphs.build import Interactions, LoadedNetwork, LoadReport, customer_table
 from carenet.graphs.ids import Pseudonymizer
 from carenet.graphs.logs import FileReport
 from carenet.graphs.model import CustomerGraph
@@ -38,7 +38,7 @@ from carenet.run import AnalysisRun
 from carenet.spark.distributed import DistributedRun, analyze_distributed, node_activity
 from carenet.spark.load import SparkLoad, load_logs
 from carenet.spark.session import get_session, to_pandas
-from carenet.spark.side import SideTables, customer_table, read_side_tables
+from carenet.spark.side import SideTables, read_side_tables
 from carenet.steps.base import Progress, no_progress
 
 

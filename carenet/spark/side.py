@@ -9,7 +9,6 @@ Spark reads (HDFS, S3, ...) is read by Spark into pandas first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,6 @@ from carenet.config import AnalysisConfig
 from carenet.errors import InvalidInputError
 from carenet.graphs.ids import IdTable, Pseudonymizer
 from carenet.graphs.logs import FileReport, read_customers, read_events
-from carenet.graphs.model import NodeActivity
 from carenet.graphs.tables import RejectLog
 from carenet.spark.load import SparkLoad, is_uri, rejects_frame
 from carenet.spark.session import to_pandas
@@ -108,30 +106,3 @@ def read_side_tables(load: SparkLoad, config: AnalysisConfig, *, spark: Any = No
                                  lookup=table.lookup, pseudonymizer=pseudo, label=label)
         files.append(report)
     return SideTables(table.to_numpy(), frames, ev, files, rejects)
-
-
-def customer_table(ids: np.ndarray, activity: NodeActivity | None,
-                   frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """The per-customer side columns as the local loader builds them (``in_log``, ``value``,
-    ``churn_score``, ``segment`` and every other customers-table column).
-    """
-    n = len(ids)
-    base = pd.DataFrame({"customer_id": ids})
-    base["in_log"] = (activity.sent + activity.received > 0) if activity is not None else True
-    base["value"] = np.nan
-    base["churn_score"] = np.nan
-    base["segment"] = pd.Series([None] * n, dtype=object)
-    for frame in frames:
-        nodes = frame["node"].to_numpy()
-        for col in frame.columns:
-            if col in ("node", "customer_id"):
-                continue
-            if col not in base:
-                base[col] = pd.Series(
-                    np.full(n, np.nan) if frame[col].dtype.kind == "f" else [None] * n)
-            values = base[col].to_numpy(copy=True)
-            if values.dtype.kind == "f" and frame[col].dtype.kind != "f":
-                values = values.astype(object)
-            values[nodes] = frame[col].to_numpy()
-            base[col] = values
-    return base
