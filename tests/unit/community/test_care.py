@@ -323,8 +323,10 @@ def test_api_serves_the_runs_care_plan(run_and_dir: tuple[Any, Path], tmp_path: 
             store.close()
 
 
-def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
-    from carenet.community.care import blocking_model, care_plan
+def _random_plan_model() -> tuple[CustomerGraph, Any, np.random.Generator]:
+    """An 80-customer random graph with its blocking model, and the generator that made them
+    (the evaluation tests draw their priorities from it next)."""
+    from carenet.community.care import blocking_model
 
     rng = np.random.default_rng(3)
     n = 80
@@ -335,6 +337,14 @@ def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
     seeds = rng.random(n) < 0.1
     model = blocking_model(g, values=rng.uniform(1, 5, n), churn=rng.uniform(0, 0.2, n),
                            seeds=seeds, lost=np.zeros(n, bool), retention=0.5)
+    return g, model, rng
+
+
+def test_evaluation_with_an_error_target_is_its_first_realisations() -> None:
+    from carenet.community.care import care_plan
+
+    g, model, rng = _random_plan_model()
+    n = g.n_customers
     prio = rng.random(n)
     kw: dict[str, Any] = {"priority": prio, "runs": 60, "compare_k": (2, 5), "seed": 4}
     adaptive = care_plan(g, model, 8, evaluation_runs=20_000, evaluation_error=0.03,
@@ -383,17 +393,10 @@ def test_run_json_reports_every_error_target(run_and_dir: tuple[Any, Path]) -> N
 
 
 def test_evaluation_work_budget_stops_the_evaluation() -> None:
-    from carenet.community.care import blocking_model, care_plan
+    from carenet.community.care import care_plan
 
-    rng = np.random.default_rng(3)
-    n = 80
-    pairs = {(int(a), int(b)) for a, b in rng.integers(0, n, size=(320, 2)) if a != b}
-    src, dst = map(list, zip(*sorted(pairs), strict=True))
-    g = CustomerGraph.from_edges([f"c{i:02d}" for i in range(n)], src, dst,
-                                 rng.uniform(0.5, 3.0, len(src)).tolist())
-    seeds = rng.random(n) < 0.1
-    model = blocking_model(g, values=rng.uniform(1, 5, n), churn=rng.uniform(0, 0.2, n),
-                           seeds=seeds, lost=np.zeros(n, bool), retention=0.5)
+    g, model, rng = _random_plan_model()
+    n = g.n_customers
     kw: dict[str, Any] = {"priority": rng.random(n), "runs": 60, "compare_k": (2, 5),
                           "seed": 4, "evaluation_runs": 20_000, "evaluation_error": 0.03,
                           "evaluation_min_runs": 50}
