@@ -103,7 +103,7 @@ def plan(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the plan for a CRM import: .csv or .parquet.")] = None,
     retention: Annotated[float | None, typer.Option(help="Share of contacted customers retained (default: the run's, 0.3).", show_default=False)] = None,
     runs: Annotated[int | None, typer.Option(help="Cascade realisations the greedy optimises on (default: the run's, 200).", show_default=False)] = None,
-    evaluation_runs: Annotated[int | None, typer.Option(help="Fresh realisations measuring the plan and the other strategies (default: the run's, 1000).", show_default=False)] = None,
+    evaluation_runs: Annotated[int | None, typer.Option(help="The most fresh realisations measuring the plan and the other strategies; fewer when care.evaluation_error is met first (default: the run's, 1000).", show_default=False)] = None,
     compare: Annotated[str | None, typer.Option(help="Comma list of K at which strategies are compared (default: the run's, 10,50,200).", show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the run's).", show_default=False)] = None,
     rows: Annotated[int, typer.Option(help="Plan rows to print.")] = 10,
