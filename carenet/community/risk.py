@@ -52,8 +52,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.stats
+from threadpoolctl import threadpool_limits
 
-from carenet.community.lapse import DAY, Gap, lapsed_at, overlapping, silence
+from carenet.community.lapse import DAY, Gap, Silence, lapsed_at, overlapping, silence
 
 OWN_FEATURES = ("recency_days", "tenure_days", "sent_window", "received_window",
                 "contacts_window", "active_days_window", "trend", "sent_total", "received_total")
@@ -140,11 +141,13 @@ def activity_features(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *
 
 def _distinct(x: np.ndarray) -> np.ndarray:
     """Sorted distinct values of an integer array by sorting (numpy's hash-based
-    ``np.unique`` measured ~10x slower on millions of int64 codes).
+    ``np.unique`` measured ~10x slower on millions of int64 codes). The default sort, not a
+    stable one: values alone come out the same, and numpy's vectorised quicksort sorted 8M
+    int64 codes 5.4x faster than its stable (radix/tim) sort here.
     """
     if x.size == 0:
         return x
-    y = np.sort(x, kind="stable")
+    y = np.sort(x)
     keep = np.empty(y.size, bool)
     keep[0] = True
     np.not_equal(y[1:], y[:-1], out=keep[1:])
@@ -194,8 +197,8 @@ def lapse_neighbourhood(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int,
         "community_lapse_rate": np.zeros(n),
     })
     if community is not None:
-        comm = pd.Series(np.asarray(community)).astype(str).to_numpy()
-        codes, inverse = np.unique(comm, return_inverse=True)
+        # hash-based codes (np.unique sorted 1M label strings in ~5 s per period here)
+        inverse, codes = pd.factorize(np.asarray(community), use_na_sentinel=False)
         size = np.bincount(inverse, minlength=codes.size).astype(np.float64)
         num = np.bincount(inverse, weights=lapsed.astype(np.float64), minlength=codes.size)
         others = size[inverse] - 1
@@ -217,7 +220,7 @@ def lapsed_exposure(src: np.ndarray, dst: np.ndarray, lapsed: np.ndarray,
     """
     if src.size == 0:
         return np.zeros(n)
-    codes = np.sort(src.astype(np.int64) * n + dst.astype(np.int64), kind="stable")
+    codes = np.sort(src.astype(np.int64) * n + dst.astype(np.int64))
     first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     pairs = codes[first]
     count = np.diff(np.r_[first, codes.size]).astype(np.float64)
@@ -270,8 +273,12 @@ def design(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     linear model.
     """
     x = frame[columns].to_numpy(np.float64, copy=True)
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.asarray(np.sign(x) * np.log1p(np.abs(x)))
+    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    sign = np.signbit(x)
+    np.abs(x, out=x)
+    np.log1p(x, out=x)
+    np.negative(x, out=x, where=sign)  # in place: one copy of the frame, not four
+    return x
 
 
 @dataclass
@@ -294,8 +301,25 @@ class Logistic:
         ``n x p^2`` work, and the Hessian it ends with is the Laplace covariance's inverse.
         ``weight`` (per row, default 1) multiplies each row's log-loss (older stacked folds
         can count less).
+
+        The dense algebra runs on one BLAS thread: its products are tall and thin (rows x
+        ~20 columns), and OpenBLAS's threads on two shared cores cost 10-35x the single
+        thread (benchmarks/README.md, "risk step: one BLAS thread").
         """
-        x = design(frame, columns)
+        return cls.fit_design(design(frame, columns), y, columns, c, weight)
+
+    @classmethod
+    def fit_design(cls, x: np.ndarray, y: np.ndarray, columns: list[str], c: float = 1.0,
+                   weight: np.ndarray | None = None) -> Logistic:
+        """:meth:`fit` on a design matrix already built by :func:`design` (the stacked
+        periods build theirs once for both models that use them).
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return cls._fit(x, y, columns, c, weight)
+
+    @classmethod
+    def _fit(cls, x: np.ndarray, y: np.ndarray, columns: list[str], c: float,
+             weight: np.ndarray | None) -> Logistic:
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
@@ -333,11 +357,18 @@ class Logistic:
         return cls(list(columns), mean, scale, coef, b, cov)
 
     def eta(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Linear predictor and its standard error for ``frame``."""
-        z = (design(frame, self.columns) - self.mean) / self.scale
-        eta = z @ self.coef + self.intercept
-        zz = np.column_stack([np.ones(len(z)), z])
-        se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", zz, self.cov, zz), 0.0))
+        """Linear predictor and its standard error for ``frame`` (one BLAS thread, as
+        :meth:`fit`).
+        """
+        return self.eta_design(design(frame, self.columns))
+
+    def eta_design(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`eta` on a design matrix built by :func:`design`."""
+        with threadpool_limits(limits=1, user_api="blas"):
+            z = (x - self.mean) / self.scale
+            eta = z @ self.coef + self.intercept
+            zz = np.column_stack([np.ones(len(z)), z])
+            se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", zz, self.cov, zz), 0.0))
         return eta, se
 
     def importance(self) -> list[dict[str, Any]]:
@@ -446,6 +477,8 @@ class Fold:
     rows: np.ndarray
     y: np.ndarray
     features: pd.DataFrame
+    x: np.ndarray
+    """The model's design matrix of ``features.iloc[rows]`` (built once per period)."""
 
     @property
     def rate(self) -> float:
@@ -459,17 +492,17 @@ def _fit_stack(folds: list[Fold], columns: list[str], c: float,
     relative to the latest of them (``decay = 1``: every row alike).
     """
     k0 = folds[0].k
-    frame = pd.concat([f.features.iloc[f.rows] for f in folds], ignore_index=True)
+    x = np.concatenate([f.x for f in folds]) if len(folds) > 1 else folds[0].x
     y = np.concatenate([f.y for f in folds])
     weight = np.concatenate([np.full(f.rows.size, decay ** (f.k - k0)) for f in folds])
-    return Logistic.fit(frame, y, columns, c, weight=None if decay == 1.0 else weight)
+    return Logistic.fit_design(x, y, columns, c, weight=None if decay == 1.0 else weight)
 
 
 def _shift(eta: np.ndarray, target: float) -> float:
     """The intercept shift that makes the mean of ``sigmoid(eta + shift)`` equal ``target``."""
     target = min(max(target, 1e-6), 1 - 1e-6)
     lo, hi = -40.0, 40.0
-    for _ in range(100):  # bisection: the mean is increasing in the shift
+    while hi - lo > 1e-10:  # bisection: the mean is increasing in the shift
         mid = (lo + hi) / 2
         if float(_sigmoid(eta + mid).mean()) < target:
             lo = mid
@@ -478,15 +511,16 @@ def _shift(eta: np.ndarray, target: float) -> float:
     return (lo + hi) / 2
 
 
-def _drift(model: Logistic, drift: str, latest: Fold, now: pd.DataFrame,
+def _drift(model: Logistic, drift: str, latest: Fold, eta_now: np.ndarray,
            folds: list[Fold]) -> float:
-    """Intercept shift of the drift correction (``drift``: see :func:`fit_risk`)."""
+    """Intercept shift of the drift correction (``drift``: see :func:`fit_risk`);
+    ``eta_now``: the model's linear predictor on the customers it is applied to.
+    """
     if drift == "latest":
-        eta, _ = model.eta(latest.features.iloc[latest.rows])
+        eta, _ = model.eta_design(latest.x)
         return _shift(eta, latest.rate)
     if drift == "level":
-        eta, _ = model.eta(now)
-        return _shift(eta, float(np.mean([f.rate for f in folds])))
+        return _shift(eta_now, float(np.mean([f.rate for f in folds])))
     return 0.0
 
 
@@ -544,16 +578,20 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
     # the labelled periods, latest first; every one but the latest needs its whole window
     # inside the log (a truncated window biases every activity feature) and no gap
     start = float(t.min()) if t.size else at
-    stack = [Fold(1, at - h, np.flatnonzero(fold_b.active), fold_b.lapsed[fold_b.active],
-                  feats(at - h))]
+
+    def fold(k: int, when: float, s: Silence, features: pd.DataFrame) -> Fold:
+        rows = np.flatnonzero(s.active)
+        return Fold(k, when, rows, s.lapsed[s.active], features,
+                    design(features.iloc[rows], columns))
+
+    stack = [fold(1, at - h, fold_b, feats(at - h))]
     for k in range(2, folds + 2):
         when = at - k * h
         s = silence(src, dst, t, n, cutoff=when, horizon=h, window=w)
         if (min(s.lapses, s.population - s.lapses) < min_lapses or when - w < start
                 or overlapping(gaps, when - w, when + h)):
             break
-        stack.append(Fold(k, when, np.flatnonzero(s.active), s.lapsed[s.active],
-                          feats(when)))
+        stack.append(fold(k, when, s, feats(when)))
     train = stack[:folds]
     final = _fit_stack(train, columns, c, decay)
     info["importance"] = final.importance()
@@ -567,9 +605,8 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
     if len(stack) >= 2:
         earlier_folds = stack[1:folds + 1]
         earlier = _fit_stack(earlier_folds, columns, c, decay)
-        eta_b, _ = earlier.eta(fold_b_.features.iloc[pop_b])
-        eta_b = eta_b + _drift(earlier, drift, earlier_folds[0],
-                               fold_b_.features.iloc[pop_b], earlier_folds)
+        eta_b, _ = earlier.eta_design(fold_b_.x)
+        eta_b = eta_b + _drift(earlier, drift, earlier_folds[0], eta_b, earlier_folds)
         raw = _sigmoid(eta_b)
         info["out_of_time"] = {
             "trained_at": _iso(earlier_folds[0].when), "folds": len(earlier_folds),
@@ -598,7 +635,7 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
     info["calibration"] = cal.method
     pos = np.flatnonzero(active_now)
     eta, se = final.eta(now.iloc[pos])
-    eta = eta + _drift(final, drift, stack[0], now.iloc[pos], train)
+    eta = eta + _drift(final, drift, stack[0], eta, train)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     if cal.method == "none":
         r, lo, hi = _sigmoid(eta), _sigmoid(eta - z * se), _sigmoid(eta + z * se)

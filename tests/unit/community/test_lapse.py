@@ -95,3 +95,23 @@ def test_bad_windows_are_refused() -> None:
         silence(src, dst, t, 40, cutoff=10.0, horizon=1.0, window=-1.0)
     with pytest.raises(InvalidInputError, match="timestamps"):
         choose_windows(src[:0], dst[:0], t[:0])
+
+
+@pytest.mark.parametrize("time_sorted", [True, False])
+@pytest.mark.parametrize("n, m", [(2, 1), (3, 5), (40, 2_000), (2**58, 300)])
+def test_contact_gaps_equals_a_lexsort_of_customer_and_time(n: int, m: int,
+                                                            time_sorted: bool) -> None:
+    """The packed-key sort gives exactly the customer-major, time-minor gaps of a lexsort,
+    on sorted and unsorted times with ties, and falls back to the lexsort where the key
+    would overflow (``n = 2**58`` customer positions).
+    """
+    rng = np.random.default_rng(n + m)
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    t = np.round(rng.random(m) * 50.0)  # many equal times
+    if time_sorted:
+        t.sort()
+    node = np.concatenate([src, dst])
+    both = np.concatenate([t, t])
+    order = np.lexsort((both, node))
+    expected = np.diff(both[order])[node[order][1:] == node[order][:-1]]
+    np.testing.assert_array_equal(contact_gaps(src, dst, t), expected)
