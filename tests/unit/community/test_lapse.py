@@ -98,7 +98,7 @@ def test_bad_windows_are_refused() -> None:
 
 
 @pytest.mark.parametrize("time_sorted", [True, False])
-@pytest.mark.parametrize("n, m", [(2, 1), (3, 5), (40, 2_000), (2**58, 300)])
+@pytest.mark.parametrize(("n", "m"), [(2, 1), (3, 5), (40, 2_000), (2**58, 300)])
 def test_contact_gaps_equals_a_lexsort_of_customer_and_time(n: int, m: int,
                                                             time_sorted: bool) -> None:
     """The packed-key sort gives exactly the customer-major, time-minor gaps of a lexsort,
