@@ -14,6 +14,8 @@ the largest gap, the mean gap, the deciles with at least 50 customers, and the m
 predicted against the observed rate). Per log, a **pooled reliability table** over its eight
 cutoffs (deciles of the pooled predictions, ~240-290 customers each): the per-cutoff
 populations (231-366) leave no decile with the issue's 50 customers, the pooled one does.
+Each decile and each cutoff also gets the mean of the customers' interval bounds
+(``lapse_risk_low``/``high``) and whether the observed rate lies between them.
 
 Each ``--variant`` is a set of ``[risk]`` settings (``key=value`` joined by ``,``; ``default``:
 none), run on all 16 cutoffs; the rows record it, and the features that carried the model
@@ -90,13 +92,20 @@ def parse_variant(text: str) -> dict[str, Any]:
     return out
 
 
-def pooled_reliability(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
-    """Deciles of the pooled predictions: n, mean predicted, observed rate, gap."""
+def pooled_reliability(y: np.ndarray, p: np.ndarray, low: np.ndarray,
+                       high: np.ndarray) -> list[dict[str, Any]]:
+    """Deciles of the pooled predictions: n, mean predicted, observed rate, gap, and the mean
+    of the customers' interval bounds (``inside``: the observed rate lies between them).
+    """
     order = np.argsort(p, kind="stable")
-    return [{"decile": i + 1, "n": int(part.size), "predicted": float(p[part].mean()),
-             "observed": float(y[part].mean()),
-             "gap": abs(float(p[part].mean() - y[part].mean()))}
-            for i, part in enumerate(np.array_split(order, 10))]
+    out = []
+    for i, part in enumerate(np.array_split(order, 10)):
+        obs = float(y[part].mean())
+        lo, hi = float(low[part].mean()), float(high[part].mean())
+        out.append({"decile": i + 1, "n": int(part.size), "predicted": float(p[part].mean()),
+                    "observed": obs, "gap": abs(float(p[part].mean()) - obs),
+                    "low": lo, "high": hi, "inside": lo <= obs <= hi})
+    return out
 
 
 def one(df: pd.DataFrame, share: float, risk: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +133,7 @@ def one(df: pd.DataFrame, share: float, risk: dict[str, Any]) -> dict[str, Any]:
     freq = -pd.concat([recent.source, recent.target]).value_counts().reindex(pop) \
         .fillna(0).to_numpy()
     risk = c["lapse_risk"].to_numpy()
+    low, high = c["lapse_risk_low"].to_numpy(), c["lapse_risk_high"].to_numpy()
     prio = c["priority"].to_numpy()
     order = np.argsort(risk, kind="stable")
     gaps, big = [], []
@@ -141,11 +151,14 @@ def one(df: pd.DataFrame, share: float, risk: dict[str, Any]) -> dict[str, Any]:
             "max_decile_gap": max(gaps), "mean_decile_gap": float(np.mean(gaps)),
             "deciles_50plus": len(big), "max_gap_50plus": max(big) if big else None,
             "mean_predicted": float(risk.mean()), "observed": float(y.mean()),
+            "mean_low": float(low.mean()), "mean_high": float(high.mean()),
+            "level_inside": bool(low.mean() <= y.mean() <= high.mean()),
             "oot_auc": oot.get("auc"), "oot_brier": oot.get("brier"),
             "folds": (res.get("training") or {}).get("folds"),
             "top_features": [f"{x['feature']} {x['coefficient']:+.2f}"
                              for x in (res.get("importance") or [])[:4]],
-            "method": res["method"], "seconds": seconds, "y": y, "risk": risk}
+            "method": res["method"], "seconds": seconds, "y": y, "risk": risk, "low": low,
+            "high": high}
 
 
 def main() -> None:
@@ -170,18 +183,21 @@ def main() -> None:
                       f"{r['auc_recency']:.3f} freq {r['auc_frequency']:.3f}; lift5 priority "
                       f"{r['lift5_priority']:.2f}; max decile gap {r['max_decile_gap']:.3f}",
                       flush=True)
-            table = pooled_reliability(np.concatenate([r["y"] for r in got]),
-                                       np.concatenate([r["risk"] for r in got]))
+            table = pooled_reliability(*[np.concatenate([r[k] for r in got])
+                                         for k in ("y", "risk", "low", "high")])
             pooled.append({"variant": variant, "log": name, "max_gap": max(
                 x["gap"] for x in table), "deciles": table})
-            rows += [{k: v for k, v in r.items() if k not in ("y", "risk")} for r in got]
+            rows += [{k: v for k, v in r.items() if k not in ("y", "risk", "low", "high")}
+                     for r in got]
     print_table(rows, ["variant", "log", "share", "population", "churn_rate", "auc_risk",
                        "auc_recency", "auc_frequency", "auc_priority", "lift5_priority",
                        "lift5_risk", "max_decile_gap", "mean_decile_gap", "mean_predicted",
-                       "observed", "oot_auc", "folds"])
+                       "observed", "mean_low", "mean_high", "level_inside", "oot_auc",
+                       "folds"])
     for p in pooled:
         print(f"\npooled reliability, {p['variant']}, {p['log']} (max gap {p['max_gap']:.3f})")
-        print_table(p["deciles"], ["decile", "n", "predicted", "observed", "gap"])
+        print_table(p["deciles"], ["decile", "n", "predicted", "observed", "gap", "low",
+                                   "high", "inside"])
     write_json(args.out, {"machine": machine(), "rows": rows, "pooled": pooled})
 
 

@@ -28,7 +28,8 @@ time, ``h``: the horizon, ``W``: the activity window; lapse rule in
   An earlier model that ranks period 1 no better than chance (AUC below
   :data:`MIN_CALIBRATION_AUC`) is not used for calibration.
 * **Interval**: the delta method on the final model's linear predictor (Laplace covariance
-  of the penalised fit), mapped through the calibration.
+  of the penalised fit) widened by the uncertainty of the level (the spread of the stacked
+  periods' lapse rates, :func:`_level_sd`), mapped through the calibration.
 
 Features (:func:`risk_features`): own activity (recency, tenure, sent/received in the window,
 their balance, distinct contacts, active days, trend within the window, change against the
@@ -511,6 +512,26 @@ def _shift(eta: np.ndarray, target: float) -> float:
     return (lo + hi) / 2
 
 
+def _level_sd(folds: list[Fold], p: np.ndarray) -> dict[str, Any]:
+    """How uncertain the level of the next period's lapse rate is: the standard deviation of
+    the stacked periods' lapse rates, as the spread of one more period
+    (``sd * sqrt(1 + 1/k)``), and the same on the logit scale (``shift_sd``: divided by the
+    mean ``p (1 - p)`` of the predictions, the slope of the mean risk in the intercept).
+
+    The coefficient covariance alone leaves this out: on the two real logs the rate of one
+    horizon moves 0.04-0.10 from the periods before it, more than any coefficient's
+    uncertainty (benchmarks/README.md, "risk_real.py"), so the interval adds it. One
+    period: no estimate (``shift_sd`` 0, said in run.json).
+    """
+    rates = np.array([f.rate for f in folds])
+    slope = float(np.mean(p * (1 - p))) if p.size else 0.0
+    if rates.size < 2 or slope <= 0:
+        return {"periods": int(rates.size), "rate_sd": None, "shift_sd": 0.0}
+    sd = float(np.std(rates, ddof=1)) * float(np.sqrt(1 + 1 / rates.size))
+    return {"periods": int(rates.size), "rate_sd": round(sd, 5),
+            "shift_sd": round(sd / slope, 5)}
+
+
 def _drift(model: Logistic, drift: str, latest: Fold, eta_now: np.ndarray,
            folds: list[Fold]) -> float:
     """Intercept shift of the drift correction (``drift``: see :func:`fit_risk`);
@@ -637,6 +658,10 @@ def fit_risk(src: np.ndarray, dst: np.ndarray, t: np.ndarray, n: int, *, at: flo
     eta, se = final.eta(now.iloc[pos])
     eta = eta + _drift(final, drift, stack[0], eta, train)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    level = _level_sd(train, _sigmoid(eta))
+    info["level"] = level
+    if level["shift_sd"]:
+        se = np.sqrt(se * se + level["shift_sd"] ** 2)
     if cal.method == "none":
         r, lo, hi = _sigmoid(eta), _sigmoid(eta - z * se), _sigmoid(eta + z * se)
     else:

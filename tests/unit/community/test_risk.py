@@ -340,6 +340,47 @@ def test_level_drift_sets_the_mean_risk_to_the_periods_lapse_rate() -> None:
     assert lab.lapses > 0
 
 
+def test_interval_adds_the_spread_of_the_periods_lapse_rates() -> None:
+    """The interval is the coefficients' delta method widened, on the logit scale, by the
+    stacked periods' lapse-rate spread (sd * sqrt(1 + 1/k) over the mean p(1 - p)); with one
+    period there is no spread to add.
+    """
+    from statistics import NormalDist
+
+    from carenet.community.risk import Logistic, risk_features
+
+    frame = fading_log(8)
+    src, dst, t, n = _arrays(frame)
+    at, h = 110 * DAY, 10 * DAY
+    past = t < at
+    s, d, tt = src[past], dst[past], t[past]
+    model = fit_risk(s, d, tt, n, at=at, horizon=h, window=h, min_lapses=10, folds=4,
+                     drift="none", confidence=0.9)
+    k = model.info["training"]["folds"]
+    assert k >= 3
+    rates, frames, ys = [], [], []
+    for j in range(1, k + 1):
+        lab = silence(s, d, tt, n, cutoff=at - j * h, horizon=h, window=h)
+        frames.append(risk_features(s, d, tt, n, at=at - j * h, horizon=h, window=h)[lab.active])
+        ys.append(lab.lapsed[lab.active])
+        rates.append(float(ys[-1].mean()))
+    by_hand = Logistic.fit(pd.concat(frames, ignore_index=True), np.concatenate(ys),
+                           model.info["features"], 1.0)
+    eta, se = by_hand.eta(model.features[model.active])
+    p = 1 / (1 + np.exp(-eta))
+    shift_sd = np.std(rates, ddof=1) * np.sqrt(1 + 1 / k) / np.mean(p * (1 - p))
+    assert model.info["level"]["shift_sd"] == pytest.approx(shift_sd, rel=1e-3)  # rounded
+    z = NormalDist().inv_cdf(0.95)
+    wide = np.sqrt(se**2 + model.info["level"]["shift_sd"] ** 2)
+    assert model.high[model.active] == pytest.approx(1 / (1 + np.exp(-(eta + z * wide))),
+                                                     abs=1e-9)
+    narrow = 1 / (1 + np.exp(-(eta + z * se))) - 1 / (1 + np.exp(-(eta - z * se)))
+    assert shift_sd > 0.1
+    assert (model.high[model.active] - model.low[model.active] > narrow).all()
+    one = fit_risk(s, d, tt, n, at=at, horizon=h, window=h, min_lapses=10, folds=1)
+    assert one.info["level"] == {"periods": 1, "rate_sd": None, "shift_sd": 0.0}
+
+
 def test_role_and_exposure_features_enter_the_model() -> None:
     frame = fading_log(1, n=300)
     src, dst, t, n = _arrays(frame)
