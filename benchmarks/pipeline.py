@@ -125,6 +125,10 @@ SUBSTEPS = """
 # the influence step's RIS, IMM and comparison, and the care plan, each timed on its own
 # (exposure and the risk model left out: the care model's churn comes from the customers
 # table's churn_score, as in benchmarks/care.py)
+import os
+if os.environ.get("CARENET_BENCH_CODE"):  # another checkout's carenet (before/after)
+    sys.path.insert(0, os.environ["CARENET_BENCH_CODE"])
+import carenet
 import numpy as np
 from pathlib import Path
 from carenet.config import AnalysisConfig
@@ -142,7 +146,8 @@ net = load_inputs([p / "interactions.parquet"], customers=p / "customers.parquet
                   events=p / "events.parquet", config=cfg)
 g, c, ev = net.graph, net.customers, net.events
 n = g.n_customers
-out = {{"load_s": time.perf_counter() - t0, "customers": n, "ties": int(g.n_ties)}}
+out = {{"load_s": time.perf_counter() - t0, "customers": n, "ties": int(g.n_ties),
+       "code": carenet.__file__}}
 t = time.perf_counter()
 dg = DiffusionGraph.from_graph(g, **inf.ties.kwargs())
 out["diffusion_graph_s"] = time.perf_counter() - t
@@ -329,6 +334,24 @@ def step_rows(size: str, res: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def substep_rows(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per sub-step: its seconds in each run (before/after) and their ratio."""
+    first = next(iter(runs.values()))
+    size = first["size"]
+    parts = [k[:-2] for k in first if k.endswith("_s")]
+    parts += [f"care: {k}" for k in first["care"]["timings"]]
+    rows = []
+    for part in parts:
+        row: dict[str, Any] = {"size": size, "part": part}
+        for label, res in runs.items():
+            row[f"{label}_s"] = (res["care"]["timings"].get(part[6:]) if
+                                 part.startswith("care: ") else res.get(part + "_s"))
+        if len(runs) == 2 and row.get("after_s") and row.get("before_s") is not None:
+            row["ratio"] = row["before_s"] / row["after_s"]
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--big", action="store_true", help="also 1M customers / 10M interactions")
@@ -347,18 +370,23 @@ def main() -> None:
     if args.substeps:
         size = args.data.name if args.data else ("1M" if args.big else "100k")
         path = args.data or ensure(size)
-        load0 = os.getloadavg()[0]
-        res = run_child(SUBSTEPS.format(path=str(path)), timeout=4 * 3600)
-        res |= {"load_before": load0, "load_after": os.getloadavg()[0], "size": size}
-        print(json.dumps(res), flush=True)
-        if "error" not in res:
-            rows = [{"size": size, "part": k[:-2], "seconds": v} for k, v in res.items()
-                    if k.endswith("_s")]
-            rows += [{"size": size, "part": f"care: {k}", "seconds": v}
-                     for k, v in res["care"]["timings"].items()]
-            print_table(rows, ["size", "part", "seconds"])
-        out = write_json(args.name or f"pipeline-substeps-{size}",
-                         {"machine": machine(), **res})
+        runs = {}
+        for label, code in ([("before", args.before)] if args.before else []) + [
+                ("after", None)]:
+            load0 = os.getloadavg()[0]
+            env = {"CARENET_BENCH_CODE": code} if code else None
+            res = run_child(SUBSTEPS.format(path=str(path)), timeout=4 * 3600, env=env)
+            res |= {"load_before": load0, "load_after": os.getloadavg()[0], "size": size,
+                    "label": label}
+            print(json.dumps(res), flush=True)
+            runs[label] = res
+        if all("error" not in r for r in runs.values()):
+            print_table(substep_rows(runs), ["size", "part", *[f"{k}_s" for k in runs],
+                                             *(["ratio"] if len(runs) == 2 else [])])
+        payload = ({"machine": machine(), **runs["after"]} if len(runs) == 1 else
+                   {"machine": machine(), "size": size, "runs": runs,
+                    "rows": substep_rows(runs)})
+        out = write_json(args.name or f"pipeline-substeps-{size}", payload)
         print(f"\nwrote {out}")
         return
     if args.steps:

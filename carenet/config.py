@@ -297,14 +297,13 @@ class InfluenceConfig:
     (``edge_probability``). ``epsilon``/``delta``: with probability ``1 - delta`` the ``top``
     most influential customers are estimated within relative error ``epsilon``;
     ``confidence``: level of the per-customer intervals. ``max_rr_sets``: the most RR sets
-    an estimate (influence, value influence, IMM) samples in each of its two phases: the
-    budget at 1M customers, where the epsilon target would need more (the epsilon reached is
-    then reported with ``stopped = "max_rr_sets reached"``). ``max_rr_members``: the work
-    budget of each of those estimates, in RR-set members sampled (search and final, the
-    shared sets IMM reuses included; 0: none): the default keeps each estimate near 45 s on
-    a quiet 2-core machine at 1M customers (about 2.4M members a second there) and does not
-    bind at 100k; when it binds the estimate stops with the epsilon it reached
-    (``stopped = "budget"``). ``negative_events`` within
+    an influence estimate (one stream, every set counting) or each of IMM's two phases
+    samples (the epsilon reached is then reported with ``stopped = "max_rr_sets
+    reached"``). ``max_rr_members``: the work budget of each of those estimates, in RR-set
+    members sampled (IMM: search and final, the shared sets it reuses included; 0: none):
+    the default keeps each estimate near 45 s on a quiet 2-core machine at 1M customers
+    (about 2.4M members a second there) and does not bind at 100k; when it binds the
+    estimate stops with the epsilon it reached (``stopped = "budget"``). ``negative_events`` within
     ``lookback`` before the reference time make a customer an exposure seed. ``seed_set_size``:
     k of the IMM seed set compared with top-k by degree and PageRank (0: skip);
     ``cost_col`` (a customers column) with ``seed_budget`` selects within a budget.

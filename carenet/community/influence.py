@@ -28,16 +28,25 @@ With values, roots are drawn with probability ``value(r) / V`` and the same coun
 ``value_influence(v) = V * count / R = sum_{u != v} value(u) P(v activates u)``.
 
 The count is binomial(R, p), so every per-customer interval is a Wilson score interval at
-``confidence``. R is chosen in two phases as in IMM (Tang, Shi & Xiao, SIGMOD 2015): a doubling
-search finds a lower bound LB of the ``top``-th largest influence, then
-``R = (2 + 2 epsilon / 3) ln(4 n / delta) n / (epsilon^2 LB)`` fresh sets (fresh, because
-reusing the search's sets breaks the martingale argument: Chen, arXiv:1808.09363). By a
-Chernoff bound and a union bound over customers, with probability at least 1 - delta every
-customer's estimate is within ``epsilon * max(influence(v), LB)`` of the truth: the ``top``
-most influential customers are within relative error epsilon. LB is at least one customer's
-worth (1, or the mean value), and R is capped by ``max_rr_sets`` and by the work budget
-``max_rr_members`` (RR-set members sampled, search and final: what a set costs whatever the
-graph); then the epsilon actually reached is reported, with ``stop_reason``.
+``confidence``. R is chosen by a sequential stopping rule on **one** stream of RR sets, so
+every set sampled counts (IMM's two phases, Tang, Shi & Xiao, SIGMOD 2015, throw the search's
+sets away: reusing them under IMM's fixed-R argument is not valid, Chen, arXiv:1808.09363).
+The rule looks only at the points ``R_1 < R_2 < ... <= max_rr_sets`` of a geometric grid
+fixed before sampling (:data:`RIS_GRID_RATIO`); at each, ``LB`` = a Bernstein lower
+confidence bound of the ``top``-th largest count (scaled, at least one customer's worth: 1,
+or the mean value), and it stops at the first point where
+``R >= (2 + 2 epsilon / 3) ln(4 n m / delta) n / (epsilon^2 LB)`` (m grid points). By
+Bernstein's inequality and a union bound over customers, sides and the m points, with
+probability at least 1 - delta, at *every* grid point at once, LB is at most the true
+``top``-th largest influence ``sigma_top`` and every customer's estimate is within
+``epsilon_R * max(influence(v), sigma_top)`` of the truth, ``epsilon_R`` the epsilon those
+R sets reach for LB; so wherever the rule stops (a data-dependent point of the grid), the
+``top`` most influential customers are within relative error ``epsilon_R <= epsilon``. The
+price of the sequential look is ``ln m`` (about 4.4 for the default grid) added to
+``ln(4 n / delta)`` (about 20 at a million customers). R is capped by ``max_rr_sets`` and by
+the work budget ``max_rr_members`` (RR-set members sampled: what a set costs whatever the
+graph; the rule stops at the last grid point the budget pays for); then the epsilon actually
+reached is reported, with ``stop_reason``.
 
 >>> from carenet.graphs.model import CustomerGraph
 >>> g = CustomerGraph.from_edges(["a", "b", "c"], [0, 1], [1, 2], [1.0, 1.0])
@@ -174,7 +183,12 @@ def _ris_model(model: str) -> str:
 # ---------------------------------------------------------------------------- influence
 @dataclass(frozen=True, eq=False)
 class RISEstimate:
-    """One all-customer RIS estimate: ``scale * counts / rr_sets`` with its bookkeeping."""
+    """One all-customer RIS estimate: ``scale * counts / rr_sets`` with its bookkeeping.
+
+    ``rr_sets``: every set sampled (all count); ``search_rr_sets``: those sampled before the
+    stopping rule's last look (a part of ``rr_sets``, not extra work); ``checks`` of
+    ``grid_points``: the looks taken; ``members``: RR-set members sampled (the work).
+    """
 
     counts: np.ndarray
     rr_sets: int
@@ -188,6 +202,8 @@ class RISEstimate:
     kept: RRSets | None = None
     members: int = 0
     stop_reason: str = "error target met"
+    checks: int = 0
+    grid_points: int = 0
 
 
 def _rr_budget_sets(budget: int, used: int, mean_size: float) -> int | None:
@@ -207,85 +223,142 @@ def _epsilon_for(r: int, c: float) -> float:
     return float(((2 / 3) * c + math.sqrt((4 / 9) * c * c + 8 * c * r)) / (2 * r))
 
 
+# Ratio of the geometric grid of sample sizes at which the one-stream RIS estimate checks its
+# stopping rule. The grid is fixed before sampling, so a union bound over its points (a
+# ln(points) term in the sample size) makes the rule valid wherever it stops; a fine grid
+# costs little there (ln 80 for 80 points) and stops close to where the target is met.
+RIS_GRID_RATIO = 1.1
+
+
+def _ris_grid(first: int, last: int, ratio: float = RIS_GRID_RATIO) -> list[int]:
+    """Sample sizes ``first, ~first * ratio, ...`` up to ``last`` (always the last point):
+    where the estimate looks at its stopping rule.
+
+    >>> _ris_grid(10, 40, 2.0)
+    [10, 20, 40]
+    >>> _ris_grid(100, 100)
+    [100]
+    """
+    first = max(1, min(int(first), int(last)))
+    grid = []
+    r = first
+    while r < last:
+        grid.append(r)
+        r = max(r + 1, math.ceil(r * ratio))
+    grid.append(int(last))
+    return grid
+
+
+def _count_lower_bound(x: float, a: float) -> float:
+    """A lower confidence bound of a binomial mean from a count ``x``: the smallest mean
+    ``mu`` under which Bernstein's inequality ``P(X - mu >= t) <= exp(-t^2 / (2 (mu + t / 3)))``
+    still gives ``x`` a probability of at least ``exp(-a)``; so it exceeds the true mean with
+    probability at most ``exp(-a)``. Non-decreasing in ``x``.
+
+    >>> _count_lower_bound(0, 5.0)
+    0.0
+    >>> round(_count_lower_bound(10_000, 5.0), 1)
+    9687.0
+    """
+    return max(0.0, x + 2 * a / 3 - math.sqrt(4 * a * a / 9 + 2 * a * x))
+
+
 def _ris_estimate(
     dg: DiffusionGraph, *, model: str, epsilon: float, delta: float, top: int, seed: int,
     root_weights: np.ndarray | None, max_rr_sets: int, progress: ProgressFn | None = None,
     keep_members: int = 0, max_rr_members: int = 0,
 ) -> RISEstimate:
-    """Two-phase RIS (module docstring). With ``keep_members``, the first final sets, up to
-    about that many members, are also kept (``kept``) for IMM to reuse; the counts are the
-    same either way (same streams). ``max_rr_members`` (0: none): the work budget, members
-    of every RR set sampled (search and final): the search stops once it has spent it and
-    the final phase samples only the sets the rest pays for at the search's mean set size
-    (``stop_reason = "budget"`` when that is fewer than the error target needs).
+    """One stream of RR sets with a sequential stopping rule (module docstring). At each
+    point of a grid of sample sizes fixed in advance, a lower bound LB of the ``top``-th
+    largest influence is read off the counts so far; the estimate stops at the first point
+    where those counts reach relative error ``epsilon`` for that LB, or at ``max_rr_sets``,
+    or when the next point would exceed the work budget ``max_rr_members`` (RR-set members
+    sampled; ``stop_reason = "budget"``). Every set sampled counts toward the estimate.
+    With ``keep_members``, the first sets, up to about that many members, are also kept
+    (``kept``) for IMM to reuse; the counts are the same either way (same streams).
     """
     t0 = time.perf_counter()
     n = dg.n_nodes
     total = float(root_weights.sum()) if root_weights is not None else float(n)
     floor = total / n
     k0 = max(1, min(int(top), n))
-    eps_p = math.sqrt(2.0) * epsilon
-    log2n = math.log2(n) if n > 1 else 1.0
-    lam = ((2 + 2 * eps_p / 3) * (math.log(n) + math.log(2 / delta) + math.log(max(log2n, 1.0)))
-           * total / eps_p**2)
-    lb = floor
-    counts = np.zeros(n, np.int64)
-    done = 0
-    lb_seed = derive_seed(seed, 1)
-    search_size = 0
-    for i in range(1, max(1, math.floor(log2n))):
-        x = total / 2**i
-        theta = min(math.ceil(lam / x), max_rr_sets)
-        if theta > done:
-            more, more_size = rr_counts(dg, theta - done, model=model, seed=lb_seed,
-                                        first=done, root_weights=root_weights)
-            counts += more
-            search_size += more_size
-            done = theta
-        c = float(np.partition(counts, n - k0)[n - k0]) if n else 0.0
-        est = total * c / done
-        if est >= (1 + eps_p) * x:
-            lb = max(est / (1 + eps_p), floor)
-            break
-        if theta >= max_rr_sets or 0 < max_rr_members <= search_size:
-            break
-        if progress is not None:
-            progress(float(i), float(log2n))
-    c_final = math.log(4 * n / delta) * total / lb
-    r_needed = math.ceil((2 + 2 * epsilon / 3) * c_final / epsilon**2)
-    r = max(1, min(r_needed, max_rr_sets))
-    stop_reason = "error target met" if r >= r_needed else "max_rr_sets reached"
-    affordable = _rr_budget_sets(max_rr_members, search_size,
-                                 search_size / done if done else 1.0)
-    if affordable is not None and affordable < r:
-        r = max(1, affordable)
-        stop_reason = "budget"
+    # the grid starts where the target would be met if LB were the largest conceivable
+    # (everyone's worth); any start fixed in advance is valid, this one wastes no points
+    c0 = math.log(4 * n / delta)
+    grid = _ris_grid(math.ceil((2 + 2 * epsilon / 3) * c0 / epsilon**2), max_rr_sets)
+    # per customer, per grid point and per side: delta / (4 n points); the LB's one-sided
+    # bounds take delta / 4 in all, the estimate's two-sided ones delta / 2
+    a = math.log(4 * n * len(grid) / delta)
     f_seed = derive_seed(seed, 2)
+    counts = np.zeros(n, np.int64)
+    kept_parts: list[RRSets] = []
+    kept_members = 0
+    members = 0
+    done = 0
+    previous = 0
+    lb = floor
+    eps_reached = float("inf")
+    stop_reason = "max_rr_sets reached"
+    i = 0  # the grid point sampled up to next
+    looks = 0
+    while True:
+        step = grid[i] - done
+        if keep_members > kept_members:
+            mean_size = members / done if done else 1.0
+            n_keep = min(step, max(1, int((keep_members - kept_members) / max(mean_size, 1.0))))
+            part = sample_rr_sets(dg, n_keep, model=model, seed=f_seed, first=done,
+                                  root_weights=root_weights)
+            counts += (np.bincount(part.members, minlength=n)
+                       - np.bincount(part.roots, minlength=n))
+            kept_parts.append(part)
+            kept_members += int(part.members.size)
+            members += int(part.members.size)
+            done += n_keep
+            step -= n_keep
+        if step > 0:
+            more, more_size = rr_counts(dg, step, model=model, seed=f_seed, first=done,
+                                        root_weights=root_weights)
+            counts += more
+            members += more_size
+            done += step
+        looks += 1
+        x_k = float(np.partition(counts, n - k0)[n - k0])
+        lb = max(floor, total * _count_lower_bound(x_k, a) / done)
+        eps_reached = _epsilon_for(done, a * total / lb)
+        if progress is not None:
+            progress(float(i + 1), float(len(grid)))
+        if eps_reached <= epsilon:
+            stop_reason = "error target met"
+            break
+        if i + 1 == len(grid):
+            break
+        # Looking at fewer points of the fixed grid keeps the rule valid, and every look
+        # costs a pass of the sampler: skip the points below 0.8x the sets the target would
+        # need if LB were already the point estimate (LB stays below it)
+        optimistic = max(floor, total * x_k / done)
+        r_opt = 0.8 * (2 + 2 * epsilon / 3) * a * total / (epsilon**2 * optimistic)
+        j = i + 1
+        while j + 1 < len(grid) and grid[j + 1] <= r_opt:
+            j += 1
+        while j > i + 1 and 0 < max_rr_members < members * grid[j] / done:
+            j -= 1
+        if 0 < max_rr_members < members * grid[j] / done:
+            stop_reason = "budget"
+            break
+        previous = done
+        i = j
     kept: RRSets | None = None
-    n_keep = 0
-    if keep_members > 0:
-        mean_size = search_size / done if done else 1.0
-        n_keep = min(r, int(keep_members / max(mean_size, 1.0)))
-    if n_keep > 0:
-        kept = sample_rr_sets(dg, n_keep, model=model, seed=f_seed, first=0,
-                              root_weights=root_weights)
-        counts = (np.bincount(kept.members, minlength=n)
-                  - np.bincount(kept.roots, minlength=n)).astype(np.int64)
-        size_total = int(kept.members.size)
-    else:
-        counts = np.zeros(n, np.int64)
-        size_total = 0
-    if r > n_keep:
-        more, more_size = rr_counts(dg, r - n_keep, model=model, seed=f_seed, first=n_keep,
-                                    root_weights=root_weights)
-        counts += more
-        size_total += more_size
+    if kept_parts:
+        kept = RRSets(
+            n, np.concatenate([[0], np.cumsum(np.concatenate(
+                [np.diff(p.offsets) for p in kept_parts]))]).astype(np.int64),
+            np.concatenate([p.members for p in kept_parts]), model, kept_parts[0].seed, 0)
     return RISEstimate(
-        counts=counts, rr_sets=r, scale=total, lower_bound=lb,
-        epsilon_achieved=epsilon if r >= r_needed else _epsilon_for(r, c_final),
-        capped=r < r_needed, search_rr_sets=done, mean_rr_size=size_total / r,
-        seconds=time.perf_counter() - t0, kept=kept, members=search_size + size_total,
-        stop_reason=stop_reason,
+        counts=counts, rr_sets=done, scale=total, lower_bound=lb,
+        epsilon_achieved=eps_reached, capped=eps_reached > epsilon,
+        search_rr_sets=previous, mean_rr_size=members / done,
+        seconds=time.perf_counter() - t0, kept=kept, members=members,
+        stop_reason=stop_reason, checks=looks, grid_points=len(grid),
     )
 
 
@@ -361,7 +434,8 @@ class InfluenceScores:
                     "mean_rr_size": float(e.mean_rr_size), "seconds": float(e.seconds),
                     "error_target": float(self.epsilon),
                     "error": float(e.epsilon_achieved),
-                    "samples": int(e.rr_sets + e.search_rr_sets),
+                    "samples": int(e.rr_sets),
+                    "checks": int(e.checks), "grid_points": int(e.grid_points),
                     "members": int(e.members),
                     "work_budget": int(self.max_rr_members) or None,
                     "stopped": e.stop_reason, "stop_reason": e.stop_reason}

@@ -28,7 +28,9 @@ Algorithms
   realisations, all prefixes at once: ``b(u)`` = max over paths from active sources to u of
   the smallest rank of a retained node on the path (a bottleneck path, by a bucket queue), and
   u is kept out by the first k picks exactly when ``b(u) <= k``. Set blocking here is exact,
-  not the dominator bound.
+  not the dominator bound. The nodes reached by paths that avoid every node any ordering
+  picks (and keeps) are kept out by none, so the bucket queues run only on the rest (at a
+  million customers most of a realisation's cascade is such a free part).
 * :func:`exact_protected`: brute force over every world of a tiny graph, the tests' oracle.
 
 >>> dg = DiffusionGraph.from_arrays(3, [0, 1], [1, 2], [1.0, 1.0])
@@ -362,70 +364,124 @@ def _greedy(
 
 # ---------------------------------------------------------------------------- evaluation
 @nb.njit(cache=True, nogil=True)
-def _reached(
+def _split_reached(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, cand: np.ndarray,
-    sprob: np.ndarray, sb: np.uint64, eb: np.uint64, loc: np.ndarray,
-) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The nodes one realisation's cascade reaches with nothing blocked (``gnode[:m]``, local
-    ids in ``loc``; the first ``ns`` are the active sources) and its live ties among them as
-    local CSR (every tie's coin drawn once).
+    sprob: np.ndarray, blockable: np.ndarray, picked: np.ndarray, retention: float,
+    sb: np.uint64, eb: np.uint64, rb: np.uint64, loc: np.ndarray, queue: np.ndarray,
+) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One realisation's cascade with nothing blocked, split in two; every coin drawn once.
+
+    * the **free** part: the nodes reached from the active sources by paths avoiding every
+      *blocker* (a node some ordering picks, protectable and retained in this realisation).
+      No ordering keeps them out, whatever its picks: ``loc[v] = -2``.
+    * the **rest** (``gnode[:m]``, local ids in ``loc``): blockers reached from the free part
+      or active themselves (``entry``) and what is reached only through blockers, with the
+      live ties among them as local CSR (ties into the free part left out: they change
+      nothing). ``kept``: protectable and retained.
+
+    Returns (nodes reached in all, m, gnode, entry, kept, ptr, col).
     """
     gnode = np.empty(16, np.int64)
+    entry = np.empty(16, np.bool_)
+    kept = np.empty(16, np.bool_)
     m = 0
+    nf = 0
     for j in range(cand.size):
         v = cand[j]
         if _coin(sb, v) < sprob[v]:
-            if m == gnode.size:
-                gnode = _grow(gnode, 2 * m)
-            loc[v] = m
-            gnode[m] = v
-            m += 1
-    ns = m
+            if picked[v] and blockable[v] and _coin(rb, v) < retention:
+                if m == gnode.size:
+                    gnode = _grow(gnode, 2 * m)
+                    entry = _grow(entry, 2 * m)
+                    kept = _grow(kept, 2 * m)
+                loc[v] = m
+                gnode[m] = v
+                entry[m] = True
+                kept[m] = True
+                m += 1
+            else:
+                loc[v] = -2
+                queue[nf] = v
+                nf += 1
+    head = 0
+    while head < nf:  # the free part
+        u = queue[head]
+        head += 1
+        for e in range(indptr[u], indptr[u + 1]):
+            if _coin(eb, e) < prob[e]:
+                v = indices[e]
+                lv = loc[v]
+                if lv == -1:
+                    if picked[v] and blockable[v] and _coin(rb, v) < retention:
+                        if m == gnode.size:
+                            gnode = _grow(gnode, 2 * m)
+                            entry = _grow(entry, 2 * m)
+                            kept = _grow(kept, 2 * m)
+                        loc[v] = m
+                        gnode[m] = v
+                        entry[m] = True
+                        kept[m] = True
+                        m += 1
+                    else:
+                        loc[v] = -2
+                        queue[nf] = v
+                        nf += 1
     cap = 64
     ea = np.empty(cap, np.int64)
     eb_ = np.empty(cap, np.int64)
     ne = 0
     head = 0
-    while head < m:
+    while head < m:  # the rest: only blockers lead into it from the free part
         u = gnode[head]
         lu = head
         head += 1
         for e in range(indptr[u], indptr[u + 1]):
             if _coin(eb, e) < prob[e]:
                 v = indices[e]
-                if loc[v] < 0:
+                lv = loc[v]
+                if lv == -2:
+                    continue
+                if lv == -1:
                     if m == gnode.size:
                         gnode = _grow(gnode, 2 * m)
+                        entry = _grow(entry, 2 * m)
+                        kept = _grow(kept, 2 * m)
+                    lv = m
                     loc[v] = m
                     gnode[m] = v
+                    entry[m] = False
+                    kept[m] = blockable[v] and _coin(rb, v) < retention
                     m += 1
                 if ne == cap:
                     cap *= 2
                     ea = _grow(ea, cap)
                     eb_ = _grow(eb_, cap)
                 ea[ne] = lu
-                eb_[ne] = loc[v]
+                eb_[ne] = lv
                 ne += 1
     ptr, col = _csr(m, ea, eb_, ne)
-    for i in range(m):
-        loc[gnode[i]] = -1
-    return m, ns, gnode, ptr, col, ea
+    return nf + m, m, gnode, entry, kept, ptr, col
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _curves_kernel(
     indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, cand: np.ndarray,
     sprob: np.ndarray, value: np.ndarray, blockable: np.ndarray, ranks: np.ndarray,
-    retention: float, bsrc: np.ndarray, bedge: np.ndarray, bret: np.ndarray, first: int,
-    kmax: int, curves: np.ndarray, lost: np.ndarray, reached: np.ndarray,
+    picked: np.ndarray, retention: float, bsrc: np.ndarray, bedge: np.ndarray,
+    bret: np.ndarray, first: int, kmax: int, curves: np.ndarray, lost: np.ndarray,
+    reached: np.ndarray,
 ) -> None:
     """For each realisation and each ordering (``ranks[s, v]`` in 1..kmax, kmax + 1 when not
-    picked): ``curves[r, s, k]`` = value kept out of the cascade by the first k picks.
+    picked; ``picked``: picked by any ordering): ``curves[r, s, k]`` = value kept out of the
+    cascade by the first k picks.
 
-    The realisation's reached nodes and live ties are drawn once; then, per ordering,
-    ``b(u)`` = the best over paths from active sources of the smallest effective rank on the
-    path (a bottleneck path by a bucket queue, buckets visited from kmax + 1 down), and u is
-    kept out by the first k picks exactly when ``b(u) <= k``.
+    The realisation's reached nodes and live ties are drawn once and split
+    (:func:`_split_reached`): the free part, which no ordering keeps out, is only counted;
+    then, per ordering and on the rest only, ``b(u)`` = the best over paths from the entries
+    (a blocker reached from the free part or active itself) of the smallest effective rank
+    on the path (a bottleneck path by a bucket queue, buckets visited from kmax + 1 down),
+    and u is kept out by the first k picks exactly when ``b(u) <= k``. Sums run in node
+    order, so a realisation's numbers do not depend on the other orderings.
     """
     n = indptr.size - 1
     runs = curves.shape[0]
@@ -437,15 +493,17 @@ def _curves_kernel(
         eb = _edge_base(bedge, rr)
         rb = _base(bret[0], rr)
         loc = np.full(n, -1, np.int64)
-        m, ns, gnode, ptr, col, _ = _reached(indptr, indices, prob, cand, sprob, sb, eb, loc)
-        kept = np.empty(m, np.bool_)
+        queue = np.empty(n, np.int64)
+        total_n, m, gnode, entry, kept, ptr, col = _split_reached(
+            indptr, indices, prob, cand, sprob, blockable, picked, retention, sb, eb, rb,
+            loc, queue)
         total = 0.0
-        for i in range(m):
-            v = gnode[i]
-            kept[i] = blockable[v] and _coin(rb, v) < retention
-            total += value[v]
+        for v in range(n):  # in node order: the same sum whatever the orderings
+            if loc[v] != -1:
+                total += value[v]
         lost[r] = total
-        reached[r] = m
+        reached[r] = total_n
+        by_node = np.argsort(gnode[:m])
         b = np.zeros(m, np.int64)
         eff = np.empty(m, np.int64)
         done = np.zeros(m, np.bool_)
@@ -455,22 +513,22 @@ def _curves_kernel(
         pnext = np.empty(cap, np.int64)
         for s in range(strategies):
             rank = ranks[s]
+            npool = 0
             for i in range(m):
                 eff[i] = rank[gnode[i]] if kept[i] else inf
                 b[i] = 0
                 done[i] = False
-            npool = 0
-            for i in range(ns):
-                c = eff[i]
-                b[i] = c
-                if npool == cap:
-                    cap *= 2
-                    pnode = _grow(pnode, cap)
-                    pnext = _grow(pnext, cap)
-                pnode[npool] = i
-                pnext[npool] = head[c]
-                head[c] = npool
-                npool += 1
+                if entry[i]:
+                    c = eff[i]
+                    b[i] = c
+                    if npool == cap:
+                        cap *= 2
+                        pnode = _grow(pnode, cap)
+                        pnext = _grow(pnext, cap)
+                    pnode[npool] = i
+                    pnext[npool] = head[c]
+                    head[c] = npool
+                    npool += 1
             for c in range(inf, 0, -1):
                 while head[c] >= 0:
                     p = head[c]
@@ -495,7 +553,8 @@ def _curves_kernel(
                             head[c2] = npool
                             npool += 1
             row = curves[r, s]
-            for i in range(m):
+            for j in range(m):
+                i = by_node[j]
                 if b[i] <= kmax:
                     row[b[i]] += value[gnode[i]]
             row[0] = 0.0
@@ -791,6 +850,7 @@ def protected_curves(model: BlockingModel, orders: Sequence[Sequence[int] | np.n
             raise InvalidInputError("an ordering must list distinct node positions")
         ranks[s, o] = np.arange(1, o.size + 1)
     cand, sp, blockable, val = model.arrays()
+    picked = np.asarray((ranks <= kmax).any(axis=0), np.bool_)
     bsrc, bedge, bret = _seeds(seed)
     curves = np.zeros((int(runs), len(orders), int(kmax) + 1))
     lost = np.zeros(int(runs))
@@ -799,8 +859,8 @@ def protected_curves(model: BlockingModel, orders: Sequence[Sequence[int] | np.n
         raise InvalidInputError("reached must be an int64 array of runs entries")
     with PARALLEL_LOCK, nb.parallel_chunksize(1):
         _curves_kernel(dg.indptr, dg.indices, dg.prob, cand, sp, val, blockable, ranks,
-                       float(model.retention), bsrc, bedge, bret, int(first), int(kmax),
-                       curves, lost, size)
+                       picked, float(model.retention), bsrc, bedge, bret, int(first),
+                       int(kmax), curves, lost, size)
     return curves, lost
 
 

@@ -387,8 +387,9 @@ def test_imm_reuses_the_influence_estimates_rr_sets(graph: CustomerGraph) -> Non
     best = max(exact_spread(dg, list(pair)) for pair in itertools.combinations(range(8), 2))
     assert exact_spread(dg, sel.nodes.tolist()) >= (1 - 1 / np.e - 0.1) * best
     d = kept.to_dict()["estimate"]
-    assert d["stopped"] == "error target met" and d["error"] == d["error_target"] == 0.1
-    assert d["samples"] == d["rr_sets"] + d["search_rr_sets"]
+    # one stream: the sets sampled before the rule's last look count too (samples = rr_sets)
+    assert d["stopped"] == "error target met" and d["error"] <= d["error_target"] == 0.1
+    assert d["samples"] == d["rr_sets"] > d["search_rr_sets"] > 0
 
 
 def test_one_diffusion_graph_per_run_and_tie_model(graph: CustomerGraph) -> None:
@@ -423,7 +424,7 @@ def test_rr_member_budget_stops_the_estimates(graph: CustomerGraph) -> None:
         d = tight.to_dict()[key]
         assert d["stopped"] == d["stop_reason"] == "budget" and d["work_budget"] == budget
         assert est.rr_sets < need and d["error"] > d["error_target"] == 0.1
-        assert d["samples"] == est.rr_sets + est.search_rr_sets
+        assert d["samples"] == est.rr_sets > est.search_rr_sets
         # the budget holds up to one set's worth of overshoot of the estimated mean size
         assert est.members <= budget + 8 * max(1, est.search_rr_sets // 10) or \
             est.rr_sets == 1
@@ -451,3 +452,44 @@ def test_rr_member_budget_stops_the_estimates(graph: CustomerGraph) -> None:
         influence_scores(graph, max_rr_members=-1)
     with pytest.raises(InvalidInputError):
         select_seeds(graph, 2, max_rr_members=-1)
+
+
+def test_influence_is_one_stream_stopped_at_a_grid_point(graph: CustomerGraph,
+                                                         dg: DiffusionGraph) -> None:
+    # every set sampled counts: the counts are those of the first R sets of one stream, R and
+    # the previous look are points of the grid fixed in advance, the target is met at R and
+    # was not at the previous look
+    from carenet.community.influence import _count_lower_bound, _epsilon_for, _ris_grid
+    from carenet.graphs.diffusion import rr_counts
+    from carenet.graphs.rng import derive_seed
+
+    s = influence_scores(graph, seed=7)
+    est = s.estimate
+    counts, members = rr_counts(dg, est.rr_sets, seed=derive_seed(7, 2))
+    assert np.array_equal(counts, est.counts) and members == est.members
+    prev = est.search_rr_sets
+    grid = _ris_grid(int(np.ceil((2 + 0.2 / 3) * np.log(4 * 8 / s.delta) / 0.1**2)), 10**7)
+    assert len(grid) == est.grid_points and prev in grid and est.rr_sets in grid
+    assert prev < est.rr_sets and 1 < est.checks <= est.grid_points
+    a = np.log(4 * 8 * est.grid_points / s.delta)
+
+    def eps_at(c: np.ndarray, r: int) -> float:
+        lb = max(1.0, 8 * _count_lower_bound(float(np.sort(c)[0]), a) / r)  # top 50 > n
+        return _epsilon_for(r, a * 8 / lb)
+
+    assert est.epsilon_achieved == eps_at(est.counts, est.rr_sets) <= s.epsilon
+    assert eps_at(rr_counts(dg, prev, seed=derive_seed(7, 2))[0], prev) > s.epsilon
+
+
+def test_influence_error_bound_holds_where_the_rule_stops(graph: CustomerGraph,
+                                                          dg: DiffusionGraph) -> None:
+    # the stopping point depends on the sets themselves; the reported epsilon must still
+    # bound every customer's error (relative to max(influence, the top-th largest)), run
+    # after run
+    truth = np.array([exact_spread(dg, [v]) - 1 for v in range(8)])
+    floor = np.sort(truth)[-3]  # the 3rd largest: top=3
+    for seed in range(20):
+        s = influence_scores(graph, epsilon=0.2, top=3, seed=seed)
+        bound = s.estimate.epsilon_achieved * np.maximum(truth, floor)
+        assert s.estimate.lower_bound <= floor + 1e-9
+        assert (np.abs(s.influence - truth) <= bound + 1e-9).all(), seed
