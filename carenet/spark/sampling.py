@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,8 +171,12 @@ class SparkSampler:
         sc = self.spark.sparkContext
         ranges = self.spark.createDataFrame(sc.parallelize(blocks, len(blocks)),
                                             "first long, count long")
-        summed = (ranges.mapInPandas(task, SCHEMA).groupBy("kind", "key")
-                  .agg(sf.sum("count").alias("count")))
+        with warnings.catch_warnings():
+            # pyspark 4.x warns about pandas >= 3 when a pandas function is declared (see
+            # carenet.spark.session.to_pandas): the tasks exchange plain int columns only
+            warnings.simplefilter("ignore", FutureWarning)
+            mapped = ranges.mapInPandas(task, SCHEMA)
+        summed = mapped.groupBy("kind", "key").agg(sf.sum("count").alias("count"))
         out = to_pandas(summed)
         self.jobs += 1
         self.task_runs += len(blocks)
