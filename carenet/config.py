@@ -618,19 +618,25 @@ class EngineConfig:
 
     ``spark_master`` is a Spark master URL (None: ``local[2]``, or the one ``spark-submit``
     gave); ``spark_conf`` extra Spark settings; ``collect_max_ties`` the most ties collected to
-    the driver to run every local step (above it only the distributed steps run).
+    the driver to run every local step (above it only the distributed steps run);
+    ``broadcast_max_ties`` the most ties for which the distributed path still runs influence
+    and exposure as Spark tasks: their sampling needs the graph's diffusion arrays (about 40
+    bytes a directed tie) on every executor, broadcast from the driver; above it (or at 0)
+    they are reported as skipped.
     """
 
     name: str = "local"
     spark_master: str | None = None
     spark_conf: dict[str, str] = field(default_factory=dict)
     collect_max_ties: int = 200_000_000
+    broadcast_max_ties: int = 200_000_000
 
     def __post_init__(self) -> None:
         _one_of("engine.name", self.name, ("local", "spark"))
-        if self.collect_max_ties < 0:
-            raise InvalidInputError(
-                f"engine.collect_max_ties must be >= 0, not {self.collect_max_ties}")
+        for key in ("collect_max_ties", "broadcast_max_ties"):
+            if getattr(self, key) < 0:
+                raise InvalidInputError(
+                    f"engine.{key} must be >= 0, not {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -760,6 +766,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "risk.l2": 1e6,
     "risk.min_lapses": 1_000_000,
     "engine.collect_max_ties": 10_000_000_000,
+    "engine.broadcast_max_ties": 10_000_000_000,
 }
 
 

@@ -88,11 +88,14 @@ from carenet.graphs.diffusion import (
     rr_counts,
     sample_rr_sets,
 )
-from carenet.graphs.exposure import DEFAULT_BUDGET, forward_exposure
+from carenet.graphs.exposure import DEFAULT_BUDGET, WorldsFn, forward_exposure
 from carenet.graphs.model import CustomerGraph
 from carenet.graphs.rng import derive_seed
 
 ProgressFn = Callable[[float, float], None]
+RRCounter = Callable[..., tuple[np.ndarray, int]]
+"""Samples RR sets of an index range as :func:`~carenet.graphs.diffusion.rr_counts` does
+(``counter(dg, count, model=, seed=, first=, root_weights=)``)."""
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -266,7 +269,7 @@ def _count_lower_bound(x: float, a: float) -> float:
 def _ris_estimate(
     dg: DiffusionGraph, *, model: str, epsilon: float, delta: float, top: int, seed: int,
     root_weights: np.ndarray | None, max_rr_sets: int, progress: ProgressFn | None = None,
-    keep_members: int = 0, max_rr_members: int = 0,
+    keep_members: int = 0, max_rr_members: int = 0, counter: RRCounter | None = None,
 ) -> RISEstimate:
     """One stream of RR sets with a sequential stopping rule (module docstring). At each
     point of a grid of sample sizes fixed in advance, a lower bound LB of the ``top``-th
@@ -276,7 +279,9 @@ def _ris_estimate(
     sampled; ``stop_reason = "budget"``). Every set sampled counts toward the estimate.
     With ``keep_members``, the first sets, up to about that many members, are also kept
     (``kept``) for IMM to reuse; the counts are the same either way (same streams).
+    ``counter``: samples the sets instead of :func:`rr_counts` (same arguments and result).
     """
+    count_sets = rr_counts if counter is None else counter
     t0 = time.perf_counter()
     n = dg.n_nodes
     total = float(root_weights.sum()) if root_weights is not None else float(n)
@@ -316,8 +321,8 @@ def _ris_estimate(
             done += n_keep
             step -= n_keep
         if step > 0:
-            more, more_size = rr_counts(dg, step, model=model, seed=f_seed, first=done,
-                                        root_weights=root_weights)
+            more, more_size = count_sets(dg, step, model=model, seed=f_seed, first=done,
+                                         root_weights=root_weights)
             counts += more
             members += more_size
             done += step
@@ -470,6 +475,7 @@ def influence_scores(
     progress: ProgressFn | None = None,
     keep_rr_members: int = 0,
     max_rr_members: int = 0,
+    rr_counter: RRCounter | None = None,
 ) -> InfluenceScores:
     """Influence of every customer by reverse influence sampling (see the module docstring).
 
@@ -490,6 +496,9 @@ def influence_scores(
     ``max_rr_members``: work budget of each estimate, in RR-set members sampled (search and
     final; 0: none); when it binds the estimate stops with ``stop_reason = "budget"`` and
     reports the epsilon it reached.
+    ``rr_counter``: samples the RR sets of index ranges in place of
+    :func:`~carenet.graphs.diffusion.rr_counts` (same arguments, same result), e.g. as Spark
+    tasks (:mod:`carenet.spark.sampling`); the estimates are then the same, bit for bit.
     """
     t0 = time.perf_counter()
     model = _ris_model(model)
@@ -508,7 +517,7 @@ def influence_scores(
     est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top, seed=seed,
                         root_weights=None, max_rr_sets=max_rr_sets, progress=progress,
                         keep_members=0 if vals is not None else int(keep_rr_members),
-                        max_rr_members=int(max_rr_members))
+                        max_rr_members=int(max_rr_members), counter=rr_counter)
     lo, hi = wilson_interval(est.counts, est.rr_sets, confidence)
     infl = est.scale * est.counts / est.rr_sets
     v_est = v_inf = v_lo = v_hi = None
@@ -516,7 +525,7 @@ def influence_scores(
         v_est = _ris_estimate(dg, model=model, epsilon=epsilon, delta=delta, top=top,
                               seed=derive_seed(seed, 3), root_weights=vals,
                               max_rr_sets=max_rr_sets, keep_members=int(keep_rr_members),
-                              max_rr_members=int(max_rr_members))
+                              max_rr_members=int(max_rr_members), counter=rr_counter)
         a, b = wilson_interval(v_est.counts, v_est.rr_sets, confidence)
         v_inf = v_est.scale * v_est.counts / v_est.rr_sets
         v_lo, v_hi = v_est.scale * a, v_est.scale * b
@@ -741,6 +750,7 @@ def exposure_scores(
     error: float = 0.025,
     attribution_runs: int = 512,
     budget: float | None = DEFAULT_BUDGET,
+    worlds: WorldsFn | None = None,
 ) -> ExposureScores:
     """Exposure of every customer to the cascade started by ``seeds`` (customer ids; node
     positions with ``seeds_are_positions``), each with a Wilson interval.
@@ -768,6 +778,9 @@ def exposure_scores(
     from that seed), ``probability`` (that the seed reaches the customer first), ``via_id``
     (the neighbour through which it most often arrives), ``via_share`` and ``tie_weight``
     (weight of the tie via -> customer).
+
+    ``worlds`` (``method="forward"`` only): runs the forward worlds elsewhere, e.g. as Spark
+    tasks (:data:`~carenet.graphs.exposure.WorldsFn`); the result is the same.
     """
     t0 = time.perf_counter()
     if method not in ("forward", "reverse"):
@@ -791,7 +804,7 @@ def exposure_scores(
                               recovery=recovery if model == "sir" else 1.0, error=error,
                               confidence=confidence, max_runs=runs,
                               attribution_runs=attribution_runs, seed=derive_seed(seed, 13),
-                              budget=budget)
+                              budget=budget, worlds=worlds)
         counts, done = fx.counts, fx.runs
         reached = np.bincount(fx.node, weights=fx.count, minlength=n)
         table = _source_table(graph, fx.node, s_nodes[fx.source], fx.via, fx.count, reached,

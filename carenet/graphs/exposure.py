@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numba as nb
@@ -268,6 +268,82 @@ def _reverse_positions(indices: np.ndarray, rindptr: np.ndarray) -> np.ndarray:
     return out
 
 
+def _kernel_arrays(dg: DiffusionGraph, model: str,
+                   recovery: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The kernel's per-graph inputs: model code, forward position of every in-tie (the
+    reverse CSR lists in-ties in this order), probabilities in forward and reverse order,
+    and SIR's ``log(1 - recovery)`` (0 for IC and LT).
+    """
+    rperm = _reverse_positions(dg.indices, dg.rindptr)
+    prob = dg.lt_weight if model == "lt" else dg.prob
+    log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
+    return _MODEL_CODE[model], rperm, prob, prob[rperm], log_stay
+
+
+WorldsFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+"""Called as :func:`exposure_worlds` is (``worlds(dg, seeds, model=, recovery=, seed=,
+first=, count=, record=)``) and returning what it returns, computed elsewhere (e.g. as Spark
+tasks over blocks of the range, :mod:`carenet.spark.sampling`); :func:`forward_exposure` takes
+one to run its worlds there instead of in this process."""
+
+
+def exposure_worlds(
+    dg: DiffusionGraph,
+    seeds: Sequence[int] | np.ndarray,
+    *,
+    model: str = "ic",
+    recovery: float = 1.0,
+    seed: int = 0,
+    first: int = 0,
+    count: int = 1,
+    record: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Worlds ``first .. first + count - 1`` of :func:`forward_exposure`'s stream, alone: the
+    entry point of a task that simulates one block of worlds (blocks can run anywhere; their
+    results add up to the one-process run's, bit for bit, since world r draws only from the
+    stream ``(seed, r)``).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``hits[v]``: worlds of the block in which v was exposed; and with ``record`` the
+        attribution keys ``(v * n_seeds + source) * n + via`` of those worlds, counted: two
+        arrays stacked as ``[[key...], [count...]]`` (int64, keys sorted and distinct).
+
+    >>> dg = DiffusionGraph.from_arrays(3, [0, 2], [1, 1], [0.5, 0.5])
+    >>> whole = forward_exposure(dg, [0, 2], min_runs=64, max_runs=64, seed=1)
+    >>> parts = [exposure_worlds(dg, [0, 2], seed=1, first=f, count=32) for f in (0, 32)]
+    >>> bool((parts[0][0] + parts[1][0] == whole.counts).all())
+    True
+    """
+    n = dg.n_nodes
+    s_nodes = as_nodes(seeds, n, "seeds")
+    count = int(count)
+    if count < 0 or first < 0:
+        raise InvalidInputError(f"first and count must be >= 0, not {first}, {count}")
+    code, rperm, prob, rprob, log_stay = _kernel_arrays(dg, model, recovery)
+    threads = max(1, int(nb.get_num_threads()))
+    node_state = np.zeros((threads, n, STATE_COLUMNS), np.int32)
+    bits = np.zeros((threads, (n + 63) // 64), np.uint64)
+    q1, q2 = (np.empty((threads, n), np.int32) for _ in range(2))
+    record = bool(record) and count > 0
+    rec = np.empty(count * n if record else 0, np.int64)
+    used = np.zeros(count if record else 0, np.int64)
+    if count and s_nodes.size:
+        with PARALLEL_LOCK, nb.parallel_chunksize(1):
+            _exposure_kernel(dg.indptr, dg.indices, prob, dg.rindptr, dg.rindices, dg.rlt_cum,
+                             rperm, rprob, code, log_stay, s_nodes,
+                             np.uint64(int(seed) & MASK64), int(first), count, record,
+                             node_state, bits, q1, q2, rec, used)
+    hits = node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
+    keys = np.zeros((2, 0), np.int64)
+    if record and s_nodes.size:
+        key, cnt = _count_keys(np.concatenate([rec[i * n: i * n + used[i]]
+                                               for i in range(count)]))
+        keys = np.stack([key, cnt])
+    return hits, keys
+
+
 # ---------------------------------------------------------------------------- driver
 @dataclass(frozen=True, eq=False)
 class ForwardExposure:
@@ -301,6 +377,13 @@ class ForwardExposure:
     scratch_bytes: int
     stop_reason: str = "error"
     budget_runs: int | None = None
+
+
+def _hits(node_state: np.ndarray, n: int) -> np.ndarray:
+    """Hits per customer summed over the threads' state (zeros when it holds no rows)."""
+    if node_state.shape[1] != n:
+        return np.zeros(n, np.int64)
+    return node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
 
 
 def wilson_half_width(counts: np.ndarray, trials: int, z: float) -> np.ndarray:
@@ -387,6 +470,7 @@ def forward_exposure(
     seed: int = 0,
     record_rows: int = 16_000_000,
     budget: float | None = None,
+    worlds: WorldsFn | None = None,
 ) -> ForwardExposure:
     """Leave-one-out exposure of every customer from forward live-edge worlds (module doc).
 
@@ -418,6 +502,9 @@ def forward_exposure(
         Work budget in tie-worlds: at most ``budget / ties`` worlds (at least ``min_runs``),
         whatever the error reached; None: no budget. Deterministic (a count, not a clock),
         so a run repeats exactly.
+    worlds
+        Runs the worlds elsewhere (:data:`WorldsFn`, e.g. Spark tasks); the stopping rule,
+        the attribution table and the result stay here and are the same as without it.
     """
     t0 = time.perf_counter()
     if model not in MODELS:
@@ -445,18 +532,15 @@ def forward_exposure(
         budget_runs = max(1, min(int(min_runs), max_runs),
                           int(min(float(budget) / max(1, dg.indices.size), 2.0**31)))
     cap = max_runs if budget_runs is None else min(max_runs, budget_runs)
-    threads = max(1, int(nb.get_num_threads()))
+    # (scratch of one thread only when the worlds run elsewhere: its hits stay 0)
+    threads = 1 if worlds is not None else max(1, int(nb.get_num_threads()))
     # marks 0 = never; hits 0
-    node_state = np.zeros((threads, n, STATE_COLUMNS), np.int32)
+    node_state = np.zeros((threads, n if worlds is None else 0, STATE_COLUMNS), np.int32)
     reached_bits = np.zeros((threads, (n + 63) // 64), np.uint64)
-    queues = [np.empty((threads, n), np.int32) for _ in range(2)]
+    queues = [np.empty((threads, n if worlds is None else 0), np.int32) for _ in range(2)]
     scratch_bytes = node_state.nbytes + reached_bits.nbytes + sum(a.nbytes for a in queues)
-    code = _MODEL_CODE[model]
-    # forward position of every in-tie (the reverse CSR lists in-ties in this order)
-    rperm = _reverse_positions(dg.indices, dg.rindptr)
-    prob = dg.lt_weight if model == "lt" else dg.prob
-    rprob = prob[rperm]
-    log_stay = math.log1p(-recovery) if (model == "sir" and recovery < 1.0) else 0.0
+    remote_hits = np.zeros(n, np.int64)
+    code, rperm, prob, rprob, log_stay = _kernel_arrays(dg, model, recovery)
     u64 = np.uint64(int(seed) & MASK64)
     table = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # attribution: key, count
     attribution_runs = max(0, min(int(attribution_runs), max_runs))
@@ -475,6 +559,15 @@ def forward_exposure(
             step = min(target, attribution_runs) - done if record else target - done
             if record:
                 step = min(step, per_batch)
+            if worlds is not None:
+                hits, counted = worlds(dg, s_nodes, model=model, recovery=recovery,
+                                       seed=int(seed), first=done, count=step, record=record)
+                remote_hits += hits
+                if record:
+                    table = _merge_counts(*table, counted[0], counted[1])
+                done += step
+                continue
+            if record:
                 rec = np.empty(step * n, np.int64)
                 used = np.zeros(step, np.int64)
             else:
@@ -493,7 +586,7 @@ def forward_exposure(
                 del key
             done += step
         rounds += 1
-        total = node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
+        total = _hits(node_state, n) + remote_hits
         half = float(wilson_half_width(total, done, z).max()) if n else 0.0
         if half <= error or done >= cap:
             break
@@ -503,7 +596,7 @@ def forward_exposure(
         worst = float(p[np.argmin(np.abs(p - 0.5))])
         need = runs_for(min(0.5, worst + half / 2), error, z)
         target = min(cap, max(need, done + max(1, done // 4)))
-    total = node_state[:, :, _HITS].sum(axis=0, dtype=np.int64)
+    total = _hits(node_state, n) + remote_hits
     if not s_nodes.size:
         reason = "no_seeds"
     elif half <= error:

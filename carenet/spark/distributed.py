@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +34,10 @@ import pandas as pd
 from carenet.config import AnalysisConfig
 from carenet.graphs.build import customer_table
 from carenet.graphs.ids import Pseudonymizer
-from carenet.graphs.model import NodeActivity
+from carenet.graphs.model import CustomerGraph, NodeActivity
 from carenet.run import atomic_directory
 from carenet.spark.load import SparkLoad
+from carenet.spark.sampling import distributed_influence
 from carenet.spark.session import to_pandas
 from carenet.spark.side import SideTables
 
@@ -48,9 +50,10 @@ SKIPPED_DISTRIBUTED = {
               "community method",
     "roles": "roles need the community table built on one machine",
     "risk": "the churn-risk model reads every timed interaction on one machine",
-    "influence": "all-customer influence and exposure (RR-set and cascade sampling as "
-                 "partitioned tasks over a broadcast graph) are not implemented yet: they "
-                 "need the graph on every executor, which is what this path avoids",
+    "influence": "all-customer influence and exposure run as Spark tasks over a broadcast "
+                 "graph only up to engine.broadcast_max_ties ties (or influence.enabled is "
+                 "off)",
+    "seed_set": "IMM seed selection keeps its RR sets in one process; not run on this path",
     "care": "the care plan's dominator trees need the whole graph in one process",
     "changes": "needs the steps above",
 }
@@ -69,13 +72,22 @@ class DistributedRun:
     load: Any = None
     """The Spark load (its tie table stays in Spark; publishing collects it)."""
     side: SideTables | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Extra tables (``exposure_sources`` when exposure ran as Spark tasks)."""
+    collected_graph: CustomerGraph | None = None
+    """The graph collected for the influence broadcast, if it was (publishing reuses it; not
+    named ``graph``: the CLI tells this run from an ordinary one by that attribute)."""
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``customers.parquet``, ``customers.csv``, ``rejects.csv`` and ``run.json``."""
+        """Write ``customers.parquet``, ``customers.csv``, ``rejects.csv``, the extra tables
+        (``<name>.parquet``) and ``run.json``.
+        """
         with atomic_directory(Path(directory)) as tmp:
             self.customers.to_parquet(tmp / "customers.parquet", index=False)
             self.customers.to_csv(tmp / "customers.csv", index=False)
             self.rejects.to_csv(tmp / "rejects.csv", index=False)
+            for name, table in self.tables.items():
+                table.to_parquet(tmp / f"{name}.parquet", index=False)
             (tmp / "run.json").write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
         return Path(directory)
 
@@ -287,11 +299,16 @@ def components(spark: Any, ties: Any, n: int, *, max_iter: int = 1000,
 
 def analyze_distributed(spark: Any, load: SparkLoad, config: AnalysisConfig,
                         info: dict[str, Any], *, logs: list[str],
-                        versions: dict[str, str], side: SideTables) -> Any:
+                        versions: dict[str, str], side: SideTables,
+                        graph_for_broadcast: Callable[[], CustomerGraph]) -> Any:
     """The distributed path of :func:`carenet.spark.engine.analyze_spark`.
 
     ``side`` holds the customers and events tables (read on the driver): customers found only
-    there are isolated nodes after the logs' customers, as locally.
+    there are isolated nodes after the logs' customers, as locally. With at most
+    ``engine.broadcast_max_ties`` ties, ``graph_for_broadcast()`` collects the graph once
+    and influence and exposure run as Spark tasks over its broadcast
+    (:func:`carenet.spark.sampling.distributed_influence`). ``results.engine.distributed``
+    lists the steps that ran distributed, ``skipped`` the others and why.
 
     Returns
     -------
@@ -337,8 +354,27 @@ def analyze_distributed(spark: Any, load: SparkLoad, config: AnalysisConfig,
     timings["components"] = time.perf_counter() - t
     results["communities"] = {"algorithm": "label_propagation", "iterations": iters,
                               "communities": len(np.unique(labels))}
-    wanted = [x for x in m.measures if x != "pagerank"] + ["leiden", "roles", "risk",
-                                                           "influence", "care", "changes"]
+    ran = ["degrees"] + (["pagerank"] if "pagerank" in m.measures else []) + [
+        "label_propagation", "components"]
+    tables: dict[str, pd.DataFrame] = {}
+    graph: CustomerGraph | None = None
+    inf = config.influence
+    if inf.enabled and 0 < info["ties"] <= config.engine.broadcast_max_ties and n > 0:
+        t = time.perf_counter()
+        graph = graph_for_broadcast()
+        timings["collect_for_broadcast"] = time.perf_counter() - t
+        t = time.perf_counter()
+        sampled = distributed_influence(spark, graph, config, customers, side.events)
+        for name, values in sampled.columns.items():
+            customers[name] = values
+        tables = sampled.tables
+        results["influence"] = sampled.results
+        info["sampling"] = sampled.engine
+        timings["influence"] = time.perf_counter() - t
+        ran += ["influence", "exposure"]
+    info["distributed"] = ran
+    wanted = [x for x in m.measures if x != "pagerank"] + ["leiden", "roles", "risk"] + (
+        [] if "influence" in ran else ["influence"]) + ["seed_set", "care", "changes"]
     info["skipped"] = {k: SKIPPED_DISTRIBUTED[k] for k in wanted if k in SKIPPED_DISTRIBUTED}
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     rejects = side.rejects.to_frame()
@@ -360,7 +396,8 @@ def analyze_distributed(spark: Any, load: SparkLoad, config: AnalysisConfig,
         "results": results,
     }
     return DistributedRun(run_id=run_id, customers=customers, rejects=rejects, meta=meta,
-                          results=results, events=side.events, load=load, side=side)
+                          results=results, events=side.events, load=load, side=side,
+                          tables=tables, collected_graph=graph)
 
 
 def node_activity(nodes: pd.DataFrame, n: int) -> NodeActivity:

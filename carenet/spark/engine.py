@@ -7,10 +7,11 @@
   and published like any other.
 - **Distributed path** (more ties than that): degree/strength, PageRank, label-propagation
   communities and connected components run as DataFrame iterations
-  (:mod:`carenet.spark.distributed`); the steps with no distributed form are reported as
-  skipped, with the reason. Published (:func:`publishable_run`: the ties are collected once,
-  for the store) and saved as an ordinary run; without a store, the per-customer table is
-  written next to ``run.json``.
+  (:mod:`carenet.spark.distributed`); all-customer influence and exposure as Spark tasks over
+  a broadcast graph (:mod:`carenet.spark.sampling`; up to ``engine.broadcast_max_ties``); the
+  steps with no distributed form are reported as skipped, with the reason. Published
+  (:func:`publishable_run`: the ties are collected once, for the store) and saved as an
+  ordinary run; without a store, the per-customer table is written next to ``run.json``.
 
 Either path reads the customers and events tables with the local readers
 (:mod:`carenet.spark.side`).
@@ -200,7 +201,8 @@ def analyze_spark(
     side = read_side_tables(load, config, spark=session, customers=customers, events=events)
     return analyze_distributed(session, load, config, info, logs=[str(x) for x in logs],
                                versions=library_versions() | {"pyspark": session.version},
-                               side=side)
+                               side=side,
+                               graph_for_broadcast=lambda: collect_graph(load, side, config))
 
 
 def publishable_run(drun: DistributedRun, config: AnalysisConfig) -> AnalysisRun:
@@ -215,7 +217,10 @@ def publishable_run(drun: DistributedRun, config: AnalysisConfig) -> AnalysisRun
     if drun.load is None or drun.side is None:
         raise InvalidInputError("this distributed run has no Spark load to publish from")
     t = time.perf_counter()
-    graph = collect_graph(drun.load, drun.side, config)
+    # collected once: the influence broadcast's graph when that ran
+    graph = drun.collected_graph
+    if graph is None:
+        graph = collect_graph(drun.load, drun.side, config)
     meta = drun.meta
     results = dict(drun.results)
     engine = dict(results.get("engine", {}))
@@ -235,7 +240,7 @@ def publishable_run(drun: DistributedRun, config: AnalysisConfig) -> AnalysisRun
         parameters=meta["parameters"], inputs=meta["inputs"], timings=timings,
         counts=dict(meta["counts"]) | {"graph_bytes": graph.nbytes},
         versions=meta["versions"], summary=graph.summary().to_dict(), loading=loading,
-        customers=drun.customers, tables={}, graph=graph, events=events,
+        customers=drun.customers, tables=dict(drun.tables), graph=graph, events=events,
         rejects=drun.rejects, results=results,
     )
 
