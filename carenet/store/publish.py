@@ -26,7 +26,14 @@ from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
 from carenet.store.pool import now_iso, owner_id
 from carenet.store.runs import RunQueue
-from carenet.store.schema import customers_table, rows_table, runs, table_key, ties_table
+from carenet.store.schema import (
+    LAYOUT,
+    customers_table,
+    rows_table,
+    runs,
+    table_key,
+    ties_table,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from carenet.config import AnalysisConfig
@@ -73,7 +80,8 @@ class Publisher(RunQueue):
                     "computed); it is not published")
         report = progress or (lambda step, fraction: None)
         try:
-            catalogue = rec.column_catalogue(run.customers)
+            catalogue = rec.with_document_forms(run.customers,
+                                                rec.column_catalogue(run.customers))
             cols = [c.to_dict() for c in catalogue]
             meta = MetaData()
             ct = customers_table(key, cols, meta)
@@ -109,7 +117,8 @@ class Publisher(RunQueue):
                 tables = sorted([*tables, "communities"])
             g = run.graph
             graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
-                          "customers": int(g.n_customers), "ties": int(g.n_ties)}
+                          "customers": int(g.n_customers), "ties": int(g.n_ties),
+                          "layout": LAYOUT}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -153,16 +162,18 @@ class Publisher(RunQueue):
         ids = frame["customer_id"].astype(str)
         if ids.duplicated().any():
             raise InvalidInputError("customer ids of the run are not unique")
+        # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         pct = rec.percentiles(frame, catalogue)
         typed = [c for c in catalogue if c.sql]
-        names = ["customer_id", "pos", "record", *[c.sql for c in typed if c.sql]]
+        names = ["customer_id", "pos", "pct", "doc_extra", *[c.sql for c in typed if c.sql]]
 
         def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(frame), _CHUNK):
                 part = frame.iloc[a:a + _CHUNK]
-                docs = rec.customer_documents(part, catalogue, pct.iloc[a:a + _CHUNK])
                 cols = [pa.array(ids.iloc[a:a + _CHUNK].to_numpy(dtype=object), pa.large_string()),
-                        pa.array(np.arange(a, a + len(part), dtype=np.int64)), docs,
+                        pa.array(np.arange(a, a + len(part), dtype=np.int64)),
+                        rec.percentile_blobs(pct.iloc[a:a + _CHUNK]),
+                        rec.stored_fragments(part, catalogue),
                         *[rec.sql_array(part, c) for c in typed]]
                 yield pa.Table.from_arrays(cols, names=names)
 

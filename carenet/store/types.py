@@ -24,6 +24,7 @@ class RunView:
     customers: Table
     ties: Table
     rows: Table
+    documents: rec.DocumentBuilder | None = None  # None: documents stored (older runs)
     pseudonymized: bool = False
     stmts: dict[str, Any] = field(default_factory=dict)
 
