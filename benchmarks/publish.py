@@ -246,6 +246,8 @@ def main() -> None:
     ap.add_argument("--stores", default="sqlite,postgresql")
     ap.add_argument("--before", default="765abd5",
                     help="git revision of the code before (empty: after only)")
+    ap.add_argument("--after", default="",
+                    help="git revision of the code after (empty: this checkout)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default="publish")
     args = ap.parse_args()
@@ -253,6 +255,8 @@ def main() -> None:
     stores = [s for s in args.stores.split(",")
               if s == "sqlite" or os.environ.get("CARENET_TEST_POSTGRES_URL")]
     versions: dict[str, dict[str, str]] = {"after": {}}
+    if args.after:  # a fixed revision, so that editing the checkout cannot touch a running child
+        versions = {"after": {"PYTHONPATH": str(before_tree(args.after)), "PYTHONSAFEPATH": "1"}}
     if args.before:
         # PYTHONSAFEPATH: the child must not find this checkout's package in its cwd first
         versions = {"before": {"PYTHONPATH": str(before_tree(args.before)),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from sqlalchemy import Column, MetaData, Table, insert, text, update
 from sqlalchemy.schema import CreateTable
@@ -99,7 +100,7 @@ class Publisher(RunQueue):
             report("publish ties", 0.5)
             self._load_ties(tt, run)
             report("publish tables", 0.8)
-            self._load_rows(rt, run)
+            blocks = self._load_rows(rt, run)
             report("publish indexes", 0.9)
             with self.engine.begin() as conn:
                 if self.backend == "sqlite":
@@ -118,7 +119,7 @@ class Publisher(RunQueue):
             g = run.graph
             graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
                           "customers": int(g.n_customers), "ties": int(g.n_ties),
-                          "layout": LAYOUT}
+                          "layout": LAYOUT, "blocks": blocks}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -195,8 +196,17 @@ class Publisher(RunQueue):
 
         self._bulk(table, ["pos", "out_ties", "in_ties"], chunks())
 
-    def _load_rows(self, table: Table, run: AnalysisRun) -> None:
+    def _load_rows(self, table: Table, run: AnalysisRun) -> dict[str, list[int]]:
+        """Write the run's extra tables; returns ``{table: [block size, rows]}`` of the tables
+        stored in blocks (every table but ``communities``, whose rows the API looks up by key
+        one at a time): :data:`~carenet.store.records.BLOCK_ROWS` JSON records a stored row,
+        joined by newlines after a first line with the block's keys as a JSON list (too long
+        for a PostgreSQL index entry, and only scanned by :meth:`RunReads.table_row`). A default run at 1M customers
+        has 2.9M ``exposure_sources`` rows: one stored row (and two index entries) each cost
+        more than the records themselves; the views read such tables whole.
+        """
         names = ["tbl", "row_no", "key", "record"]
+        blocks: dict[str, list[int]] = {}
 
         def chunk(name: str, keys: list[str | None], docs: pa.Array) -> pa.Table:
             return pa.Table.from_arrays(
@@ -211,7 +221,16 @@ class Publisher(RunQueue):
                 kc = rec.key_column(name, frame)
                 keys: list[str | None] = ([*frame[kc].astype(str).tolist()] if kc
                                           else [None] * len(frame))
-                yield chunk(name, keys, rec.table_records(frame))
+                docs = rec.table_records(frame)
+                if name == "communities":
+                    yield chunk(name, keys, docs)
+                    continue
+                blocks[name] = [rec.BLOCK_ROWS, len(frame)]
+                block_keys = pa.array(
+                    [orjson.dumps(keys[a:a + rec.BLOCK_ROWS] if kc else None).decode()
+                     for a in range(0, len(frame), rec.BLOCK_ROWS)], pa.large_string())
+                yield chunk(name, [None] * len(block_keys),
+                            rec.join_blocks(docs, rec.BLOCK_ROWS, block_keys))
             if "community" in run.customers.columns:
                 # largest communities first: the order of GET /v1/communities
                 docs = rec.community_documents(run.customers, run.tables.get("communities"),
@@ -220,6 +239,7 @@ class Publisher(RunQueue):
                             pa.array([d for _, d in docs], pa.large_string()))
 
         self._bulk(table, names, chunks())
+        return blocks
 
     def _bulk(self, table: Table, names: list[str], chunks: Iterable[pa.Table]) -> None:
         """Bulk load in one transaction: COPY (CSV written by Arrow) on PostgreSQL, large

@@ -255,29 +255,51 @@ class RunReads(RunQueue):
     def table_rows(self, view: RunView, name: str, *, limit: int, offset: int = 0
                    ) -> tuple[list[str], int]:
         """Rows ``offset..offset+limit`` of extra table ``name`` (JSON), and the row count."""
-        if name not in view.tables:
-            raise MissingTableError(
-                f"run {view.run_id} has no {name} table; its tables: "
-                f"{', '.join(view.tables) or 'none'}", available=view.tables)
+        self._check_table(view, name)
         r = view.rows
+        block = view.blocks.get(name)
+        if block is not None:  # stored BLOCK_ROWS records a row: read the blocks that hold them
+            size, total = block
+            if limit <= 0 or offset >= total:
+                return [], total
+            first, last = offset // size, (min(offset + limit, total) - 1) // size
+            with self._reading(view) as conn:
+                blocks = conn.execute(select(r.c.record).where(
+                    r.c.tbl == name, r.c.row_no >= first, r.c.row_no <= last)
+                    .order_by(r.c.row_no)).scalars().all()
+            records = [d for b in blocks for d in rec.split_block(b)[1]]
+            skip = offset - first * size
+            return records[skip:skip + limit], total
         with self._reading(view) as conn:
-            total = conn.execute(select(func.count()).select_from(r)
+            count = conn.execute(select(func.count()).select_from(r)
                                  .where(r.c.tbl == name)).scalar() or 0
             rows = conn.execute(select(r.c.record).where(r.c.tbl == name,
                                                          r.c.row_no >= offset)
                                 .order_by(r.c.row_no).limit(limit)).scalars().all()
-        return list(rows), int(total)
+        return list(rows), int(count)
 
     def table_row(self, view: RunView, name: str, key: str) -> str | None:
         """The row of extra table ``name`` whose key is ``key`` (JSON), or None."""
+        self._check_table(view, name)
+        r = view.rows
+        if name in view.blocks:  # blocks list their keys: the first row with that key
+            with self._reading(view) as conn:
+                for block in conn.execute(select(r.c.record).where(
+                        r.c.tbl == name).order_by(r.c.row_no)).scalars():
+                    keys, records = rec.split_block(block)
+                    found = [i for i, k in enumerate(keys or []) if k == key]
+                    if found:
+                        return records[found[0]]
+            return None
+        with self._reading(view) as conn:
+            return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
+                r.c.tbl == name, r.c.key == key)).scalar()
+
+    def _check_table(self, view: RunView, name: str) -> None:
         if name not in view.tables:
             raise MissingTableError(
                 f"run {view.run_id} has no {name} table; its tables: "
                 f"{', '.join(view.tables) or 'none'}", available=view.tables)
-        r = view.rows
-        with self._reading(view) as conn:
-            return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
-                r.c.tbl == name, r.c.key == key)).scalar()
 
     # ------------------------------------------------------------------ whole frames (views)
     def customers_frame(self, view: RunView) -> pd.DataFrame:

@@ -12,6 +12,7 @@ publication; see benchmarks/README.md "publish.py").
 from __future__ import annotations
 
 import json
+import operator
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -495,9 +496,11 @@ class DocumentBuilder:
     """Rebuilds customer documents from stored rows: select :attr:`fields`, pass each row to
     :meth:`build`. The text equals :func:`customer_documents`' for the same customer.
 
-    One ``str.format`` of a template made from the run's column catalogue, fed with the text
-    of each value: numbers in one ``orjson.dumps`` call cut at the commas, strings one
-    ``orjson.dumps`` each.
+    One ``orjson.dumps`` of the document as nested dicts (orjson writes floats, ints,
+    booleans and strings as the publisher's encoders do; stored texts go in as
+    ``orjson.Fragment``). Where orjson would write a key differently from ``json.dumps``
+    (non-ASCII or escaped column names), one ``str.format`` of a template made from the run's
+    column catalogue, fed with the text of each value.
     """
 
     def __init__(self, columns: Sequence[dict[str, Any]]) -> None:
@@ -525,7 +528,7 @@ class DocumentBuilder:
             else:
                 slots.append(("num", len(nums)))
                 nums.append(i)
-                if form == "float":
+                if form == "float" and c["type"] == "int":  # an int column with NULLs
                     floats.append(i)
                 elif form == "bool":
                     bools.append(i)
@@ -553,6 +556,20 @@ class DocumentBuilder:
         attrs = obj(by_role["attribute"], [next(refs) for _ in by_role["attribute"]])
         self._template = ("{{" + ",".join(top) + ',"scores":' + scores + ',"percentiles":'
                           + pcts + ',"attributes":' + attrs + "}}")
+        # the fast way: one orjson.dumps of nested dicts, when orjson writes every key as the
+        # publisher does (json.dumps: plain ASCII names); values come from one list holding
+        # the row, then the percentiles, then the stored texts (as orjson.Fragment)
+        names = ["customer_id", *[c["name"] for c in columns], *self.pct_names]
+        self._plain = all(orjson.dumps(str(k)).decode() == json.dumps(str(k)) for k in names)
+        n_row = len(self.fields)
+        where = {"text": lambda k: texts[k], "num": lambda k: nums[k],
+                 "stored": lambda k: n_row + self._n_pct + k}
+        at = iter([where[src](k) for src, k in slots])
+        sections = []
+        for cols in (by_role["top"], by_role["score"], by_role["attribute"]):
+            sections.append(([str(c["name"]) for c in cols], [next(at) for _ in cols]))
+        sections.insert(2, (list(self.pct_names), list(range(n_row, n_row + self._n_pct))))
+        self._sections = [(keys, _getter(idx)) for keys, idx in sections]
 
     def build(self, row: Sequence[Any]) -> str:
         """The document of one stored row (values in :attr:`fields` order)."""
@@ -563,18 +580,71 @@ class DocumentBuilder:
         for i in self._bools:
             if values[i] is not None:
                 values[i] = bool(values[i])
-        nums = [values[i] for i in self._nums]
+        if self._plain:
+            return self._build_dicts(values)
+        return self._build_text(values)
+
+    def _build_dicts(self, values: list[Any]) -> str:
         if self._n_pct:
             blob = values[-2]
-            nums += ([None if k == PCT_MISSING else k / 100 for k in self._pct.unpack(blob)]
-                     if blob is not None else [None] * self._n_pct)
+            values += (map(_pct_floats().__getitem__, self._pct.unpack(blob))
+                       if blob is not None else [None] * self._n_pct)
+        if self._stored:
+            values += map(orjson.Fragment, values[len(self.fields) - 1].split(EXTRA_SEP))
+        (tk, tg), (sk, sg), (pk, pg), (ak, ag) = self._sections
+        doc = {"customer_id": values[0], **dict(zip(tk, tg(values), strict=True)),
+               "scores": dict(zip(sk, sg(values), strict=True)),
+               "percentiles": dict(zip(pk, pg(values), strict=True)),
+               "attributes": dict(zip(ak, ag(values), strict=True))}
+        return orjson.dumps(doc).decode()
+
+    def _build_text(self, values: list[Any]) -> str:
         dumps = orjson.dumps
         args = [dumps(values[i]).decode() for i in self._texts]
-        if nums:
-            args += dumps(nums)[1:-1].decode().split(",")
+        if self._nums:
+            args += dumps([values[i] for i in self._nums])[1:-1].decode().split(",")
+        if self._n_pct:
+            blob = values[-2]
+            args += (map(_pct_texts().__getitem__, self._pct.unpack(blob)) if blob is not None
+                     else ["null"] * self._n_pct)
         if self._stored:
             args += values[-1].split(EXTRA_SEP)
         return self._template.format(*args)
+
+
+_PCT_TEXTS: list[str] = []
+_PCT_FLOATS: list[float | None] = []
+
+
+def _pct_floats() -> list[float | None]:
+    """The percentile of every stored code (``code / 100``; None for missing)."""
+    if not _PCT_FLOATS:
+        values: list[float | None] = [None] * (PCT_MISSING + 1)
+        values[:10_001] = (np.arange(10_001) / 100).tolist()
+        _PCT_FLOATS.extend(values)
+    return _PCT_FLOATS
+
+
+def _getter(idx: list[int]) -> Any:
+    """``values -> tuple of values[i] for i in idx`` (C-speed ``itemgetter``, any length)."""
+    if not idx:
+        return lambda values: ()
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda values: (values[i],)
+    return operator.itemgetter(*idx)
+
+
+def _pct_texts() -> list[str]:
+    """JSON text of every stored percentile code (``code / 100``; ``null`` for missing): the
+    rebuild maps codes to text without a float or an encoder call per value.
+    """
+    if not _PCT_TEXTS:
+        texts = ["null"] * (PCT_MISSING + 1)
+        codes = np.arange(10_001)
+        texts[:10_001] = orjson.dumps((codes / 100).tolist())[1:-1].decode().split(",")
+        _PCT_TEXTS.extend(texts)
+    return _PCT_TEXTS
 
 
 def _key(name: str) -> str:
@@ -649,6 +719,31 @@ def tie_rows(graph: CustomerGraph) -> tuple[list[bytes | None], list[bytes | Non
 
 
 # ---------------------------------------------------------------------------- tables
+BLOCK_ROWS = 1000
+"""Extra-table records per stored row (see :meth:`carenet.store.publish.Publisher._load_rows`)."""
+
+
+def join_blocks(docs: pa.Array, size: int, keys: pa.Array) -> pa.Array:
+    """Consecutive runs of ``size`` JSON records joined by newlines (which JSON text never
+    holds unescaped), one string per block, each after a first line ``keys[block]`` (the JSON
+    list of its rows' keys, or ``null``).
+    """
+    docs = _flat(docs).cast(pa.large_string())
+    n = len(docs)
+    offsets = np.r_[np.arange(0, n, size, dtype=np.int64), n].astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), docs)
+    body = pc.binary_join(lists, pa.scalar("\n", pa.large_string()))
+    return _join([keys, "\n", body], len(body))
+
+
+def split_block(block: str) -> tuple[list[str | None] | None, list[str]]:
+    """The row keys (None: the table has no key column) and the records of one stored block
+    (inverse of :func:`join_blocks`).
+    """
+    head, _, body = block.partition("\n")
+    return orjson.loads(head), body.split("\n")
+
+
 def table_records(frame: pd.DataFrame) -> pa.Array:
     """JSON records of an extra table's rows, in stored order (Arrow strings)."""
     frame = frame.reset_index(drop=True)
