@@ -201,9 +201,10 @@ class Publisher(RunQueue):
         stored in blocks (every table but ``communities``, whose rows the API looks up by key
         one at a time): :data:`~carenet.store.records.BLOCK_ROWS` JSON records a stored row,
         joined by newlines after a first line with the block's keys as a JSON list (too long
-        for a PostgreSQL index entry, and only scanned by :meth:`RunReads.table_row`). A default run at 1M customers
-        has 2.9M ``exposure_sources`` rows: one stored row (and two index entries) each cost
-        more than the records themselves; the views read such tables whole.
+        for a PostgreSQL index entry, and only scanned by :meth:`RunReads.table_row`). A
+        default run at 1M customers has 2.9M ``exposure_sources`` rows: one stored row (and
+        two index entries) each cost more than the records themselves; the views read such
+        tables whole.
         """
         names = ["tbl", "row_no", "key", "record"]
         blocks: dict[str, list[int]] = {}
