@@ -92,9 +92,14 @@ class Publisher(RunQueue):
             # keys are built after the load like the other indexes (one sorted build instead
             # of a B-tree maintained row by row); SQLite's ties key is its rowid: kept
             deferred = [ct, rt] + ([tt] if self.backend == "postgresql" else [])
+            # on SQLite the customers' position is the table's rowid: rows are appended in
+            # position order and no separate position index is built
+            rowid = "pos" if self.backend == "sqlite" else None
             with self.engine.begin() as conn:
                 for t in (ct, tt, rt):
-                    conn.execute(CreateTable(_without_key(t) if t in deferred else t))
+                    conn.execute(CreateTable(
+                        _without_key(t, rowid=rowid if t is ct else None) if t in deferred
+                        else t))
             report("publish customers", 0.0)
             self._load_customers(ct, run, catalogue)
             report("publish ties", 0.5)
@@ -111,7 +116,8 @@ class Publisher(RunQueue):
                     conn.execute(text(self._key_ddl(t)))
                 for t in (ct, tt, rt):
                     for ix in t.indexes:
-                        ix.create(conn)
+                        if not (rowid and t is ct and [c.name for c in ix.columns] == [rowid]):
+                            ix.create(conn)
                     conn.execute(text(f'ANALYZE "{t.name}"'))
             tables = sorted(run.tables)
             if "community" in run.customers.columns and "communities" not in tables:
@@ -265,10 +271,13 @@ class Publisher(RunQueue):
             cur.close()
 
 
-def _without_key(table: Table) -> Table:
-    """The same columns without the primary key (created before a bulk load)."""
+def _without_key(table: Table, *, rowid: str | None = None) -> Table:
+    """The same columns without the primary key (created before a bulk load); ``rowid``:
+    an integer column made the primary key instead (SQLite: an alias of the rowid).
+    """
     return Table(table.name, MetaData(),
-                 *[Column(c.name, c.type, nullable=c.nullable, autoincrement=False)
+                 *[Column(c.name, c.type, nullable=c.nullable, autoincrement=False,
+                          primary_key=c.name == rowid)
                    for c in table.columns])
 
 
