@@ -111,14 +111,15 @@ marks = []
 t0 = time.perf_counter()
 c0 = resource.getrusage(resource.RUSAGE_SELF)
 def progress(step, fraction):
-    marks.append((step, time.perf_counter() - t0))
+    marks.append((step, time.perf_counter() - t0, time.process_time()))
 rid = store.publish(run, progress=progress)
 seconds = time.perf_counter() - t0
 c1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
 io_mb = (c1.ru_oublock - c0.ru_oublock) * 512 / 2**20
-marks.append(("done", seconds))
+marks.append(("done", seconds, time.process_time()))
 phases = {{a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:])}}
+phases_cpu = {{a[0]: round(b[2] - a[2], 3) for a, b in zip(marks, marks[1:])}}
 digest = reads = None
 view = store.resolve(rid)
 ids = run.customers["customer_id"].astype(str).tolist()[::max(1, len(run.customers) // 2000)]
@@ -177,7 +178,7 @@ if {digest!r}:
     digest = h.hexdigest()
 store.close()
 print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "written_mb": io_mb, "phases": phases,
-                  "digest": digest, "reads": reads, "read_us": read_us, "page_ms": page_ms,
+                  "phases_cpu": phases_cpu, "digest": digest, "reads": reads, "read_us": read_us, "page_ms": page_ms,
                   "peak_mb": _peak_mb()}}))
 """
 
@@ -281,9 +282,10 @@ def main() -> None:
     load_end = os.getloadavg()
     for r in rows:
         r["phases_text"] = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("phases") or {}).items())
+        r["phases_cpu_text"] = " / ".join(f"{v:.1f}" for v in (r.get("phases_cpu") or {}).values())
     print()
     print_table(rows, ["size", "store", "code", "repeat", "seconds", "cpu_s", "written_mb",
-                       "peak_mb", "read_us", "page_ms", "load", "phases_text"])
+                       "peak_mb", "read_us", "page_ms", "load", "phases_text", "phases_cpu_text"])
     def same_of(field: str) -> dict[str, bool]:
         seen: dict[tuple[str, str], set[str]] = {(r["size"], r["store"]): set() for r in rows}
         for r in rows:

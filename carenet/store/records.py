@@ -382,7 +382,7 @@ def _pct_rank(a: np.ndarray) -> np.ndarray:
     m = len(valid)
     if m == 0:
         return out
-    order = valid[np.argsort(a[valid], kind="stable")]
+    order = valid[np.argsort(a[valid])]  # any order within ties: a tie group shares its rank
     ranked = a[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
     ends = np.r_[starts[1:], m]  # exclusive: a group holds ranks starts+1 .. ends
