@@ -11,9 +11,13 @@ the column set, dtypes, missing values and table shapes are a default run's, at 
 Each publication runs in a fresh process (``before``: a ``git archive`` of ``--before`` on
 ``PYTHONPATH``; ``after``: this checkout) into a new SQLite file or a new PostgreSQL schema,
 and reports its phases (from the publisher's progress callback), its CPU seconds (the client's;
-PostgreSQL's server process is not in them) and, at 100k, a digest of everything it
-stored (customer documents and typed columns, packed ties, extra tables, the run row's
-catalogue): the two versions must store the same bytes.
+PostgreSQL's server process is not in them), the mean time of a point read
+(``RunStore.customer`` over 2,000 customers) and of a ranked page of 100 (the first 10 pages;
+best of three passes), and, at 100k, two
+digests: ``reads``, of what the read functions return (documents and neighbours of 2,000
+customers, ranked and filtered pages, the customers frame of the views, every extra table),
+which must be equal before and after, and ``digest``, of the stored bytes (customer rows,
+packed ties, extra tables, the run row's catalogue), which changes with the layout.
 
     .venv/bin/python benchmarks/publish.py                       # 1M, SQLite and PostgreSQL
     .venv/bin/python benchmarks/publish.py --sizes 100k --repeats 2
@@ -97,6 +101,7 @@ print(json.dumps({{"customers": n, "columns": len(cust.columns),
 
 PUBLISH = """
 import hashlib, tempfile
+import pandas as pd
 from carenet.run import AnalysisRun
 from carenet.store import RunStore
 from sqlalchemy import text
@@ -107,17 +112,60 @@ marks = []
 t0 = time.perf_counter()
 c0 = resource.getrusage(resource.RUSAGE_SELF)
 def progress(step, fraction):
-    marks.append((step, time.perf_counter() - t0))
+    marks.append((step, time.perf_counter() - t0, time.process_time()))
 rid = store.publish(run, progress=progress)
 seconds = time.perf_counter() - t0
 c1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
 io_mb = (c1.ru_oublock - c0.ru_oublock) * 512 / 2**20
-marks.append(("done", seconds))
+marks.append(("done", seconds, time.process_time()))
 phases = {{a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:])}}
-digest = None
+phases_cpu = {{a[0]: round(b[2] - a[2], 3) for a, b in zip(marks, marks[1:])}}
+digest = reads = None
+view = store.resolve(rid)
+ids = run.customers["customer_id"].astype(str).tolist()[::max(1, len(run.customers) // 2000)]
+# point reads and ranked pages, timed (the read latency the layout must keep): the best of
+# three passes, so that the first pass warms the page cache and the statements
+read_us = page_ms = float("inf")
+for _ in range(3):
+    t1 = time.perf_counter()
+    for cid in ids:
+        store.customer(view, cid)
+    read_us = min(read_us, (time.perf_counter() - t1) / len(ids) * 1e6)
+    t1 = time.perf_counter()
+    cursor = None
+    for _ in range(10):
+        page = store.customers_page(view, limit=100, cursor=cursor)
+        cursor = page.next_cursor
+    page_ms = min(page_ms, (time.perf_counter() - t1) / 10 * 1e3)
 if {digest!r}:
-    view = store.resolve(rid)
+    # what the read functions return (what the API serves), for a sample of customers and
+    # every table: equal before and after even where the stored bytes differ
+    r = hashlib.sha256()
+    for cid in ids:
+        r.update((store.customer(view, cid) or "-").encode())
+        r.update(repr(store.neighbors(view, cid, limit=20)).encode())
+    numeric = view.numeric
+    for sort, order, extra in ((None, "desc", {{}}), (numeric[-1], "asc", {{}}),
+                               (None, "desc", {{"community": str(run.customers["community"].iloc[0])}}
+                                if "community" in run.customers.columns else {{}}),
+                               (numeric[0], "desc", {{"bounds": {{numeric[1]: (0.0, None)}}}})):
+        cursor = None
+        for _ in range(3):
+            page = store.customers_page(view, sort=sort, order=order, limit=1000, cursor=cursor,
+                                        **extra)
+            r.update(repr((page.sort, page.items)).encode())
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    frame = store.customers_frame(view)
+    r.update(repr(list(frame.columns)).encode())
+    r.update(repr([str(t) for t in frame.dtypes]).encode())
+    r.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for name in view.tables:
+        rows, total = store.table_rows(view, name, limit=10**9)
+        r.update(repr((name, total, rows)).encode())
+    reads = r.hexdigest()
     h = hashlib.sha256()
     with store.engine.connect() as conn:
         for table, order in ((view.customers.name, "pos"), (view.ties.name, "pos"),
@@ -134,7 +182,7 @@ if {digest!r}:
     digest = h.hexdigest()
 store.close()
 print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "written_mb": io_mb, "phases": phases,
-                  "digest": digest,
+                  "phases_cpu": phases_cpu, "digest": digest, "reads": reads, "read_us": read_us, "page_ms": page_ms,
                   "peak_mb": _peak_mb()}}))
 """
 
@@ -201,8 +249,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1M", help="comma list of 100k, 1M")
     ap.add_argument("--stores", default="sqlite,postgresql")
-    ap.add_argument("--before", default="cdf3abf",
+    ap.add_argument("--before", default="765abd5",
                     help="git revision of the code before (empty: after only)")
+    ap.add_argument("--after", default="",
+                    help="git revision of the code after (empty: this checkout)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default="publish")
     args = ap.parse_args()
@@ -210,6 +260,8 @@ def main() -> None:
     stores = [s for s in args.stores.split(",")
               if s == "sqlite" or os.environ.get("CARENET_TEST_POSTGRES_URL")]
     versions: dict[str, dict[str, str]] = {"after": {}}
+    if args.after:  # a fixed revision, so that editing the checkout cannot touch a running child
+        versions = {"after": {"PYTHONPATH": str(before_tree(args.after)), "PYTHONSAFEPATH": "1"}}
     if args.before:
         # PYTHONSAFEPATH: the child must not find this checkout's package in its cwd first
         versions = {"before": {"PYTHONPATH": str(before_tree(args.before)),
@@ -234,18 +286,25 @@ def main() -> None:
     load_end = os.getloadavg()
     for r in rows:
         r["phases_text"] = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("phases") or {}).items())
+        r["phases_cpu_text"] = " / ".join(f"{v:.1f}" for v in (r.get("phases_cpu") or {}).values())
     print()
     print_table(rows, ["size", "store", "code", "repeat", "seconds", "cpu_s", "written_mb",
-                       "peak_mb", "load", "phases_text"])
-    digests = {(r["size"], r["store"]): set() for r in rows}
-    for r in rows:
-        if r.get("digest"):
-            digests[(r["size"], r["store"])].add(r["digest"])
-    same = {f"{k[0]} {k[1]}": len(v) == 1 for k, v in digests.items() if v}  # 100k only
-    print("same stored content before/after:", same)
+                       "peak_mb", "read_us", "page_ms", "load", "phases_text", "phases_cpu_text"])
+    def same_of(field: str) -> dict[str, bool]:
+        seen: dict[tuple[str, str], set[str]] = {(r["size"], r["store"]): set() for r in rows}
+        for r in rows:
+            if r.get(field):
+                seen[(r["size"], r["store"])].add(r[field])
+        return {f"{k[0]} {k[1]}": len(v) == 1 for k, v in seen.items() if v}  # 100k only
+
+    same, same_reads = same_of("digest"), same_of("reads")
+    print("same stored bytes before/after:", same)
+    print("same read results before/after (documents, pages, neighbours, frame, tables):",
+          same_reads)
     print("load average start", load_start, "end", load_end)
     write_json(args.out, {"machine": machine(), "load_start": load_start, "load_end": load_end,
-                          "before": args.before, "rows": rows, "same_content": same})
+                          "before": args.before, "rows": rows, "same_content": same,
+                          "same_reads": same_reads})
 
 
 if __name__ == "__main__":

@@ -149,6 +149,11 @@ class StoreBase:
 
     def _fast_one(self, sql: str, params: tuple[Any, ...]) -> Any:
         """First column of the first row of a query on the fast path (None if no row)."""
+        row = self._fast_row(sql, params)
+        return None if row is None else row[0]
+
+    def _fast_row(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first row of a query on the fast path (None if no row)."""
         if self.backend == "postgresql":
             sql = sql.replace("?", "%s")
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
@@ -163,7 +168,7 @@ class StoreBase:
                     row = cur.fetchone()
                     cur.close()
                     self._fast_give(conn)
-                return None if row is None else row[0]
+                return row
             except (dbapi_error, DBAPIError) as exc:
                 msg = str(exc).lower()
                 gone = is_disconnect(exc)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from sqlalchemy import Column, MetaData, Table, insert, text, update
 from sqlalchemy.schema import CreateTable
@@ -26,7 +27,14 @@ from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
 from carenet.store.pool import now_iso, owner_id
 from carenet.store.runs import RunQueue
-from carenet.store.schema import customers_table, rows_table, runs, table_key, ties_table
+from carenet.store.schema import (
+    LAYOUT,
+    customers_table,
+    rows_table,
+    runs,
+    table_key,
+    ties_table,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from carenet.config import AnalysisConfig
@@ -73,7 +81,8 @@ class Publisher(RunQueue):
                     "computed); it is not published")
         report = progress or (lambda step, fraction: None)
         try:
-            catalogue = rec.column_catalogue(run.customers)
+            catalogue = rec.with_document_forms(run.customers,
+                                                rec.column_catalogue(run.customers))
             cols = [c.to_dict() for c in catalogue]
             meta = MetaData()
             ct = customers_table(key, cols, meta)
@@ -83,15 +92,20 @@ class Publisher(RunQueue):
             # keys are built after the load like the other indexes (one sorted build instead
             # of a B-tree maintained row by row); SQLite's ties key is its rowid: kept
             deferred = [ct, rt] + ([tt] if self.backend == "postgresql" else [])
+            # on SQLite the customers' position is the table's rowid: rows are appended in
+            # position order and no separate position index is built
+            rowid = "pos" if self.backend == "sqlite" else None
             with self.engine.begin() as conn:
                 for t in (ct, tt, rt):
-                    conn.execute(CreateTable(_without_key(t) if t in deferred else t))
+                    conn.execute(CreateTable(
+                        _without_key(t, rowid=rowid if t is ct else None) if t in deferred
+                        else t))
             report("publish customers", 0.0)
             self._load_customers(ct, run, catalogue)
             report("publish ties", 0.5)
             self._load_ties(tt, run)
             report("publish tables", 0.8)
-            self._load_rows(rt, run)
+            blocks = self._load_rows(rt, run)
             report("publish indexes", 0.9)
             with self.engine.begin() as conn:
                 if self.backend == "sqlite":
@@ -102,14 +116,16 @@ class Publisher(RunQueue):
                     conn.execute(text(self._key_ddl(t)))
                 for t in (ct, tt, rt):
                     for ix in t.indexes:
-                        ix.create(conn)
+                        if not (rowid and t is ct and [c.name for c in ix.columns] == [rowid]):
+                            ix.create(conn)
                     conn.execute(text(f'ANALYZE "{t.name}"'))
             tables = sorted(run.tables)
             if "community" in run.customers.columns and "communities" not in tables:
                 tables = sorted([*tables, "communities"])
             g = run.graph
             graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
-                          "customers": int(g.n_customers), "ties": int(g.n_ties)}
+                          "customers": int(g.n_customers), "ties": int(g.n_ties),
+                          "layout": LAYOUT, "blocks": blocks}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -153,16 +169,18 @@ class Publisher(RunQueue):
         ids = frame["customer_id"].astype(str)
         if ids.duplicated().any():
             raise InvalidInputError("customer ids of the run are not unique")
+        # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         pct = rec.percentiles(frame, catalogue)
         typed = [c for c in catalogue if c.sql]
-        names = ["customer_id", "pos", "record", *[c.sql for c in typed if c.sql]]
+        names = ["customer_id", "pos", "pct", "doc_extra", *[c.sql for c in typed if c.sql]]
 
         def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(frame), _CHUNK):
                 part = frame.iloc[a:a + _CHUNK]
-                docs = rec.customer_documents(part, catalogue, pct.iloc[a:a + _CHUNK])
                 cols = [pa.array(ids.iloc[a:a + _CHUNK].to_numpy(dtype=object), pa.large_string()),
-                        pa.array(np.arange(a, a + len(part), dtype=np.int64)), docs,
+                        pa.array(np.arange(a, a + len(part), dtype=np.int64)),
+                        rec.percentile_blobs(pct.iloc[a:a + _CHUNK]),
+                        rec.stored_fragments(part, catalogue),
                         *[rec.sql_array(part, c) for c in typed]]
                 yield pa.Table.from_arrays(cols, names=names)
 
@@ -184,8 +202,18 @@ class Publisher(RunQueue):
 
         self._bulk(table, ["pos", "out_ties", "in_ties"], chunks())
 
-    def _load_rows(self, table: Table, run: AnalysisRun) -> None:
+    def _load_rows(self, table: Table, run: AnalysisRun) -> dict[str, list[int]]:
+        """Write the run's extra tables; returns ``{table: [block size, rows]}`` of the tables
+        stored in blocks (every table but ``communities``, whose rows the API looks up by key
+        one at a time): :data:`~carenet.store.records.BLOCK_ROWS` JSON records a stored row,
+        joined by newlines after a first line with the block's keys as a JSON list (too long
+        for a PostgreSQL index entry, and only scanned by :meth:`RunReads.table_row`). A
+        default run at 1M customers has 2.9M ``exposure_sources`` rows: one stored row (and
+        two index entries) each cost more than the records themselves; the views read such
+        tables whole.
+        """
         names = ["tbl", "row_no", "key", "record"]
+        blocks: dict[str, list[int]] = {}
 
         def chunk(name: str, keys: list[str | None], docs: pa.Array) -> pa.Table:
             return pa.Table.from_arrays(
@@ -200,7 +228,16 @@ class Publisher(RunQueue):
                 kc = rec.key_column(name, frame)
                 keys: list[str | None] = ([*frame[kc].astype(str).tolist()] if kc
                                           else [None] * len(frame))
-                yield chunk(name, keys, rec.table_records(frame))
+                docs = rec.table_records(frame)
+                if name == "communities":
+                    yield chunk(name, keys, docs)
+                    continue
+                blocks[name] = [rec.BLOCK_ROWS, len(frame)]
+                block_keys = pa.array(
+                    [orjson.dumps(keys[a:a + rec.BLOCK_ROWS] if kc else None).decode()
+                     for a in range(0, len(frame), rec.BLOCK_ROWS)], pa.large_string())
+                yield chunk(name, [None] * len(block_keys),
+                            rec.join_blocks(docs, rec.BLOCK_ROWS, block_keys))
             if "community" in run.customers.columns:
                 # largest communities first: the order of GET /v1/communities
                 docs = rec.community_documents(run.customers, run.tables.get("communities"),
@@ -209,6 +246,7 @@ class Publisher(RunQueue):
                             pa.array([d for _, d in docs], pa.large_string()))
 
         self._bulk(table, names, chunks())
+        return blocks
 
     def _bulk(self, table: Table, names: list[str], chunks: Iterable[pa.Table]) -> None:
         """Bulk load in one transaction: COPY (CSV written by Arrow) on PostgreSQL, large
@@ -233,10 +271,13 @@ class Publisher(RunQueue):
             cur.close()
 
 
-def _without_key(table: Table) -> Table:
-    """The same columns without the primary key (created before a bulk load)."""
+def _without_key(table: Table, *, rowid: str | None = None) -> Table:
+    """The same columns without the primary key (created before a bulk load); ``rowid``:
+    an integer column made the primary key instead (SQLite: an alias of the rowid).
+    """
     return Table(table.name, MetaData(),
-                 *[Column(c.name, c.type, nullable=c.nullable, autoincrement=False)
+                 *[Column(c.name, c.type, nullable=c.nullable, autoincrement=False,
+                          primary_key=c.name == rowid)
                    for c in table.columns])
 
 

@@ -31,7 +31,7 @@ from carenet.store.errors import (
 )
 from carenet.store.pool import TableGoneError, missing_table
 from carenet.store.runs import RunQueue
-from carenet.store.schema import customers_table, rows_table, ties_table
+from carenet.store.schema import LAYOUT, customers_table, rows_table, ties_table
 from carenet.store.types import Page, RunView
 
 
@@ -57,9 +57,13 @@ class RunReads(RunQueue):
                 + (f" ({row['error']})" if row.get("error") else ""), status=row["status"])
         meta = MetaData()
         key = row["table_key"]
+        graph = row["graph"] or {}
+        stored = graph.get("layout") != LAYOUT  # published before documents were built at read
         view = RunView(run_id=rid, key=key, columns=row["columns"] or [],
-                       tables=row["tables"] or [], graph=row["graph"] or {},
-                       customers=customers_table(key, row["columns"] or [], meta),
+                       tables=row["tables"] or [], graph=graph,
+                       customers=customers_table(key, row["columns"] or [], meta,
+                                                 stored_documents=stored),
+                       documents=None if stored else rec.DocumentBuilder(row["columns"] or []),
                        ties=ties_table(key, meta), rows=rows_table(key, meta),
                        pseudonymized=bool(((row["parameters"] or {}).get("graph") or {})
                                           .get("pseudonymize", False)))
@@ -72,10 +76,17 @@ class RunReads(RunQueue):
 
     # ------------------------------------------------------------------ customers
     def customer(self, view: RunView, customer_id: str) -> str | None:
-        """The stored JSON document of one customer (without the run id), or None."""
-        sql = f'SELECT record FROM "{view.customers.name}" WHERE customer_id = ?'
+        """The JSON document of one customer (without the run id), or None: one indexed row
+        fetch, the document rebuilt from the row (or read as stored, for older runs).
+        """
+        builder = view.documents
+        fields = '"record"' if builder is None else ", ".join(f'"{f}"' for f in builder.fields)
+        sql = f'SELECT {fields} FROM "{view.customers.name}" WHERE customer_id = ?'
         try:
-            return self._fast_one(sql, (customer_id,))  # type: ignore[no-any-return]
+            row = self._fast_row(sql, (customer_id,))
+            if row is None:
+                return None
+            return row[0] if builder is None else builder.build(row)  # type: ignore[no-any-return]
         except TableGoneError as exc:
             self.forget(view.run_id)
             raise RunNotFoundError(
@@ -139,7 +150,9 @@ class RunReads(RunQueue):
             conds.append(last < after if order == "desc" else last > after)
         ordering = ([col.desc(), t.c.customer_id.desc()] if order == "desc"
                     else [col.asc(), t.c.customer_id.asc()])
-        q = (select(t.c.record, col, t.c.customer_id).where(and_(*conds))
+        builder = view.documents
+        fields = [t.c.record] if builder is None else [t.c[f] for f in builder.fields]
+        q = (select(col, t.c.customer_id, *fields).where(and_(*conds))
              .order_by(*ordering).limit(limit + 1))
         with self._reading(view) as conn:
             rows = conn.execute(q).all()
@@ -147,10 +160,11 @@ class RunReads(RunQueue):
         rows = rows[:limit]
         nxt = None
         if more and rows:
-            v, cid = rows[-1][1], rows[-1][2]
+            v, cid = rows[-1][0], rows[-1][1]
             nxt = encode_cursor({"r": view.run_id, "f": fingerprint, "v": v, "id": cid})
-        return Page(run_id=view.run_id, sort=key, order=order, items=[r[0] for r in rows],
-                    next_cursor=nxt)
+        items = ([r[2] for r in rows] if builder is None
+                 else [builder.build(r[2:]) for r in rows])
+        return Page(run_id=view.run_id, sort=key, order=order, items=items, next_cursor=nxt)
 
     def neighbors(self, view: RunView, customer_id: str, *, limit: int = 10
                   ) -> list[dict[str, Any]] | None:
@@ -241,29 +255,51 @@ class RunReads(RunQueue):
     def table_rows(self, view: RunView, name: str, *, limit: int, offset: int = 0
                    ) -> tuple[list[str], int]:
         """Rows ``offset..offset+limit`` of extra table ``name`` (JSON), and the row count."""
-        if name not in view.tables:
-            raise MissingTableError(
-                f"run {view.run_id} has no {name} table; its tables: "
-                f"{', '.join(view.tables) or 'none'}", available=view.tables)
+        self._check_table(view, name)
         r = view.rows
+        block = view.blocks.get(name)
+        if block is not None:  # stored BLOCK_ROWS records a row: read the blocks that hold them
+            size, total = block
+            if limit <= 0 or offset >= total:
+                return [], total
+            first, last = offset // size, (min(offset + limit, total) - 1) // size
+            with self._reading(view) as conn:
+                blocks = conn.execute(select(r.c.record).where(
+                    r.c.tbl == name, r.c.row_no >= first, r.c.row_no <= last)
+                    .order_by(r.c.row_no)).scalars().all()
+            records = [d for b in blocks for d in rec.split_block(b)[1]]
+            skip = offset - first * size
+            return records[skip:skip + limit], total
         with self._reading(view) as conn:
-            total = conn.execute(select(func.count()).select_from(r)
+            count = conn.execute(select(func.count()).select_from(r)
                                  .where(r.c.tbl == name)).scalar() or 0
             rows = conn.execute(select(r.c.record).where(r.c.tbl == name,
                                                          r.c.row_no >= offset)
                                 .order_by(r.c.row_no).limit(limit)).scalars().all()
-        return list(rows), int(total)
+        return list(rows), int(count)
 
     def table_row(self, view: RunView, name: str, key: str) -> str | None:
         """The row of extra table ``name`` whose key is ``key`` (JSON), or None."""
+        self._check_table(view, name)
+        r = view.rows
+        if name in view.blocks:  # blocks list their keys: the first row with that key
+            with self._reading(view) as conn:
+                for block in conn.execute(select(r.c.record).where(
+                        r.c.tbl == name).order_by(r.c.row_no)).scalars():
+                    keys, records = rec.split_block(block)
+                    found = [i for i, k in enumerate(keys or []) if k == key]
+                    if found:
+                        return records[found[0]]
+            return None
+        with self._reading(view) as conn:
+            return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
+                r.c.tbl == name, r.c.key == key)).scalar()
+
+    def _check_table(self, view: RunView, name: str) -> None:
         if name not in view.tables:
             raise MissingTableError(
                 f"run {view.run_id} has no {name} table; its tables: "
                 f"{', '.join(view.tables) or 'none'}", available=view.tables)
-        r = view.rows
-        with self._reading(view) as conn:
-            return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
-                r.c.tbl == name, r.c.key == key)).scalar()
 
     # ------------------------------------------------------------------ whole frames (views)
     def customers_frame(self, view: RunView) -> pd.DataFrame:

@@ -1,16 +1,21 @@
-"""Turning an :class:`~carenet.pipeline.AnalysisRun` into store rows.
+"""Turning an :class:`~carenet.pipeline.AnalysisRun` into store rows, and a customer's stored
+row back into its JSON document.
 
-Everything a read needs is prepared here once, at publish time, with vectorised pandas/numpy:
-the customer JSON documents (scores, percentile ranks, attributes), typed sort/filter columns,
-packed tie arrays and community summaries. The API then only fetches and forwards.
+What a read needs is prepared here once, at publish time, with vectorised pandas/numpy: typed
+sort/filter columns, percentile ranks packed two bytes each, packed tie arrays and community
+summaries. A customer's JSON document (scores, percentile ranks, attributes) is not stored: it
+is rebuilt at read time from the typed columns by :class:`DocumentBuilder`, byte for byte the
+text :func:`customer_documents` writes (storing it cost 2.3 KB a customer, most of a 1M-customer
+publication; see benchmarks/README.md "publish.py").
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,11 +48,15 @@ class ColumnInfo:
     sql: str | None
     indexed: bool
     role: str  # top | score | attribute
+    doc: str | None = None  # how the document writes it: see DOC_FORMS (None: old layout)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form stored in ``runs.columns``."""
-        return {"name": self.name, "type": self.type, "sql": self.sql,
-                "indexed": self.indexed, "role": self.role}
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "sql": self.sql,
+                               "indexed": self.indexed, "role": self.role}
+        if self.doc is not None:
+            out["doc"] = self.doc
+        return out
 
 
 def column_catalogue(frame: pd.DataFrame) -> list[ColumnInfo]:
@@ -373,7 +382,7 @@ def _pct_rank(a: np.ndarray) -> np.ndarray:
     m = len(valid)
     if m == 0:
         return out
-    order = valid[np.argsort(a[valid], kind="stable")]
+    order = valid[np.argsort(a[valid])]  # any order within ties: a tie group shares its rank
     ranked = a[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
     ends = np.r_[starts[1:], m]  # exclusive: a group holds ranks starts+1 .. ends
@@ -401,6 +410,248 @@ def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
         parts.extend(_object_parts(part, part_kinds))
     parts.append("}")
     return _join(parts, len(frame))
+
+
+# ---------------------------------------------------------------------------- documents at read
+# A published run stores no customer document: each column has a "document form" saying how
+# the document writes it from the stored row. The typed SQL column gives it back exactly for
+# numbers (float64 round-trips through SQLite REAL and PostgreSQL double precision; orjson
+# writes a Python float as it writes a numpy float64), booleans and text; percentile ranks are
+# two-decimal numbers 0-100, stored as uint16 hundredths (one blob a row). What a typed column
+# cannot give back byte for byte (Python objects, lists, JSON-only columns, a -0.0 that SQLite
+# returns as 0.0) keeps its JSON text in the row's ``doc_extra``.
+DOC_FORMS = ("float", "int", "bool", "text", "stored")
+"""How a document writes a column: the typed value as a float, int, boolean or string, or the
+JSON text stored in ``doc_extra``."""
+PCT_MISSING = 0xFFFF
+"""Stored percentile code of a missing value (NaN score)."""
+EXTRA_SEP = "\x1f"
+"""Separates the stored JSON texts in ``doc_extra`` (a control character JSON text never holds
+unescaped)."""
+
+
+def with_document_forms(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> list[ColumnInfo]:
+    """The catalogue with each column's document form (:data:`DOC_FORMS`) for ``frame``."""
+    return [replace(c, doc=_doc_form(frame[c.name], c)) for c in catalogue]
+
+
+def _doc_form(s: pd.Series, info: ColumnInfo) -> str:
+    if info.sql is None or info.type == "json":
+        return "stored"
+    if pd.api.types.is_object_dtype(s) and info.type != "text":
+        return "stored"  # json_values encodes these value by value (json.dumps)
+    if info.type == "bool":
+        return "bool"
+    if info.type == "text":
+        return "text"
+    if info.type == "int" and not s.isna().any():
+        return "int"
+    arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if bool(np.any((arr == 0.0) & np.signbit(arr))):
+        return "stored"  # SQLite reads -0.0 back as 0.0
+    return "float"
+
+
+def percentile_columns(columns: Sequence[dict[str, Any]]) -> list[str]:
+    """Names of the columns with percentile ranks, in catalogue order (as :func:`percentiles`)."""
+    return [c["name"] for c in columns
+            if c["type"] in ("int", "float") and c["name"] not in CATEGORICAL]
+
+
+def percentile_blobs(pct: pd.DataFrame) -> pa.Array:
+    """Each row's percentile ranks as little-endian uint16 hundredths (:data:`PCT_MISSING` for
+    NaN), one binary value per row; null when the run has no percentile column.
+
+    :func:`percentiles` rounds to two decimals (``rint(x * 100) / 100``), so ``code / 100``
+    gives back the same float.
+    """
+    n, p = pct.shape
+    if p == 0:
+        return pa.nulls(n, pa.binary())
+    vals = pct.to_numpy(dtype=np.float64, na_value=np.nan)
+    codes = np.where(np.isnan(vals), PCT_MISSING, np.rint(vals * 100.0)).astype("<u2")
+    offsets = (np.arange(n + 1, dtype=np.int32) * (2 * p)).astype(np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                  pa.py_buffer(np.ascontiguousarray(codes))])
+
+
+def stored_fragments(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pa.Array:
+    """``doc_extra`` of each row: the JSON text of its "stored" columns joined by
+    :data:`EXTRA_SEP` (null when the run has none).
+    """
+    order = {"top": 0, "score": 1, "attribute": 2}  # the document's order (DocumentBuilder)
+    names = [c.name for c in sorted(catalogue, key=lambda c: order[c.role]) if c.doc == "stored"]
+    if not names:
+        return pa.nulls(len(frame), pa.large_string())
+    kinds = {c.name: c.type for c in catalogue}
+    parts: list[Any] = []
+    for i, name in enumerate(names):
+        if i:
+            parts.append(EXTRA_SEP)
+        parts.append(json_array(frame[name], kinds[name]))
+    return _join(parts, len(frame))
+
+
+class DocumentBuilder:
+    """Rebuilds customer documents from stored rows: select :attr:`fields`, pass each row to
+    :meth:`build`. The text equals :func:`customer_documents`' for the same customer.
+
+    One ``orjson.dumps`` of the document as nested dicts (orjson writes floats, ints,
+    booleans and strings as the publisher's encoders do; stored texts go in as
+    ``orjson.Fragment``). Where orjson would write a key differently from ``json.dumps``
+    (non-ASCII or escaped column names), one ``str.format`` of a template made from the run's
+    column catalogue, fed with the text of each value.
+    """
+
+    def __init__(self, columns: Sequence[dict[str, Any]]) -> None:
+        by_role: dict[str, list[dict[str, Any]]] = {"top": [], "score": [], "attribute": []}
+        for c in columns:
+            by_role[c["role"]].append(c)
+        self.fields: list[str] = ["customer_id"]
+        texts: list[int] = [0]  # row indices encoded as strings
+        nums: list[int] = []  # row indices encoded as numbers
+        floats: list[int] = []  # ... that must be read as floats (ints with NULLs)
+        bools: list[int] = []  # ... that SQLite returns as 0/1
+        slots: list[tuple[str, int]] = []  # per document value: (source, index in source)
+        stored = 0
+        for c in [*by_role["top"], *by_role["score"], *by_role["attribute"]]:
+            form = c.get("doc") or "stored"
+            if form == "stored":
+                slots.append(("stored", stored))
+                stored += 1
+                continue
+            self.fields.append(c["sql"])
+            i = len(self.fields) - 1
+            if form == "text":
+                slots.append(("text", len(texts)))
+                texts.append(i)
+            else:
+                slots.append(("num", len(nums)))
+                nums.append(i)
+                if form == "float" and c["type"] == "int":  # an int column with NULLs
+                    floats.append(i)
+                elif form == "bool":
+                    bools.append(i)
+        self.pct_names = percentile_columns(columns)
+        self.fields += ["pct", "doc_extra"]
+        self._texts, self._nums, self._floats, self._bools = texts, nums, floats, bools
+        self._n_pct = len(self.pct_names)
+        self._pct = struct.Struct(f"<{self._n_pct}H")
+        self._stored = stored
+        # positional template: strings first, then numbers (row values, then percentiles),
+        # then stored texts
+        base = {"text": 0, "num": len(texts), "stored": len(texts) + len(nums) + self._n_pct}
+        refs = iter([f"{{{base[src] + k}}}" for src, k in slots])
+        pct_refs = [f"{{{len(texts) + len(nums) + k}}}" for k in range(self._n_pct)]
+
+        def obj(cols: list[dict[str, Any]], values: list[str]) -> str:
+            body = ",".join(_key(c["name"]) + ":" + v for c, v in zip(cols, values, strict=True))
+            return "{{" + body + "}}"
+
+        top = [_key("customer_id") + ":{0}"] + [
+            _key(c["name"]) + ":" + next(refs) for c in by_role["top"]]
+        scores = obj(by_role["score"], [next(refs) for _ in by_role["score"]])
+        pcts = "{{" + ",".join(_key(n) + ":" + r
+                                for n, r in zip(self.pct_names, pct_refs, strict=True)) + "}}"
+        attrs = obj(by_role["attribute"], [next(refs) for _ in by_role["attribute"]])
+        self._template = ("{{" + ",".join(top) + ',"scores":' + scores + ',"percentiles":'
+                          + pcts + ',"attributes":' + attrs + "}}")
+        # the fast way: one orjson.dumps of nested dicts, when orjson writes every key as the
+        # publisher does (json.dumps: plain ASCII names); values come from one list holding
+        # the row, then the percentiles, then the stored texts (as orjson.Fragment)
+        names = ["customer_id", *[c["name"] for c in columns], *self.pct_names]
+        self._plain = all(orjson.dumps(str(k)).decode() == json.dumps(str(k)) for k in names)
+        n_row = len(self.fields)
+        where = {"text": lambda k: texts[k], "num": lambda k: nums[k],
+                 "stored": lambda k: n_row + self._n_pct + k}
+        at = iter([where[src](k) for src, k in slots])
+        sections = []
+        for cols in (by_role["top"], by_role["score"], by_role["attribute"]):
+            sections.append(([str(c["name"]) for c in cols], [next(at) for _ in cols]))
+        sections.insert(2, (list(self.pct_names), list(range(n_row, n_row + self._n_pct))))
+        self._sections = [(keys, _getter(idx)) for keys, idx in sections]
+
+    def build(self, row: Sequence[Any]) -> str:
+        """The document of one stored row (values in :attr:`fields` order)."""
+        values = list(row)
+        for i in self._floats:
+            if values[i] is not None:
+                values[i] = float(values[i])
+        for i in self._bools:
+            if values[i] is not None:
+                values[i] = bool(values[i])
+        if self._plain:
+            return self._build_dicts(values)
+        return self._build_text(values)
+
+    def _build_dicts(self, values: list[Any]) -> str:
+        if self._n_pct:
+            blob = values[-2]
+            values += (map(_pct_floats().__getitem__, self._pct.unpack(blob))
+                       if blob is not None else [None] * self._n_pct)
+        if self._stored:
+            values += map(orjson.Fragment, values[len(self.fields) - 1].split(EXTRA_SEP))
+        (tk, tg), (sk, sg), (pk, pg), (ak, ag) = self._sections
+        doc = {"customer_id": values[0], **dict(zip(tk, tg(values), strict=True)),
+               "scores": dict(zip(sk, sg(values), strict=True)),
+               "percentiles": dict(zip(pk, pg(values), strict=True)),
+               "attributes": dict(zip(ak, ag(values), strict=True))}
+        return orjson.dumps(doc).decode()
+
+    def _build_text(self, values: list[Any]) -> str:
+        dumps = orjson.dumps
+        args = [dumps(values[i]).decode() for i in self._texts]
+        if self._nums:
+            args += dumps([values[i] for i in self._nums])[1:-1].decode().split(",")
+        if self._n_pct:
+            blob = values[-2]
+            args += (map(_pct_texts().__getitem__, self._pct.unpack(blob)) if blob is not None
+                     else ["null"] * self._n_pct)
+        if self._stored:
+            args += values[-1].split(EXTRA_SEP)
+        return self._template.format(*args)
+
+
+_PCT_TEXTS: list[str] = []
+_PCT_FLOATS: list[float | None] = []
+
+
+def _pct_floats() -> list[float | None]:
+    """The percentile of every stored code (``code / 100``; None for missing)."""
+    if not _PCT_FLOATS:
+        values: list[float | None] = [None] * (PCT_MISSING + 1)
+        values[:10_001] = (np.arange(10_001) / 100).tolist()
+        _PCT_FLOATS.extend(values)
+    return _PCT_FLOATS
+
+
+def _getter(idx: list[int]) -> Any:
+    """``values -> tuple of values[i] for i in idx`` (C-speed ``itemgetter``, any length)."""
+    if not idx:
+        return lambda values: ()
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda values: (values[i],)
+    return operator.itemgetter(*idx)
+
+
+def _pct_texts() -> list[str]:
+    """JSON text of every stored percentile code (``code / 100``; ``null`` for missing): the
+    rebuild maps codes to text without a float or an encoder call per value.
+    """
+    if not _PCT_TEXTS:
+        texts = ["null"] * (PCT_MISSING + 1)
+        codes = np.arange(10_001)
+        texts[:10_001] = orjson.dumps((codes / 100).tolist())[1:-1].decode().split(",")
+        _PCT_TEXTS.extend(texts)
+    return _PCT_TEXTS
+
+
+def _key(name: str) -> str:
+    """A JSON object key as the publisher writes it (``json.dumps``), braces escaped for
+    ``str.format``.
+    """
+    return json.dumps(str(name)).replace("{", "{{").replace("}", "}}")
 
 
 # ---------------------------------------------------------------------------- ties
@@ -468,6 +719,31 @@ def tie_rows(graph: CustomerGraph) -> tuple[list[bytes | None], list[bytes | Non
 
 
 # ---------------------------------------------------------------------------- tables
+BLOCK_ROWS = 1000
+"""Extra-table records per stored row (see :meth:`carenet.store.publish.Publisher._load_rows`)."""
+
+
+def join_blocks(docs: pa.Array, size: int, keys: pa.Array) -> pa.Array:
+    """Consecutive runs of ``size`` JSON records joined by newlines (which JSON text never
+    holds unescaped), one string per block, each after a first line ``keys[block]`` (the JSON
+    list of its rows' keys, or ``null``).
+    """
+    docs = _flat(docs).cast(pa.large_string())
+    n = len(docs)
+    offsets = np.r_[np.arange(0, n, size, dtype=np.int64), n].astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), docs)
+    body = pc.binary_join(lists, pa.scalar("\n", pa.large_string()))
+    return _join([keys, "\n", body], len(body))
+
+
+def split_block(block: str) -> tuple[list[str | None] | None, list[str]]:
+    """The row keys (None: the table has no key column) and the records of one stored block
+    (inverse of :func:`join_blocks`).
+    """
+    head, _, body = block.partition("\n")
+    return orjson.loads(head), body.split("\n")
+
+
 def table_records(frame: pd.DataFrame) -> pa.Array:
     """JSON records of an extra table's rows, in stored order (Arrow strings)."""
     frame = frame.reset_index(drop=True)

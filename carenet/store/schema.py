@@ -7,10 +7,14 @@ timings, counts, versions, progress, the run's column catalogue), ``carenet_api_
 Each published run owns three tables named after its ``table_key``:
 
 ``cn_<key>_customers``
-    one row per customer: ``customer_id`` (primary key), ``pos`` (node position, unique),
-    ``record`` (the customer's JSON document, serialised once at publish time so a read is
-    one indexed row fetch and no re-encoding), and one typed column ``m_<name>`` per measure,
-    so any numeric column can be sorted and filtered in SQL; the main sort keys are indexed.
+    one row per customer: ``customer_id`` (primary key), ``pos`` (node position, unique), one
+    typed column ``m_<name>`` per measure, so any numeric column can be sorted and filtered in
+    SQL (the main sort keys are indexed), ``pct`` (the percentile ranks packed as uint16
+    hundredths) and ``doc_extra`` (JSON text of the few values no typed column holds). The
+    customer's JSON document is rebuilt from them at read time
+    (:class:`carenet.store.records.DocumentBuilder`). Runs published before that layout
+    (``runs.graph`` without ``"layout": 2``) have a ``record`` column with the document
+    instead of ``pct`` and ``doc_extra``, and are read from it.
 ``cn_<key>_ties``
     one row per customer position with its out- and in-ties packed as binary arrays
     (neighbour ids, weights, counts, channel masks): a neighbour query reads one row.
@@ -152,13 +156,23 @@ INDEXED = ("priority", "influence", "exposure", "pagerank")
 """Sort keys whose typed columns get an index (every numeric column can still be sorted)."""
 
 
-def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData) -> Table:
-    """The per-run customers table for a column catalogue (``runs.columns``)."""
+LAYOUT = 2
+"""``runs.graph["layout"]`` of runs whose customer documents are built at read time."""
+
+
+def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
+                    stored_documents: bool = False) -> Table:
+    """The per-run customers table for a column catalogue (``runs.columns``);
+    ``stored_documents``: the layout before :data:`LAYOUT` (a ``record`` column per customer).
+    """
     cols: list[Any] = [
         Column("customer_id", Text, primary_key=True),
         Column("pos", Integer, nullable=False),
-        Column("record", Text, nullable=False),
     ]
+    if stored_documents:
+        cols.append(Column("record", Text, nullable=False))
+    else:
+        cols += [Column("pct", LargeBinary), Column("doc_extra", Text)]
     for c in columns:
         if c.get("sql"):
             cols.append(Column(c["sql"], _SQL_TYPES[c["type"]]))

@@ -24,8 +24,14 @@ class RunView:
     customers: Table
     ties: Table
     rows: Table
+    documents: rec.DocumentBuilder | None = None  # None: documents stored (older runs)
     pseudonymized: bool = False
     stmts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def blocks(self) -> dict[str, list[int]]:
+        """``{table: [records a stored row, rows]}`` of the extra tables stored in blocks."""
+        return self.graph.get("blocks") or {}  # type: ignore[no-any-return]
 
     def column(self, name: str) -> dict[str, Any] | None:
         """The catalogue entry of customer column ``name`` (None if the run lacks it)."""

@@ -113,3 +113,36 @@ def test_percentiles_are_pandas_ranks() -> None:
     cols = [c.name for c in catalogue if c.type in ("int", "float")]
     pandas = (frame[cols].astype("float64").rank(pct=True, method="average") * 100.0).round(2)
     pd.testing.assert_frame_equal(ours, pandas, check_exact=True)
+
+
+@pytest.mark.parametrize("odd_name", [False, True])
+def test_documents_rebuilt_from_rows_are_the_published_text(odd_name: bool) -> None:
+    """DocumentBuilder turns a stored row (typed values as a database returns them: SQLite's
+    0/1 booleans, NULL for NaN; percentiles packed; stored JSON texts) back into the text
+    customer_documents writes, on the orjson path and, with a column name orjson writes
+    differently from json.dumps, on the template path.
+    """
+    frame = awkward_frame(seed=9).drop(columns=["community_f"])
+    frame["priority"] = np.linspace(-1.0, 1.0, len(frame))
+    frame["signed_zero"] = np.where(np.arange(len(frame)) % 2 == 0, -0.0, 2.0)
+    if odd_name:
+        frame = frame.rename(columns={"score": 'score "Zoë" {0}'})
+    catalogue = rec.with_document_forms(frame, rec.column_catalogue(frame))
+    pct = rec.percentiles(frame, catalogue)
+    expected = rec.customer_documents(frame, catalogue, pct).to_pylist()
+    builder = rec.DocumentBuilder([c.to_dict() for c in catalogue])
+    assert builder._plain is not odd_name
+    by_sql = {c.sql: c for c in catalogue if c.sql}
+    stored = {
+        "customer_id": frame["customer_id"].tolist(),
+        "pct": rec.percentile_blobs(pct).to_pylist(),
+        "doc_extra": rec.stored_fragments(frame, catalogue).to_pylist(),
+    }
+    for sql, info in by_sql.items():
+        values = rec.sql_array(frame, info).to_pylist()
+        if info.type == "bool":  # SQLite gives booleans back as 0/1
+            values = [None if v is None else int(v) for v in values]
+        stored[sql] = values
+    for i, want in enumerate(expected):
+        row = tuple(stored[f][i] for f in builder.fields)
+        assert builder.build(row) == want

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from servicekit import BACKENDS, base_run, fresh_db, variant
 
@@ -240,3 +242,72 @@ def test_api_keys_are_hashed_and_revocable(store: RunStore) -> None:
 def test_no_run_yet(store: RunStore) -> None:
     with pytest.raises(RunNotFoundError, match="no published run"):
         store.resolve(None)
+
+
+def test_documents_built_at_read_are_the_publishers_text(store: RunStore) -> None:
+    """No document is stored: every customer's document, single or in a ranked page, is
+    rebuilt from its row, byte for byte the text the publisher's encoder writes, for every
+    kind of column (NaN, inf, -0.0, nullable ints and booleans, times with NaT, quotes,
+    control characters, non-ASCII, Python objects and lists).
+    """
+    from test_records import awkward_frame
+
+    from carenet.store import records as rec
+
+    run = variant(12.0)
+    c = run.customers.reset_index(drop=True).copy()
+    extra = awkward_frame(len(c), seed=7).drop(columns=["customer_id", "community", "role"])
+    for name in extra.columns:
+        c[f"x_{name}"] = extra[name].to_numpy()
+    c["x_nullable"] = extra["nullable"]  # keep the pandas nullable dtypes
+    c["x_maybe"] = extra["maybe"]
+    c["x_signed_zero"] = np.where(np.arange(len(c)) % 3 == 0, -0.0, 1.5)
+    run = dataclasses.replace(run, customers=c)
+    store.publish(run)
+    view = store.resolve(None)
+    catalogue = rec.column_catalogue(c)
+    expected = rec.customer_documents(c, catalogue, rec.percentiles(c, catalogue)).to_pylist()
+    forms = {col["name"]: col["doc"] for col in view.columns}
+    assert forms["x_score"] == "float" and forms["x_payload"] == "stored"
+    assert forms["x_signed_zero"] == "stored" and forms["x_nullable"] == "float"
+    for i, cid in enumerate(c["customer_id"]):
+        assert store.customer(view, cid) == expected[i], cid
+    by_id = dict(zip(c["customer_id"], expected, strict=True))
+    page = store.customers_page(view, sort="x_score", limit=1000)
+    assert page.items and all(doc == by_id[json.loads(doc)["customer_id"]] for doc in page.items)
+    with store.engine.connect() as conn:  # and nothing holds the document any more
+        names = [col["name"] for col in conn.dialect.get_columns(conn, view.customers.name)]
+    assert "record" not in names
+
+
+def test_tables_stored_in_blocks_read_as_rows(store: RunStore) -> None:
+    """Extra tables are stored BLOCK_ROWS records a row: any offset and limit, the row count,
+    look-ups by key (the first row with it) and whole frames read as one row per record.
+    """
+    from carenet.store import records as rec
+
+    run = variant(13.0)
+    n = 2 * rec.BLOCK_ROWS + 345
+    rng = np.random.default_rng(13)
+    ids = run.customers["customer_id"].to_numpy()
+    big = pd.DataFrame({"customer_id": ids[rng.integers(0, len(ids), n)],
+                        "rank": np.arange(n), "share": rng.random(n),
+                        "note": np.where(np.arange(n) % 5 == 0, 'line\nbreak "q"', "x")})
+    run = dataclasses.replace(run, tables={**run.tables, "exposure_sources": big})
+    store.publish(run)
+    view = store.resolve(None)
+    assert view.blocks["exposure_sources"] == [rec.BLOCK_ROWS, n]
+    expected = rec.table_records(big).to_pylist()
+    for offset, limit in ((0, 10), (0, n + 5), (rec.BLOCK_ROWS - 3, 7), (rec.BLOCK_ROWS, 1),
+                          (n - 1, 10), (n, 10), (1234, rec.BLOCK_ROWS + 2), (5, 0)):
+        rows, total = store.table_rows(view, "exposure_sources", limit=limit, offset=offset)
+        assert total == n and rows == expected[offset:offset + limit], (offset, limit)
+    key = str(big["customer_id"].iloc[2 * rec.BLOCK_ROWS + 7])
+    first = int(np.flatnonzero(big["customer_id"].astype(str).to_numpy() == key)[0])
+    assert store.table_row(view, "exposure_sources", key) == expected[first]
+    assert store.table_row(view, "exposure_sources", "nobody") is None
+    frame = store.table_frame(view, "exposure_sources")
+    assert frame["rank"].tolist() == list(range(n))
+    assert frame["note"].tolist() == big["note"].tolist()
+    plan, total = store.table_rows(view, "care_plan", limit=3, offset=2)
+    assert total == 100 and [json.loads(p)["rank"] for p in plan] == [3, 4, 5]
