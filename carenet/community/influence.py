@@ -260,8 +260,8 @@ def _count_lower_bound(x: float, a: float) -> float:
 
     >>> _count_lower_bound(0, 5.0)
     0.0
-    >>> round(_count_lower_bound(10_000, 5.0), 1)
-    9687.0
+    >>> round(_count_lower_bound(10_000, 5.0))
+    9687
     """
     return max(0.0, x + 2 * a / 3 - math.sqrt(4 * a * a / 9 + 2 * a * x))
 

@@ -492,8 +492,8 @@ def _curves_kernel(
         sb = _base(bsrc[0], rr)
         eb = _edge_base(bedge, rr)
         rb = _base(bret[0], rr)
-        loc = np.full(n, -1, np.int64)
-        queue = np.empty(n, np.int64)
+        loc = np.full(n, -1, np.int32)  # 4 bytes: half the cache misses of the BFS
+        queue = np.empty(n, np.int32)
         total_n, m, gnode, entry, kept, ptr, col = _split_reached(
             indptr, indices, prob, cand, sprob, blockable, picked, retention, sb, eb, rb,
             loc, queue)
