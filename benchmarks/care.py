@@ -170,13 +170,22 @@ print(json.dumps({{"rows": rows, "evaluate_s": t_eval, "eval_ms_per_run": 1000 *
 
 DOMINATORS = SETUP + """
 import networkx as nx
-from carenet.graphs.blocking import _base, _edge_base, _reached, _seeds
-bsrc, bedge, _ = _seeds(5)
+from carenet.graphs._blocking_kernels import base, edge_base
+from carenet.graphs.blocking import _seeds, _split_reached
+bsrc, bedge, bret = _seeds(5)
 loc = np.full(n, -1, np.int64)
+queue = np.empty(n, np.int64)
 # the realisation's coin bases as numba computes them (uint64, not a Python int)
-sb, eb = np.uint64(_base(bsrc[0], 0)), np.uint64(_edge_base(bedge, 0))
-m, ns, gnode, ptr, col, _ = _reached(model.dg.indptr, model.dg.indices, model.dg.prob,
-                                     *model.arrays()[:2], sb, eb, loc)
+sb, eb = np.uint64(base(bsrc[0], 0)), np.uint64(edge_base(bedge, 0))
+rb = np.uint64(base(bret[0], 0))
+# every node a kept blocker (picked, protectable, retention 1): the free part is empty and
+# the rest is the whole cascade with nothing blocked, the active sources first (entries)
+everyone = np.ones(n, np.bool_)
+_, m, gnode, entry, _, ptr, col = _split_reached(
+    model.dg.indptr, model.dg.indices, model.dg.prob, *model.arrays()[:2], everyone,
+    everyone, 1.0, sb, eb, rb, loc, queue)
+ns = int(entry[:m].sum())
+assert entry[:ns].all()
 src = np.concatenate([np.zeros(ns, np.int64), np.repeat(np.arange(m), np.diff(ptr)) + 1])
 dst = np.concatenate([np.arange(ns) + 1, col[:ptr[m]] + 1])
 bl.dominator_tree(3, [0, 1], [1, 2])

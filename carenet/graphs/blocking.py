@@ -55,126 +55,20 @@ import numba as nb
 import numpy as np
 
 from carenet.errors import InvalidInputError
+from carenet.graphs._blocking_kernels import G2 as _G2
+from carenet.graphs._blocking_kernels import base as _base
+from carenet.graphs._blocking_kernels import coin as _coin
+from carenet.graphs._blocking_kernels import csr as _csr
+from carenet.graphs._blocking_kernels import dominator_tree_kernel
+from carenet.graphs._blocking_kernels import dominators as _dominators
+from carenet.graphs._blocking_kernels import edge_base as _edge_base
+from carenet.graphs._blocking_kernels import grow as _grow
 from carenet.graphs._kernels import PARALLEL_LOCK
 from carenet.graphs.diffusion import DiffusionGraph
-from carenet.graphs.rng import GOLDEN, MASK64, S11, TO_UNIT, mix
+from carenet.graphs.rng import GOLDEN, MASK64
 
-# splitmix64 (carenet.graphs.rng, shared with diffusion.py), under this module's local names
-_GOLDEN, _MASK64, _S11, _TO_UNIT, _mix = GOLDEN, MASK64, S11, TO_UNIT, mix
-_G = _GOLDEN
-_G2 = np.uint64(0xD1B54A32D192ED03)  # a second odd constant: realisation bases apart from keys
-
-
-# ---------------------------------------------------------------------------- coins
-@nb.njit(cache=True, nogil=True, inline="always")
-def _base(seed: np.uint64, r: int) -> np.uint64:
-    """The coin base of realisation r."""
-    return _mix(_mix(seed) + np.uint64(r + 1) * _G2)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _edge_base(bedge: np.ndarray, r: int) -> np.uint64:
-    """The tie-coin base of realisation r: ``bedge = [seed, multiplier]`` (the multiplier is
-    ``_G2`` for this module's own seeds, ``GOLDEN`` for a ``tie_seed`` shared with
-    :mod:`carenet.graphs.exposure`, whose world r has base ``mix(mix(seed) + (r + 1) *
-    GOLDEN)``: then a tie is live in realisation r exactly when it is in exposure's world r).
-    """
-    return _mix(_mix(bedge[0]) + np.uint64(r + 1) * bedge[1])
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _coin(base: np.uint64, key: int) -> float:
-    """A uniform number in [0, 1) for (realisation, node or tie ``key``)."""
-    return float(_mix(base + np.uint64(key + 1) * _G) >> _S11) * _TO_UNIT
-
-
-# ---------------------------------------------------------------------------- dominators
-@nb.njit(cache=True, nogil=True)
-def _intersect(a: int, b: int, idom: np.ndarray, po: np.ndarray) -> int:
-    while a != b:
-        while po[a] < po[b]:
-            a = idom[a]
-        while po[b] < po[a]:
-            b = idom[b]
-    return a
-
-
-@nb.njit(cache=True, nogil=True)
-def _dominators(m: int, succ_ptr: np.ndarray, succ: np.ndarray, pred_ptr: np.ndarray,
-                pred: np.ndarray, idom: np.ndarray) -> int:
-    """Immediate dominators of nodes 0..m-1 from root 0 (Cooper, Harvey & Kennedy 2001):
-    depth-first postorder, then the iterative intersection in reverse postorder until stable.
-    ``idom[root] = 0``; nodes not reached from the root get -1. Returns the nodes reached.
-    """
-    po = np.full(m, -1, np.int64)
-    post = np.empty(m, np.int64)
-    it = np.empty(m, np.int64)
-    stack = np.empty(m, np.int64)
-    seen = np.zeros(m, np.bool_)
-    seen[0] = True
-    stack[0] = 0
-    it[0] = succ_ptr[0]
-    sp = 1
-    cnt = 0
-    while sp > 0:
-        u = stack[sp - 1]
-        if it[u] < succ_ptr[u + 1]:
-            v = succ[it[u]]
-            it[u] += 1
-            if not seen[v]:
-                seen[v] = True
-                it[v] = succ_ptr[v]
-                stack[sp] = v
-                sp += 1
-        else:
-            po[u] = cnt
-            post[cnt] = u
-            cnt += 1
-            sp -= 1
-    for i in range(m):
-        idom[i] = -1
-    idom[0] = 0
-    changed = True
-    while changed:
-        changed = False
-        for j in range(cnt - 2, -1, -1):
-            b = post[j]
-            new = -1
-            for q in range(pred_ptr[b], pred_ptr[b + 1]):
-                p = pred[q]
-                if not seen[p] or idom[p] == -1:
-                    continue
-                new = p if new == -1 else _intersect(p, new, idom, po)
-            if idom[b] != new:
-                idom[b] = new
-                changed = True
-    return cnt
-
-
-@nb.njit(cache=True, nogil=True)
-def _csr(m: int, a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``a[:count]`` -> columns ``b[:count]`` as CSR over m rows (counting sort)."""
-    ptr = np.zeros(m + 1, np.int64)
-    for i in range(count):
-        ptr[a[i] + 1] += 1
-    for i in range(m):
-        ptr[i + 1] += ptr[i]
-    fill = ptr[:-1].copy()
-    col = np.empty(count, np.int64)
-    for i in range(count):
-        col[fill[a[i]]] = b[i]
-        fill[a[i]] += 1
-    return ptr, col
-
-
-@nb.njit(cache=True, nogil=True)
-def dominator_tree_kernel(m: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Immediate dominators of an explicit graph on nodes 0..m-1 from root 0."""
-    sp, sc = _csr(m, src, dst, src.size)
-    pp, pc = _csr(m, dst, src, src.size)
-    idom = np.empty(m, np.int64)
-    _dominators(m, sp, sc, pp, pc, idom)
-    return idom
+# splitmix64 constants (carenet.graphs.rng, shared with diffusion.py) under local names
+_GOLDEN, _MASK64 = GOLDEN, MASK64
 
 
 # ---------------------------------------------------------------------------- realisations
@@ -278,13 +172,6 @@ def _realise(
         out_size[i - 1] = size[x]
         out_val[i - 1] = sval[x]
     return m - 1
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow(a: np.ndarray, cap: int) -> np.ndarray:
-    b = np.empty(cap, a.dtype)
-    b[: a.size] = a
-    return b
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
