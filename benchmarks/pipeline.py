@@ -251,12 +251,14 @@ def ensure(size: str) -> Path:
     return path
 
 
-def measure(size: str, path: Path | None = None) -> list[dict[str, Any]]:
+def measure(size: str, path: Path | None = None, *, peers_too: bool = True
+            ) -> list[dict[str, Any]]:
     path = path or ensure(size)
     load0 = os.getloadavg()[0]
     ours = run_child(CARENET.format(path=str(path)), timeout=4 * 3600)
     load1 = os.getloadavg()[0]
-    peers = run_child(PEERS.format(path=str(path)), timeout=4 * 3600)
+    peers = (run_child(PEERS.format(path=str(path)), timeout=4 * 3600) if peers_too
+             else {})
     load2 = os.getloadavg()[0]
     print(json.dumps({"size": size, "carenet": ours, "peers": peers}), flush=True)
     if "error" in ours:
@@ -276,12 +278,13 @@ def measure(size: str, path: Path | None = None) -> list[dict[str, Any]]:
         if key in ours:
             rows.append({"size": size, "step": f"publish {store}", "carenet_s": ours[key]})
     both = [r for r in rows if r.get("peer_s")]
-    rows.append({"size": size, "step": "centrality+communities vs peers",
+    rows.append({} if not both else {"size": size, "step": "centrality+communities vs peers",
                  "carenet_s": sum(r["carenet_s"] for r in both),
                  "peer_s": sum(r["peer_s"] for r in both),
                  "ratio": sum(r["carenet_s"] for r in both) / max(1e-9, sum(r["peer_s"]
                                                                        for r in both)),
                  "peak_mb": peers.get("peak_mb")})
+    rows = [r for r in rows if r]
     for r in rows:
         r["load_before"] = load0
         r["load_after"] = load2 if r["step"].startswith("centrality+") else load1
@@ -363,6 +366,8 @@ def main() -> None:
                     "(e.g. `git archive main carenet`), measured first in the same run")
     ap.add_argument("--name", default=None, help="results file name (default: pipeline or "
                     "pipeline-steps)")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="carenet only (the 1M peers take ~10 minutes; same carenet rows)")
     ap.add_argument("--substeps", action="store_true",
                     help="RIS, IMM, comparison and the care plan timed one by one (no "
                     "exposure, no risk model), e.g. at 1M with --data")
@@ -408,10 +413,10 @@ def main() -> None:
         return
     rows: list[dict[str, Any]] = []
     if args.data:  # one given log directory, named by its folder
-        rows += measure(args.data.name, args.data)
+        rows += measure(args.data.name, args.data, peers_too=not args.no_peers)
     else:
         for size in (["100k", "1M"] if args.big else ["100k"]):
-            rows += measure(size)
+            rows += measure(size, peers_too=not args.no_peers)
     print()
     print_table(rows, ["size", "step", "carenet_s", "peer_s", "ratio", "peak_mb",
                        "load_before", "load_after"])
