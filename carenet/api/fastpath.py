@@ -2,7 +2,7 @@
 
 CRM systems call it at every contact. FastAPI's routing, parameter validation and
 dependency resolution cost more than the read itself (an indexed fetch of a document
-prepared at publication time), so this ASGI middleware answers the *ordinary* case directly:
+rebuilt from one row by the store), so this ASGI middleware answers the *ordinary* case directly:
 a valid key, a known customer, at most a ``run=`` parameter. It runs the same key check,
 role check and rate limiter as the routed endpoint, and anything else (no or bad key, an
 unknown customer, a raw id of a pseudonymised run, extra parameters, any error) falls through

@@ -172,13 +172,15 @@ class Publisher(RunQueue):
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         pct = rec.percentiles(frame, catalogue)
         typed = [c for c in catalogue if c.sql]
-        names = ["customer_id", "pos", "pct", "doc_extra", *[c.sql for c in typed if c.sql]]
+        names = ["customer_id", "pos", "vals", "pct", "doc_extra",
+                 *[c.sql for c in typed if c.sql]]
 
         def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(frame), _CHUNK):
                 part = frame.iloc[a:a + _CHUNK]
                 cols = [pa.array(ids.iloc[a:a + _CHUNK].to_numpy(dtype=object), pa.large_string()),
                         pa.array(np.arange(a, a + len(part), dtype=np.int64)),
+                        rec.value_blobs(part, catalogue),
                         rec.percentile_blobs(pct.iloc[a:a + _CHUNK]),
                         rec.stored_fragments(part, catalogue),
                         *[rec.sql_array(part, c) for c in typed]]

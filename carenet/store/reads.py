@@ -80,8 +80,12 @@ class RunReads(RunQueue):
         fetch, the document rebuilt from the row (or read as stored, for older runs).
         """
         builder = view.documents
-        fields = '"record"' if builder is None else ", ".join(f'"{f}"' for f in builder.fields)
-        sql = f'SELECT {fields} FROM "{view.customers.name}" WHERE customer_id = ?'
+        sql = view.stmts.get("customer")
+        if sql is None:
+            fields = ('"record"' if builder is None
+                      else ", ".join(f'"{f}"' for f in builder.fields))
+            sql = view.stmts["customer"] = (
+                f'SELECT {fields} FROM "{view.customers.name}" WHERE customer_id = ?')
         try:
             row = self._fast_row(sql, (customer_id,))
             if row is None:

@@ -414,15 +414,16 @@ def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
 
 # ---------------------------------------------------------------------------- documents at read
 # A published run stores no customer document: each column has a "document form" saying how
-# the document writes it from the stored row. The typed SQL column gives it back exactly for
-# numbers (float64 round-trips through SQLite REAL and PostgreSQL double precision; orjson
-# writes a Python float as it writes a numpy float64), booleans and text; percentile ranks are
-# two-decimal numbers 0-100, stored as uint16 hundredths (one blob a row). What a typed column
-# cannot give back byte for byte (Python objects, lists, JSON-only columns, a -0.0 that SQLite
-# returns as 0.0) keeps its JSON text in the row's ``doc_extra``.
+# the document writes it from the stored row. Text comes from the typed SQL column (the same
+# string); numbers and booleans from one packed blob a row (float64/int64/int8: exact, -0.0
+# and NaN included; orjson writes a Python float as it writes a numpy float64), which a point
+# read decodes with one struct.unpack instead of one fetched column each (the typed columns
+# stay, for sorting, filtering and the views' frames); percentile ranks are two-decimal numbers
+# 0-100, stored as uint16 hundredths (one blob a row). What no stored value gives back byte
+# for byte (Python objects, lists, JSON-only columns) keeps its JSON text in ``doc_extra``.
 DOC_FORMS = ("float", "int", "bool", "text", "stored")
-"""How a document writes a column: the typed value as a float, int, boolean or string, or the
-JSON text stored in ``doc_extra``."""
+"""How a document writes a column: a packed float, int or boolean, the typed text column, or
+the JSON text stored in ``doc_extra``."""
 PCT_MISSING = 0xFFFF
 """Stored percentile code of a missing value (NaN score)."""
 EXTRA_SEP = "\x1f"
@@ -446,9 +447,6 @@ def _doc_form(s: pd.Series, info: ColumnInfo) -> str:
         return "text"
     if info.type == "int" and not s.isna().any():
         return "int"
-    arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
-    if bool(np.any((arr == 0.0) & np.signbit(arr))):
-        return "stored"  # SQLite reads -0.0 back as 0.0
     return "float"
 
 
@@ -479,8 +477,8 @@ def stored_fragments(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pa.Arr
     """``doc_extra`` of each row: the JSON text of its "stored" columns joined by
     :data:`EXTRA_SEP` (null when the run has none).
     """
-    order = {"top": 0, "score": 1, "attribute": 2}  # the document's order (DocumentBuilder)
-    names = [c.name for c in sorted(catalogue, key=lambda c: order[c.role]) if c.doc == "stored"]
+    names = [c["name"] for c in document_order([c.to_dict() for c in catalogue])
+             if c.get("doc") == "stored"]
     if not names:
         return pa.nulls(len(frame), pa.large_string())
     kinds = {c.name: c.type for c in catalogue}
@@ -492,105 +490,132 @@ def stored_fragments(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pa.Arr
     return _join(parts, len(frame))
 
 
+def document_order(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Catalogue entries in the order a customer document writes them: top-level fields,
+    scores, attributes (the percentiles come between scores and attributes).
+    """
+    rank = {"top": 0, "score": 1, "attribute": 2}
+    return sorted(columns, key=lambda c: rank[c["role"]])
+
+
+_NUM_CODES = {"float": "d", "int": "q", "bool": "b"}
+_BOOLS = (False, True, None)  # stored bool codes 0, 1, -1 (missing)
+
+
+def value_blobs(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pa.Array:
+    """Each row's numbers and booleans in document order, packed (little-endian float64 for
+    "float" columns, NaN for missing; int64 for "int"; int8 0/1/-1 for "bool"): a point read
+    decodes them with one ``struct.unpack`` instead of fetching one typed column each.
+    """
+    cols = [c for c in document_order([c.to_dict() for c in catalogue])
+            if c.get("doc") in _NUM_CODES]
+    n = len(frame)
+    if not cols:
+        return pa.nulls(n, pa.binary())
+    dtype = np.dtype([(f"v{i}", "<" + {"d": "f8", "q": "i8", "b": "i1"}[_NUM_CODES[c["doc"]]])
+                      for i, c in enumerate(cols)])
+    packed = np.empty(n, dtype)
+    for i, c in enumerate(cols):
+        s = frame[c["name"]]
+        if c["doc"] == "float":
+            packed[f"v{i}"] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif c["doc"] == "int":
+            packed[f"v{i}"] = s.to_numpy(dtype=np.int64)
+        else:
+            na = s.isna().to_numpy()
+            flags = s.astype(object).where(~na, False).astype(bool).to_numpy()
+            packed[f"v{i}"] = np.where(na, -1, flags.astype(np.int8))
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(dtype.itemsize)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                  pa.py_buffer(packed.tobytes())])
+
+
 class DocumentBuilder:
     """Rebuilds customer documents from stored rows: select :attr:`fields`, pass each row to
     :meth:`build`. The text equals :func:`customer_documents`' for the same customer.
 
-    One ``orjson.dumps`` of the document as nested dicts (orjson writes floats, ints,
-    booleans and strings as the publisher's encoders do; stored texts go in as
-    ``orjson.Fragment``). Where orjson would write a key differently from ``json.dumps``
-    (non-ASCII or escaped column names), one ``str.format`` of a template made from the run's
-    column catalogue, fed with the text of each value.
+    A row gives the id, the text columns, the numbers and booleans packed in one blob
+    (:func:`value_blobs`), the percentiles packed in another (:func:`percentile_blobs`) and
+    the stored JSON texts (:func:`stored_fragments`). One ``orjson.dumps`` of the document as
+    nested dicts (orjson writes floats, ints, booleans and strings as the publisher's
+    encoders do; stored texts go in as ``orjson.Fragment``); where orjson would write a key
+    differently from ``json.dumps`` (non-ASCII or escaped column names), one ``str.format``
+    of a template made from the run's column catalogue, fed with the text of each value.
     """
 
     def __init__(self, columns: Sequence[dict[str, Any]]) -> None:
-        by_role: dict[str, list[dict[str, Any]]] = {"top": [], "score": [], "attribute": []}
-        for c in columns:
-            by_role[c["role"]].append(c)
-        self.fields: list[str] = ["customer_id"]
-        texts: list[int] = [0]  # row indices encoded as strings
-        nums: list[int] = []  # row indices encoded as numbers
-        floats: list[int] = []  # ... that must be read as floats (ints with NULLs)
-        bools: list[int] = []  # ... that SQLite returns as 0/1
-        slots: list[tuple[str, int]] = []  # per document value: (source, index in source)
-        stored = 0
-        for c in [*by_role["top"], *by_role["score"], *by_role["attribute"]]:
-            form = c.get("doc") or "stored"
-            if form == "stored":
-                slots.append(("stored", stored))
-                stored += 1
-                continue
-            self.fields.append(c["sql"])
-            i = len(self.fields) - 1
-            if form == "text":
-                slots.append(("text", len(texts)))
-                texts.append(i)
-            else:
-                slots.append(("num", len(nums)))
-                nums.append(i)
-                if form == "float" and c["type"] == "int":  # an int column with NULLs
-                    floats.append(i)
-                elif form == "bool":
-                    bools.append(i)
+        ordered = document_order(columns)
+        texts = [c for c in ordered if c.get("doc") == "text"]
+        nums = [c for c in ordered if c.get("doc") in _NUM_CODES]
+        stored = [c for c in ordered if (c.get("doc") or "stored") == "stored"]
+        self.fields: list[str] = ["customer_id", *[c["sql"] for c in texts], "vals", "pct",
+                                  "doc_extra"]
         self.pct_names = percentile_columns(columns)
-        self.fields += ["pct", "doc_extra"]
-        self._texts, self._nums, self._floats, self._bools = texts, nums, floats, bools
-        self._n_pct = len(self.pct_names)
+        self._n_text, self._n_num, self._n_pct = len(texts), len(nums), len(self.pct_names)
+        self._stored = len(stored)
+        self._vals = struct.Struct("<" + "".join(_NUM_CODES[c["doc"]] for c in nums))
+        self._bool_at = [1 + self._n_text + k for k, c in enumerate(nums) if c["doc"] == "bool"]
         self._pct = struct.Struct(f"<{self._n_pct}H")
-        self._stored = stored
-        # positional template: strings first, then numbers (row values, then percentiles),
-        # then stored texts
-        base = {"text": 0, "num": len(texts), "stored": len(texts) + len(nums) + self._n_pct}
-        refs = iter([f"{{{base[src] + k}}}" for src, k in slots])
-        pct_refs = [f"{{{len(texts) + len(nums) + k}}}" for k in range(self._n_pct)]
-
-        def obj(cols: list[dict[str, Any]], values: list[str]) -> str:
-            body = ",".join(_key(c["name"]) + ":" + v for c, v in zip(cols, values, strict=True))
-            return "{{" + body + "}}"
-
-        top = [_key("customer_id") + ":{0}"] + [
-            _key(c["name"]) + ":" + next(refs) for c in by_role["top"]]
-        scores = obj(by_role["score"], [next(refs) for _ in by_role["score"]])
-        pcts = "{{" + ",".join(_key(n) + ":" + r
-                                for n, r in zip(self.pct_names, pct_refs, strict=True)) + "}}"
-        attrs = obj(by_role["attribute"], [next(refs) for _ in by_role["attribute"]])
-        self._template = ("{{" + ",".join(top) + ',"scores":' + scores + ',"percentiles":'
-                          + pcts + ',"attributes":' + attrs + "}}")
-        # the fast way: one orjson.dumps of nested dicts, when orjson writes every key as the
-        # publisher does (json.dumps: plain ASCII names); values come from one list holding
-        # the row, then the percentiles, then the stored texts (as orjson.Fragment)
+        # the values list a build makes: id, texts, numbers, percentiles, stored texts
+        first_num = 1 + self._n_text
+        first_pct = first_num + self._n_num
+        first_stored = first_pct + self._n_pct
+        at: dict[str, int] = {}
+        for k, c in enumerate(texts):
+            at[c["name"]] = 1 + k
+        for k, c in enumerate(nums):
+            at[c["name"]] = first_num + k
+        for k, c in enumerate(stored):
+            at[c["name"]] = first_stored + k
+        by_role: dict[str, list[dict[str, Any]]] = {"top": [], "score": [], "attribute": []}
+        for c in ordered:
+            by_role[c["role"]].append(c)
+        sections = [([str(c["name"]) for c in by_role[r]], [at[c["name"]] for c in by_role[r]])
+                    for r in ("top", "score", "attribute")]
+        sections.insert(2, ([str(n) for n in self.pct_names],
+                            list(range(first_pct, first_stored))))
+        self._sections = [(keys, _getter(idx)) for keys, idx in sections]
         names = ["customer_id", *[c["name"] for c in columns], *self.pct_names]
         self._plain = all(orjson.dumps(str(k)).decode() == json.dumps(str(k)) for k in names)
-        n_row = len(self.fields)
-        where = {"text": lambda k: texts[k], "num": lambda k: nums[k],
-                 "stored": lambda k: n_row + self._n_pct + k}
-        at = iter([where[src](k) for src, k in slots])
-        sections = []
-        for cols in (by_role["top"], by_role["score"], by_role["attribute"]):
-            sections.append(([str(c["name"]) for c in cols], [next(at) for _ in cols]))
-        sections.insert(2, (list(self.pct_names), list(range(n_row, n_row + self._n_pct))))
-        self._sections = [(keys, _getter(idx)) for keys, idx in sections]
+        # the template path: every value's text, numbers in one orjson call cut at the commas
+        self._first_num, self._first_pct = first_num, first_pct
+
+        def obj(keys: list[str], idx: list[int]) -> str:
+            return "{{" + ",".join(_key(k) + ":{" + str(i) + "}"
+                                   for k, i in zip(keys, idx, strict=True)) + "}}"
+
+        (tk, ti), (sk, si), (pk, pi), (ak, ai) = sections
+        top = ",".join([_key("customer_id") + ":{0}",
+                        *[_key(k) + ":{" + str(i) + "}" for k, i in zip(tk, ti, strict=True)]])
+        self._template = ("{{" + top + ',"scores":' + obj(sk, si) + ',"percentiles":'
+                          + obj(pk, pi) + ',"attributes":' + obj(ak, ai) + "}}")
+
+    def _values(self, row: Sequence[Any]) -> list[Any]:
+        """id, texts, numbers, percentiles, stored texts (as str) of one row."""
+        values = list(row[:1 + self._n_text])
+        vals, pct, extra = row[-3], row[-2], row[-1]
+        if self._n_num:
+            values += self._vals.unpack(vals)
+            for i in self._bool_at:
+                values[i] = _BOOLS[values[i]]
+        if self._n_pct:
+            values += (map(_pct_floats().__getitem__, self._pct.unpack(pct))
+                       if pct is not None else [None] * self._n_pct)
+        if self._stored:
+            values += extra.split(EXTRA_SEP)
+        return values
 
     def build(self, row: Sequence[Any]) -> str:
         """The document of one stored row (values in :attr:`fields` order)."""
-        values = list(row)
-        for i in self._floats:
-            if values[i] is not None:
-                values[i] = float(values[i])
-        for i in self._bools:
-            if values[i] is not None:
-                values[i] = bool(values[i])
+        values = self._values(row)
         if self._plain:
             return self._build_dicts(values)
         return self._build_text(values)
 
     def _build_dicts(self, values: list[Any]) -> str:
-        if self._n_pct:
-            blob = values[-2]
-            values += (map(_pct_floats().__getitem__, self._pct.unpack(blob))
-                       if blob is not None else [None] * self._n_pct)
         if self._stored:
-            values += map(orjson.Fragment, values[len(self.fields) - 1].split(EXTRA_SEP))
+            first = len(values) - self._stored
+            values[first:] = map(orjson.Fragment, values[first:])
         (tk, tg), (sk, sg), (pk, pg), (ak, ag) = self._sections
         doc = {"customer_id": values[0], **dict(zip(tk, tg(values), strict=True)),
                "scores": dict(zip(sk, sg(values), strict=True)),
@@ -600,15 +625,11 @@ class DocumentBuilder:
 
     def _build_text(self, values: list[Any]) -> str:
         dumps = orjson.dumps
-        args = [dumps(values[i]).decode() for i in self._texts]
-        if self._nums:
-            args += dumps([values[i] for i in self._nums])[1:-1].decode().split(",")
-        if self._n_pct:
-            blob = values[-2]
-            args += (map(_pct_texts().__getitem__, self._pct.unpack(blob)) if blob is not None
-                     else ["null"] * self._n_pct)
-        if self._stored:
-            args += values[-1].split(EXTRA_SEP)
+        first_stored = self._first_pct + self._n_pct
+        numbers = values[self._first_num:first_stored]
+        args = [dumps(v).decode() for v in values[:self._first_num]]
+        args += dumps(numbers)[1:-1].decode().split(",") if numbers else []
+        args += values[first_stored:]
         return self._template.format(*args)
 
 

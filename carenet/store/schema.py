@@ -9,8 +9,9 @@ Each published run owns three tables named after its ``table_key``:
 ``cn_<key>_customers``
     one row per customer: ``customer_id`` (primary key), ``pos`` (node position, unique), one
     typed column ``m_<name>`` per measure, so any numeric column can be sorted and filtered in
-    SQL (the main sort keys are indexed), ``pct`` (the percentile ranks packed as uint16
-    hundredths) and ``doc_extra`` (JSON text of the few values no typed column holds). The
+    SQL (the main sort keys are indexed), ``vals`` (the numbers and booleans packed, for point
+    reads), ``pct`` (the percentile ranks packed as uint16 hundredths) and ``doc_extra`` (JSON
+    text of the few values no typed column holds). The
     customer's JSON document is rebuilt from them at read time
     (:class:`carenet.store.records.DocumentBuilder`). Runs published before that layout
     (``runs.graph`` without ``"layout": 2``) have a ``record`` column with the document
@@ -172,7 +173,8 @@ def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
     if stored_documents:
         cols.append(Column("record", Text, nullable=False))
     else:
-        cols += [Column("pct", LargeBinary), Column("doc_extra", Text)]
+        cols += [Column("vals", LargeBinary), Column("pct", LargeBinary),
+                 Column("doc_extra", Text)]
     for c in columns:
         if c.get("sql"):
             cols.append(Column(c["sql"], _SQL_TYPES[c["type"]]))

@@ -56,7 +56,7 @@ def with_run(run_id: str, doc: str) -> str:
             summary="One customer's scores, community, role, priority and percentile ranks")
 async def get_customer(customer_id: CustomerId, store: StoreDep, key: Reader,
                        request: Request, run: RunParam = None) -> Response:
-    """A single indexed read of a document prepared at publication time.
+    """A single indexed read; the document is rebuilt from the stored row (store.customer).
 
     Runs on the event loop on purpose: it costs microseconds on SQLite and one round trip
     on PostgreSQL, less than a thread hand-off.

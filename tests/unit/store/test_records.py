@@ -117,8 +117,8 @@ def test_percentiles_are_pandas_ranks() -> None:
 
 @pytest.mark.parametrize("odd_name", [False, True])
 def test_documents_rebuilt_from_rows_are_the_published_text(odd_name: bool) -> None:
-    """DocumentBuilder turns a stored row (typed values as a database returns them: SQLite's
-    0/1 booleans, NULL for NaN; percentiles packed; stored JSON texts) back into the text
+    """DocumentBuilder turns a stored row (text columns as a database returns them; numbers,
+    booleans and percentiles packed; stored JSON texts) back into the text
     customer_documents writes, on the orjson path and, with a column name orjson writes
     differently from json.dumps, on the template path.
     """
@@ -135,6 +135,7 @@ def test_documents_rebuilt_from_rows_are_the_published_text(odd_name: bool) -> N
     by_sql = {c.sql: c for c in catalogue if c.sql}
     stored = {
         "customer_id": frame["customer_id"].tolist(),
+        "vals": rec.value_blobs(frame, catalogue).to_pylist(),
         "pct": rec.percentile_blobs(pct).to_pylist(),
         "doc_extra": rec.stored_fragments(frame, catalogue).to_pylist(),
     }

@@ -269,7 +269,7 @@ def test_documents_built_at_read_are_the_publishers_text(store: RunStore) -> Non
     expected = rec.customer_documents(c, catalogue, rec.percentiles(c, catalogue)).to_pylist()
     forms = {col["name"]: col["doc"] for col in view.columns}
     assert forms["x_score"] == "float" and forms["x_payload"] == "stored"
-    assert forms["x_signed_zero"] == "stored" and forms["x_nullable"] == "float"
+    assert forms["x_signed_zero"] == "float" and forms["x_nullable"] == "float"
     for i, cid in enumerate(c["customer_id"]):
         assert store.customer(view, cid) == expected[i], cid
     by_id = dict(zip(c["customer_id"], expected, strict=True))
