@@ -62,7 +62,12 @@ def test_publish_under_read_load_then_restart(backend: str, tmp_path: Path) -> N
         try:
             for t in threads:
                 t.start()
-            time.sleep(0.5)
+            # the readers are hammering before the publication starts (its length no
+            # longer decides how many reads the test sees: it got faster)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (sum(len(s) for s in seen) < 100
+                                                   or not all(seen)):
+                time.sleep(0.05)
             store.publish(variant(20.0, run_id="run-b"))  # another process publishes
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not all(
