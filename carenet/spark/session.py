@@ -3,9 +3,12 @@
 Local mode (``local[2]`` by default) is what tests, CI and a laptop use: the driver binds to
 127.0.0.1 with the UI off (no ports opened beyond loopback), few shuffle partitions (the default
 200 costs seconds per shuffle on small data), the Python workers run this interpreter (else they
-ignore the virtual environment), and the JVM starts with the client compiler and the serial
-collector (a few seconds less start-up on a small machine). A cluster master URL keeps Spark's
-own defaults except what ``conf`` sets.
+ignore the virtual environment), and the JVM uses the serial collector (less start-up and
+memory on a small machine). The JIT keeps its default tiers: limiting it to the client
+compiler (``-XX:TieredStopAtLevel=1``) saved no start-up here and made the iterative
+DataFrame steps' query planning about twice as slow (CollegeMsg, five PageRank steps after
+warm-up: 24.7 s with it, 14.0 s without, at load 6-9; benchmarks/README.md, "Spark test
+time"). A cluster master URL keeps Spark's own defaults except what ``conf`` sets.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from carenet.errors import InvalidInputError
 
 INSTALL_HINT = "the Spark engine needs pyspark and Java 17+: pip install 'carenet[spark]'"
-LOCAL_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+LOCAL_JVM_FLAGS = "-XX:+UseSerialGC"
 
 
 def require_pyspark() -> Any:
