@@ -5,10 +5,11 @@ Local mode (``local[2]`` by default) is what tests, CI and a laptop use: the dri
 200 costs seconds per shuffle on small data), the Python workers run this interpreter (else they
 ignore the virtual environment), and the JVM uses the serial collector (less start-up and
 memory on a small machine). The JIT keeps its default tiers: limiting it to the client
-compiler (``-XX:TieredStopAtLevel=1``) saved no start-up here and made the iterative
-DataFrame steps' query planning about twice as slow (CollegeMsg, five PageRank steps after
-warm-up: 24.7 s with it, 14.0 s without, at load 6-9; benchmarks/README.md, "Spark test
-time"). A cluster master URL keeps Spark's own defaults except what ``conf`` sets.
+compiler (``-XX:TieredStopAtLevel=1``) starts the session a few seconds sooner but makes the
+long iterative DataFrame steps slower (benchmarks/spark_jit.py: loading CollegeMsg plus 20
+PageRank and label-propagation steps took 383 s with the default tiers against 461 s with
+the client compiler only, both run at once at load 5-11). A cluster master URL keeps Spark's
+own defaults except what ``conf`` sets.
 """
 
 from __future__ import annotations
