@@ -2,15 +2,18 @@
 
 One Spark session for the whole file; four full analyses (CollegeMsg local and Spark, a
 generated 5k-customer log with bad rows plus customers and events tables through the CLI, the
-same locally) and one forced-distributed analysis published to a real store and served, each
-computed once in a module fixture and shared by the tests; plus loads of CSV, Parquet, JSON
-Lines and SNAP-style files read in many small batches (node positions). The 100k-customer
+same locally) and one forced-distributed analysis of CollegeMsg (influence and exposure as
+Spark tasks, against the local influence step), both Spark runs published to one real store
+and served by one server, each computed once in a module fixture and shared by the tests; plus
+loads of CSV, Parquet, JSON Lines and SNAP-style files read in many small batches (node
+positions). The 100k-customer
 parity check is a script (benchmarks/spark_parity.py, benchmarks/spark.py --sizes 1M): too
 slow for CI.
 
 Oracles: the local loader and engine (ids, ties, weights, rejects, degree, PageRank), carenet's
 local PageRank at a tight tolerance (L1 < 1e-6), a numpy synchronous label propagation with the
-same tie rule, scipy's connected components. Where pyspark or Java is missing these tests skip,
+same tie rule, scipy's connected components, the local influence step (RIS and exposure with
+the same seeds: bit for bit). Where pyspark or Java is missing these tests skip,
 except with CARENET_REQUIRE_SPARK=1 (CI), where they fail.
 """
 
@@ -46,6 +49,7 @@ from carenet.run import AnalysisRun
 from carenet.spark.distributed import label_propagation_reference
 from carenet.spark.engine import analyze_and_publish_spark, analyze_spark
 from carenet.spark.load import load_logs, rejects_frame
+from carenet.spark.sampling import distributed_influence
 from carenet.spark.session import to_pandas
 from carenet.store import RunStore
 from carenet.synthetic import GeneratorConfig, SyntheticCommunity, generate
@@ -168,6 +172,8 @@ epsilon = 0.5
 top = 10
 seed_set_size = 0
 exposure_runs = 200
+[lapse]
+seeds = false
 [care]
 enabled = false
 """
@@ -194,6 +200,10 @@ class Generated:
     out: Path
     db: str
     tmp: Path
+
+
+def _backend() -> str:
+    return "postgresql" if os.environ.get(PG_ENV) else "sqlite"
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +239,9 @@ def generated(spark: Any, gen_data: SyntheticCommunity,
                     config=AnalysisConfig.from_toml(conf).with_overrides(
                         {"engine.name": "local"}))
     out = tmp / "run"
-    with fresh_db("sqlite", tmp) as url:
+    # the store both Spark runs (this one and the forced-distributed one) are published to and
+    # served from, by one server: PostgreSQL when the tests have one
+    with fresh_db(_backend(), tmp) as url:
         res = CliRunner().invoke(app, ["analyze", str(log), "--config", str(conf), "--out",
                                        str(out), "--db", url, "--quiet",
                                        "--customers", str(customers), "--events", str(events),
@@ -261,6 +273,27 @@ def test_influence_of_the_spark_run_lies_within_the_local_intervals(
             np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float),
                                        rtol=1e-9, atol=1e-12, err_msg=col)
     assert "collected" in generated.spark.results["engine"]["interactions"]
+
+
+def test_influence_and_exposure_as_spark_tasks_equal_the_local_run(
+        spark: Any, generated: Generated) -> None:
+    """The distributed path's sampling (RR sets and exposure worlds as Spark tasks over a
+    broadcast graph) on the generated log's graph, with its values and event seeds: the
+    local run's columns and attribution table, bit for bit (the same streams)."""
+    local = generated.local
+    cfg = AnalysisConfig.from_toml(generated.tmp / "analysis.toml")
+    sampled = distributed_influence(spark, local.graph, cfg, local.customers, local.events,
+                                    tasks=3)
+    assert {"influence", "value_influence", "exposure"} <= set(sampled.columns)
+    for col, values in sampled.columns.items():
+        np.testing.assert_array_equal(values, local.customers[col].to_numpy(), err_msg=col)
+    assert local.customers["exposure_seed"].sum() > 0 and local.customers["exposure"].max() > 0
+    pd.testing.assert_frame_equal(sampled.tables["exposure_sources"],
+                                  local.tables["exposure_sources"])
+    est = sampled.results["influence"]["estimate"]
+    assert est["rr_sets"] == local.results["influence"]["influence"]["estimate"]["rr_sets"]
+    ris, worlds = sampled.engine["influence"], sampled.engine["exposure"]
+    assert ris["jobs"] >= 2 and ris["tasks"] == 3 * ris["jobs"] and worlds["jobs"] >= 1
 
 
 def test_customers_and_events_tables_match_the_local_engine(generated: Generated) -> None:
@@ -358,30 +391,6 @@ def test_positions_match_the_local_loader_for_files_read_in_many_batches(
             assert {"invalid_json", "bad_id"} <= reasons
 
 
-def test_the_spark_run_is_published_and_served(generated: Generated) -> None:
-    store = RunStore(generated.db)
-    try:
-        key = store.create_key("analyst", "spark test")[1]
-    finally:
-        store.close()
-    server = Server(generated.db, generated.tmp).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60,
-                          headers={"Authorization": f"Bearer {key}"}) as c:
-            runs = c.get("/v1/runs")
-            assert runs.status_code == 200, runs.text
-            assert generated.spark.run_id in runs.text
-            top = generated.spark.top("pagerank", 1)["customer_id"].item()
-            r = c.get(f"/v1/customers/{top}")
-            assert r.status_code == 200, r.text
-            body = r.json()
-            assert body["run"] == generated.spark.run_id
-            want = generated.spark.customers.set_index("customer_id").loc[top, "pagerank"]
-            assert body["scores"]["pagerank"] == pytest.approx(want, rel=1e-9)
-    finally:
-        server.stop()
-
-
 # ------------------------------------------------------------------ forced distributed path
 @dataclass
 class Distributed:
@@ -389,29 +398,51 @@ class Distributed:
     out: Path
     db: str
     tmp: Path
+    local: AnalysisRun
+    """The local influence step on the same log, events and settings (the oracle)."""
+
+
+# influence and exposure with their default error targets except a looser epsilon (fewer RR
+# sets, the same code path); no IMM seed set (it does not run on the distributed path)
+DIST_INFLUENCE = {"epsilon": 0.3, "seed_set_size": 0, "exposure_runs": 1000}
+
+
+def _college_events(log: Path, path: Path) -> Path:
+    """Complaints two days before the log's end by its eight busiest senders: exposure seeds
+    (CollegeMsg has no events of its own)."""
+    frame = pd.read_csv(log, sep=" ", header=None, names=["s", "d", "t"])
+    busiest = frame["s"].value_counts().index[:8]
+    when = pd.to_datetime(frame["t"].max() - 2 * 86_400, unit="s", utc=True)
+    pd.DataFrame({"customer_id": busiest.astype(str), "event": "complaint",
+                  "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ")}).to_csv(path, index=False)
+    return path
+
+
+DAMPING = 0.3
 
 
 @pytest.fixture(scope="module")
-def distributed(spark: Any, college: Pair, tmp_path_factory: pytest.TempPathFactory,
-                datasets: Path) -> Iterator[Distributed]:
-    # the default PageRank tolerance (1e-6); damping 0.5 instead of 0.85 for the CI budget:
-    # each DataFrame iteration costs ~1-3 s on a loaded 2-core machine, and 0.5 converges in
-    # ~25 iterations instead of ~90 (the same code path; the benchmark runs the default).
-    # Published to a real store (PostgreSQL when the tests have one), as `carenet analyze`
-    # does it, then served.
-    cfg = AnalysisConfig.from_mapping(BASE).with_overrides({"engine.collect_max_ties": 0,
-                                                            "measures.pagerank_damping": 0.5})
+def distributed(spark: Any, college: Pair, generated: Generated,
+                tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> Distributed:
+    # the default PageRank tolerance (1e-6); damping 0.3 instead of 0.85 for the CI budget:
+    # each DataFrame iteration costs ~2-6 s on a loaded 2-core machine, and 0.3 converges in
+    # 15 iterations instead of ~90 (the same code path; the benchmark runs the default).
+    # Published, as `carenet analyze` does it, to the generated run's store (PostgreSQL when
+    # the tests have one), so one server serves both Spark runs.
+    cfg = AnalysisConfig.from_mapping(BASE | {"influence": DIST_INFLUENCE}).with_overrides(
+        {"engine.collect_max_ties": 0, "measures.pagerank_damping": DAMPING})
     tmp = tmp_path_factory.mktemp("spark-dist")
-    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
-    with fresh_db(backend, tmp) as url:
-        store = RunStore(url)
-        try:
-            run = analyze_and_publish_spark([datasets / COLLEGE_PATH], config=cfg, store=store,
-                                            out=tmp / "run")
-        finally:
-            store.close()
-        assert isinstance(run, AnalysisRun)
-        yield Distributed(run, tmp / "run", url, tmp)
+    log = datasets / COLLEGE_PATH
+    events = _college_events(log, tmp / "events.csv")
+    local = analyze(log, config=cfg, steps=["influence"], events=events)
+    store = RunStore(generated.db)
+    try:
+        run = analyze_and_publish_spark([log], config=cfg, store=store, events=events,
+                                        out=tmp / "run")
+    finally:
+        store.close()
+    assert isinstance(run, AnalysisRun)
+    return Distributed(run, tmp / "run", generated.db, tmp, local)
 
 
 def test_distributed_degree_and_pagerank_match_the_local_engine(distributed: Distributed,
@@ -423,12 +454,44 @@ def test_distributed_degree_and_pagerank_match_the_local_engine(distributed: Dis
         np.testing.assert_array_equal(d[col].to_numpy(), local.customers[col].to_numpy())
     for col in ("strength_in", "strength_out"):
         np.testing.assert_allclose(d[col], local.customers[col], rtol=1e-9, atol=1e-300)
-    exact = cen.pagerank(local.graph, damping=0.5, tol=1e-10).values
+    exact = cen.pagerank(local.graph, damping=DAMPING, tol=1e-10).values
     assert np.abs(d["pagerank"].to_numpy() - exact).sum() < 1e-6
     eng = distributed.run.results["engine"]
     assert eng["path"] == "distributed" and "collect_max_ties 0" in eng["reason"]
-    assert {"leiden", "influence", "care", "risk"} <= set(eng["skipped"])
+    assert {"leiden", "seed_set", "care", "risk"} <= set(eng["skipped"])
+    assert "influence" not in eng["skipped"]
     assert "collected to the driver after the distributed steps" in eng["published"]
+
+
+def test_distributed_influence_and_exposure_equal_the_local_kernels(
+        distributed: Distributed) -> None:
+    """Forced distributed (limit 0): RIS and exposure ran as Spark tasks and gave the local
+    influence step's values, intervals and attribution bit for bit (the same random streams
+    cut into blocks), so also within the local run's intervals; run.json says so."""
+    d, local = distributed.run, distributed.local
+    for col in ("influence", "influence_low", "influence_high", "exposure", "exposure_low",
+                "exposure_high", "exposure_seed"):
+        np.testing.assert_array_equal(d.customers[col].to_numpy(),
+                                      local.customers[col].to_numpy(), err_msg=col)
+    inside = ((d.customers["influence"] >= local.customers["influence_low"])
+              & (d.customers["influence"] <= local.customers["influence_high"]))
+    assert inside.all()
+    assert d.customers["exposure_seed"].sum() == 8
+    assert (d.customers["exposure"][~d.customers["exposure_seed"]] > 0).sum() > 100
+    pd.testing.assert_frame_equal(d.tables["exposure_sources"],
+                                  local.tables["exposure_sources"])
+    a, b = d.results["influence"], local.results["influence"]
+    assert a["influence"]["estimate"]["rr_sets"] == b["influence"]["estimate"]["rr_sets"]
+    assert a["exposure"]["runs"] == b["exposure"]["runs"] and a["exposure"]["event_seeds"] == 8
+    eng = d.results["engine"]
+    assert eng["distributed"] == ["degrees", "pagerank", "label_propagation", "components",
+                                  "influence", "exposure"]
+    sampling = eng["sampling"]
+    assert sampling["influence"]["jobs"] >= 2 and sampling["exposure"]["jobs"] >= 1
+    assert sampling["influence"]["tasks"] > sampling["influence"]["jobs"]
+    saved = AnalysisRun.load(distributed.out)  # the attribution table is saved with the run
+    pd.testing.assert_frame_equal(saved.tables["exposure_sources"].reset_index(drop=True),
+                                  local.tables["exposure_sources"], check_dtype=False)
 
 
 def test_distributed_label_propagation_and_components_match_local_oracles(
@@ -445,32 +508,35 @@ def test_distributed_label_propagation_and_components_match_local_oracles(
     np.testing.assert_array_equal(distributed.run.customers["component"].to_numpy(), smallest)
 
 
-def test_the_distributed_run_is_published_saved_and_served(distributed: Distributed,
-                                                           college: Pair) -> None:
+def test_the_driver_and_distributed_runs_are_published_saved_and_served(
+        generated: Generated, distributed: Distributed, college: Pair) -> None:
+    """Both Spark runs (the generated log's through the CLI, driver path; CollegeMsg's forced
+    distributed) are in one store and served by one server like any run."""
     back = AnalysisRun.load(distributed.out)  # the ordinary run format
     assert back.run_id == distributed.run.run_id
     assert back.results["engine"]["path"] == "distributed"
     np.testing.assert_array_equal(back.graph.indices, college.local.graph.indices)
-    store = RunStore(distributed.db)
+    store = RunStore(generated.db)
     try:
-        key = store.create_key("analyst", "spark distributed test")[1]
+        key = store.create_key("analyst", "spark test")[1]
     finally:
         store.close()
-    server = Server(distributed.db, distributed.tmp).start()
+    server = Server(generated.db, generated.tmp).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60,
                           headers={"Authorization": f"Bearer {key}"}) as c:
             runs = c.get("/v1/runs")
             assert runs.status_code == 200, runs.text
-            assert distributed.run.run_id in runs.text
-            top = distributed.run.top("pagerank", 1)["customer_id"].item()
-            r = c.get(f"/v1/customers/{top}")
-            assert r.status_code == 200, r.text
-            body = r.json()
-            assert body["run"] == distributed.run.run_id
-            want = distributed.run.customers.set_index("customer_id").loc[top]
-            assert body["scores"]["pagerank"] == pytest.approx(want["pagerank"], rel=1e-9)
-            comm = c.get("/v1/communities")
+            for run in (generated.spark, distributed.run):
+                assert run.run_id in runs.text
+                top = run.top("pagerank", 1)["customer_id"].item()
+                r = c.get(f"/v1/customers/{top}", params={"run": run.run_id})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["run"] == run.run_id
+                want = run.customers.set_index("customer_id").loc[top, "pagerank"]
+                assert body["scores"]["pagerank"] == pytest.approx(want, rel=1e-9)
+            comm = c.get("/v1/communities", params={"run": distributed.run.run_id})
             assert comm.status_code == 200, comm.text
     finally:
         server.stop()
