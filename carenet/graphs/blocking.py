@@ -196,16 +196,7 @@ def _greedy(
     entry positions. Returns picks and their marginal gains (stops when nothing gains).
     """
     t_all = node.size
-    ptr = np.zeros(n + 1, np.int64)
-    for t in range(t_all):
-        ptr[node[t] + 1] += 1
-    for v in range(n):
-        ptr[v + 1] += ptr[v]
-    fill = ptr[:-1].copy()
-    idx = np.empty(t_all, np.int64)
-    for t in range(t_all):
-        idx[fill[node[t]]] = t
-        fill[node[t]] += 1
+    ptr, idx = _csr(n, node, np.arange(t_all), t_all)  # entry positions by node, in order
     scale = retention / runs
     gain = np.zeros(n)
     for t in range(t_all):
