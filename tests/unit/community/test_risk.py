@@ -268,8 +268,24 @@ def test_lapsed_exposure_by_brute_force() -> None:
         assert got[v] == pytest.approx(1 - keep_prob, abs=1e-12)
 
 
+def _periods_by_hand(s: np.ndarray, d: np.ndarray, tt: np.ndarray, n: int, *, at: float,
+                     h: float, k: int) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
+    """The labelled periods 1..k computed here: features at ``at - j h`` of the customers
+    active in the window before it, labels "silent in ``[at - j h, at - (j - 1) h)``".
+    """
+    from carenet.community.risk import risk_features
+
+    frames, ys = [], []
+    for j in range(1, k + 1):
+        lab = silence(s, d, tt, n, cutoff=at - j * h, horizon=h, window=h)
+        f = risk_features(s, d, tt, n, at=at - j * h, horizon=h, window=h)
+        frames.append(f[lab.active])
+        ys.append(lab.lapsed[lab.active])
+    return frames, ys
+
+
 def test_stacked_folds_are_one_fit_on_the_labelled_periods() -> None:
-    from carenet.community.risk import Logistic, risk_features
+    from carenet.community.risk import Logistic
 
     frame = fading_log(6)
     src, dst, t, n = _arrays(frame)
@@ -281,12 +297,7 @@ def test_stacked_folds_are_one_fit_on_the_labelled_periods() -> None:
     tr = model.info["training"]
     assert tr["folds"] == 3 and len(tr["features_at_all"]) == 3
     # the same fit by hand: features at at - k h, labels of [at - k h, at - (k - 1) h)
-    frames, ys = [], []
-    for k in (1, 2, 3):
-        lab = silence(s, d, tt, n, cutoff=at - k * h, horizon=h, window=h)
-        f = risk_features(s, d, tt, n, at=at - k * h, horizon=h, window=h)
-        frames.append(f[lab.active])
-        ys.append(lab.lapsed[lab.active])
+    frames, ys = _periods_by_hand(s, d, tt, n, at=at, h=h, k=3)
     assert tr["rows"] == sum(len(f) for f in frames)
     assert tr["lapse_rates"] == [round(float(y.mean()), 4) for y in ys]
     by_hand = Logistic.fit(pd.concat(frames, ignore_index=True), np.concatenate(ys),
@@ -347,7 +358,7 @@ def test_interval_adds_the_spread_of_the_periods_lapse_rates() -> None:
     """
     from statistics import NormalDist
 
-    from carenet.community.risk import Logistic, risk_features
+    from carenet.community.risk import Logistic
 
     frame = fading_log(8)
     src, dst, t, n = _arrays(frame)
@@ -358,12 +369,8 @@ def test_interval_adds_the_spread_of_the_periods_lapse_rates() -> None:
                      drift="none", confidence=0.9)
     k = model.info["training"]["folds"]
     assert k >= 3
-    rates, frames, ys = [], [], []
-    for j in range(1, k + 1):
-        lab = silence(s, d, tt, n, cutoff=at - j * h, horizon=h, window=h)
-        frames.append(risk_features(s, d, tt, n, at=at - j * h, horizon=h, window=h)[lab.active])
-        ys.append(lab.lapsed[lab.active])
-        rates.append(float(ys[-1].mean()))
+    frames, ys = _periods_by_hand(s, d, tt, n, at=at, h=h, k=k)
+    rates = [float(y.mean()) for y in ys]
     by_hand = Logistic.fit(pd.concat(frames, ignore_index=True), np.concatenate(ys),
                            model.info["features"], 1.0)
     eta, se = by_hand.eta(model.features[model.active])
