@@ -17,6 +17,12 @@ populations (231-366) leave no decile with the issue's 50 customers, the pooled 
 Each decile and each cutoff also gets the mean of the customers' interval bounds
 (``lapse_risk_low``/``high``) and whether the observed rate lies between them.
 
+A diagnostic that no analysis can reach: the same pooled table with each cutoff's risks
+shifted on the logit scale so that their mean equals that cutoff's observed lapse rate (the
+**level oracle**). Its gaps are what is left of the miscalibration once the level of the
+coming horizon is known, i.e. the part due to the model's shape (``benchmarks/risk_level.py``
+measures how well the level itself can be told from the past).
+
 Each ``--variant`` is a set of ``[risk]`` settings (``key=value`` joined by ``,``; ``default``:
 none), run on all 16 cutoffs; the rows record it, and the features that carried the model
 (the run's largest standardised coefficients).
@@ -108,6 +114,21 @@ def pooled_reliability(y: np.ndarray, p: np.ndarray, low: np.ndarray,
     return out
 
 
+def level_oracle(risk: np.ndarray, observed: float) -> np.ndarray:
+    """``risk`` shifted on the logit scale so that its mean is ``observed`` (a diagnostic:
+    the level of the coming horizon is not known to an analysis).
+    """
+    eta = np.log(np.clip(risk, 1e-9, 1 - 1e-9) / np.clip(1 - risk, 1e-9, 1))
+    lo, hi = -40.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if float(np.mean(1 / (1 + np.exp(-(eta + mid))))) < observed:
+            lo = mid
+        else:
+            hi = mid
+    return np.asarray(1 / (1 + np.exp(-(eta + (lo + hi) / 2))))
+
+
 def one(df: pd.DataFrame, share: float, risk: dict[str, Any]) -> dict[str, Any]:
     t0, t1 = df.timestamp.min(), df.timestamp.max()
     cutoff = t0 + share * (t1 - t0)
@@ -187,6 +208,11 @@ def main() -> None:
                                          for k in ("y", "risk", "low", "high")])
             pooled.append({"variant": variant, "log": name, "max_gap": max(
                 x["gap"] for x in table), "deciles": table})
+            shifted = np.concatenate([level_oracle(r["risk"], r["observed"]) for r in got])
+            table = pooled_reliability(*[np.concatenate([r[k] for r in got])
+                                         for k in ("y",)], shifted, shifted, shifted)
+            pooled.append({"variant": f"{variant} (level oracle)", "log": name,
+                           "max_gap": max(x["gap"] for x in table), "deciles": table})
             rows += [{k: v for k, v in r.items() if k not in ("y", "risk", "low", "high")}
                      for r in got]
     print_table(rows, ["variant", "log", "share", "population", "churn_rate", "auc_risk",
@@ -196,8 +222,9 @@ def main() -> None:
                        "folds"])
     for p in pooled:
         print(f"\npooled reliability, {p['variant']}, {p['log']} (max gap {p['max_gap']:.3f})")
-        print_table(p["deciles"], ["decile", "n", "predicted", "observed", "gap", "low",
-                                   "high", "inside"])
+        oracle = "level oracle" in p["variant"]
+        print_table(p["deciles"], ["decile", "n", "predicted", "observed", "gap"] + (
+            [] if oracle else ["low", "high", "inside"]))
     write_json(args.out, {"machine": machine(), "rows": rows, "pooled": pooled})
 
 
