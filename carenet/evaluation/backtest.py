@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from carenet.community.lapse import Gap, find_gaps, overlapping
 from carenet.config import AnalysisConfig, InputConfig, parse_time
@@ -520,11 +521,15 @@ def _fit_predict(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame,
     xtr, xte = _design(train, columns, kind), _design(test, columns, kind)
     if kind == "logistic":
         model: Any = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-    else:
-        model = HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20,
-            l2_regularization=1.0, early_stopping=False, random_state=seed,
-        )
+        # tall, thin products: OpenBLAS's threads only contend (1M x 15 rows: 1.7-2.0x slower
+        # with them on two shared cores, same result; benchmarks/README.md, risk step)
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit(xtr, y.astype(int))
+            return np.asarray(model.predict_proba(xte)[:, 1], dtype=np.float64)
+    model = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20,
+        l2_regularization=1.0, early_stopping=False, random_state=seed,
+    )
     model.fit(xtr, y.astype(int))
     return np.asarray(model.predict_proba(xte)[:, 1], dtype=np.float64)
 
