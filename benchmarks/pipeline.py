@@ -12,7 +12,8 @@ with 10 interactions per customer and epoch timestamps, cached as Parquet in
   PostgreSQL: per-step seconds from the run's timings, publish seconds per store, peak MB.
 * ``peers``: what the same steps cost with the fastest library at hand in this environment,
   on carenet's loaded graph: igraph PRPACK PageRank, igraph subset betweenness and harmonic
-  closeness from the same number of sources (128), igraph ``community_leiden`` (modularity,
+  closeness from as many sources as carenet's run searched (its error target and work budget
+  choose them: 128 at 100k, ~20 at 1M; recorded as ``sources``), igraph ``community_leiden`` (modularity,
   2 iterations), igraph coreness. Diffusion has no peer here (cynetdiff lives in the benchmark
   environment, ``benchmarks/diffusion.py``), so the ratio covers centrality and communities
   only; the influence, care and publish steps are reported on their own.
@@ -64,7 +65,8 @@ out = {{"analysis_s": analysis, "timings": run.timings,
        "customers": int(run.graph.n_customers), "ties": int(run.graph.n_ties),
        "exposure": {{k: run.results["influence"]["exposure"].get(k)
                     for k in ("runs", "error", "seeds", "seconds")}},
-       "peak_analysis_mb": _peak_mb()}}
+       "peak_analysis_mb": _peak_mb(),
+       "sources": (run.results.get("centrality", {{}}).get("betweenness") or {{}}).get("samples")}}
 urls = {{"sqlite": "sqlite:///" + tempfile.mkdtemp() + "/bench.db"}}
 if os.environ.get("CARENET_TEST_POSTGRES_URL"):
     urls["postgresql"] = os.environ["CARENET_TEST_POSTGRES_URL"]
@@ -219,7 +221,7 @@ t = time.perf_counter()
 G.pagerank(weights="weight", implementation="prpack")
 out["pagerank_s"] = time.perf_counter() - t
 rng = np.random.default_rng(1)
-src = rng.choice(g.n_customers, 128, replace=False).tolist()
+src = rng.choice(g.n_customers, {sources}, replace=False).tolist()
 t = time.perf_counter()
 dist = [1.0 / w for w in U.es["weight"]]
 U.betweenness(weights=dist, sources=src, directed=False)
@@ -257,8 +259,12 @@ def measure(size: str, path: Path | None = None, *, peers_too: bool = True
     load0 = os.getloadavg()[0]
     ours = run_child(CARENET.format(path=str(path)), timeout=4 * 3600)
     load1 = os.getloadavg()[0]
-    peers = (run_child(PEERS.format(path=str(path)), timeout=4 * 3600) if peers_too
-             else {})
+    # the peers search as many sources as carenet did (like for like; 128 when unknown)
+    sources = int(ours.get("sources") or 128)
+    peers = (run_child(PEERS.format(path=str(path), sources=sources), timeout=4 * 3600)
+             if peers_too else {})
+    if peers:
+        peers["sources"] = sources
     load2 = os.getloadavg()[0]
     print(json.dumps({"size": size, "carenet": ours, "peers": peers}), flush=True)
     if "error" in ours:
