@@ -16,8 +16,10 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_child(code: str, *, timeout: float = 3600, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``code`` in a fresh interpreter; it must print one JSON object as its last line.
+def run_child(code: str, *, timeout: float = 3600, env: dict[str, str] | None = None,
+              python: str | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (``python``: another environment's; default this
+    one); it must print one JSON object as its last line.
 
     A fresh process per measurement keeps peak memory (``ru_maxrss``) its own.
     """
@@ -34,7 +36,7 @@ def run_child(code: str, *, timeout: float = 3600, env: dict[str, str] | None = 
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-c", prologue + textwrap.dedent(code)],
+        [python or sys.executable, "-c", prologue + textwrap.dedent(code)],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:

@@ -11,12 +11,17 @@ with 10 interactions per customer and epoch timestamps, cached as Parquet in
   ``RunStore.publish`` to a new SQLite file and (with ``CARENET_TEST_POSTGRES_URL`` set) to
   PostgreSQL: per-step seconds from the run's timings, publish seconds per store, peak MB.
 * ``peers``: what the same steps cost with the fastest library at hand in this environment,
-  on carenet's loaded graph: igraph PRPACK PageRank, igraph subset betweenness and harmonic
-  closeness from as many sources as carenet's run searched (its error target and work budget
-  choose them: 128 at 100k, ~20 at 1M; recorded as ``sources``), igraph ``community_leiden`` (modularity,
-  2 iterations), igraph coreness. Diffusion has no peer here (cynetdiff lives in the benchmark
-  environment, ``benchmarks/diffusion.py``), so the ratio covers centrality and communities
-  only; the influence, care and publish steps are reported on their own.
+  on the graph carenet analyses (loaded with the default config, so the same tie weights):
+  igraph PRPACK PageRank, igraph subset betweenness and harmonic closeness from as many
+  sources as carenet's run searched (its error target and work budget choose them: 128 at
+  100k, ~20 at 1M; recorded as ``sources``), igraph ``community_leiden`` (modularity, 2
+  iterations), igraph coreness; and, when the benchmark environment (``make bench-env``,
+  ``benchmarks/.venv``) is there, cynetdiff's independent cascade for exposure's forward
+  worlds: as many cascades as carenet's exposure ran, from the same seed customers, over
+  carenet's tie probabilities, counting how often each customer is reached (carenet's
+  exposure also computes the seeds' leave-one-out exposure and who exposed whom; the peer
+  does not, so its time is a lower bound for the same answer). RIS, IMM and the care plan have
+  no peer, so they are reported on their own, as is publishing.
 
     .venv/bin/python benchmarks/pipeline.py             # 100k customers / 1M interactions
     .venv/bin/python benchmarks/pipeline.py --big       # + 1M / 10M (long)
@@ -31,6 +36,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +73,10 @@ out = {{"analysis_s": analysis, "timings": run.timings,
                     for k in ("runs", "error", "seeds", "seconds")}},
        "peak_analysis_mb": _peak_mb(),
        "sources": (run.results.get("centrality", {{}}).get("betweenness") or {{}}).get("samples")}}
+import numpy as np
+is_seed = run.customers["exposure_seed"].fillna(False).to_numpy(bool)
+np.save({seeds!r}, np.flatnonzero(is_seed))
+out["exposure"]["mean_other"] = float(run.customers["exposure"].to_numpy(float)[~is_seed].mean())
 urls = {{"sqlite": "sqlite:///" + tempfile.mkdtemp() + "/bench.db"}}
 if os.environ.get("CARENET_TEST_POSTGRES_URL"):
     urls["postgresql"] = os.environ["CARENET_TEST_POSTGRES_URL"]
@@ -205,11 +215,13 @@ import random
 import numpy as np
 import igraph as ig
 from pathlib import Path
-from carenet.graphs.build import load_network
+from carenet.config import AnalysisConfig
+from carenet.pipeline import load_inputs
 p = Path({path!r})
 t0 = time.perf_counter()
-net = load_network(p / "interactions.parquet", customers=p / "customers.parquet",
-                   events=p / "events.parquet")
+# the graph carenet analyses (the default config's tie weights: 30-day half-life)
+net = load_inputs([p / "interactions.parquet"], customers=p / "customers.parquet",
+                  events=p / "events.parquet", config=AnalysisConfig())
 g = net.graph
 load = time.perf_counter() - t0
 out = {{"load_s": load}}
@@ -239,6 +251,54 @@ print(json.dumps(out))
 """
 
 
+CASCADES = """
+import array
+import numpy as np
+from pathlib import Path
+from cynetdiff.models import IndependentCascadeModel
+from carenet.config import AnalysisConfig
+from carenet.graphs.diffusion import DiffusionGraph
+from carenet.pipeline import load_inputs
+p = Path({path!r})
+net = load_inputs([p / "interactions.parquet"], customers=p / "customers.parquet",
+                  events=p / "events.parquet", config=AnalysisConfig())
+g = net.graph
+dg = DiffusionGraph.from_graph(g, **AnalysisConfig().influence.ties.kwargs())
+seeds = np.load({seeds!r})
+n = g.n_customers
+t = time.perf_counter()
+model = IndependentCascadeModel(array.array("I", dg.indptr[:-1].astype(np.uint32).tobytes()),
+                                array.array("I", dg.indices.astype(np.uint32).tobytes()),
+                                activation_probs=array.array("f", dg.prob.astype(np.float32)
+                                                             .tobytes()),
+                                rng=np.random.default_rng(1))
+model.set_seeds(seeds.tolist())
+build = time.perf_counter() - t
+t = time.perf_counter()
+counts = np.zeros(n, np.int64)
+for _ in range({runs}):
+    model.reset_model()
+    model.advance_until_completion()
+    counts[np.fromiter(model.get_activated_nodes(), np.int64)] += 1
+cascades = time.perf_counter() - t
+other = np.ones(n, bool)
+other[seeds] = False
+print(json.dumps({{"build_s": build, "cascades_s": cascades, "runs": {runs},
+                  "seeds": int(seeds.size),
+                  "mean_other": float((counts / {runs})[other].mean()),
+                  "peak_mb": _peak_mb()}}))
+"""
+BENCH_PYTHON = Path(__file__).resolve().parent / ".venv" / "bin" / "python"
+
+
+def cascades_peer(path: Path, seeds: str, runs: int) -> dict[str, Any]:
+    """cynetdiff's cascades for exposure, in the benchmark environment (empty without it)."""
+    if not BENCH_PYTHON.exists() or not runs:
+        return {}
+    return run_child(CASCADES.format(path=str(path), seeds=seeds, runs=runs),
+                     timeout=4 * 3600, python=str(BENCH_PYTHON))
+
+
 def ensure(size: str) -> Path:
     path = DATA / f"pipeline-{size}"
     if (path / "events.parquet").exists():
@@ -257,7 +317,8 @@ def measure(size: str, path: Path | None = None, *, peers_too: bool = True
             ) -> list[dict[str, Any]]:
     path = path or ensure(size)
     load0 = os.getloadavg()[0]
-    ours = run_child(CARENET.format(path=str(path)), timeout=4 * 3600)
+    seeds = str(Path(tempfile.mkdtemp()) / "exposure-seeds.npy")
+    ours = run_child(CARENET.format(path=str(path), seeds=seeds), timeout=4 * 3600)
     load1 = os.getloadavg()[0]
     # the peers search as many sources as carenet did (like for like; 128 when unknown)
     sources = int(ours.get("sources") or 128)
@@ -265,6 +326,10 @@ def measure(size: str, path: Path | None = None, *, peers_too: bool = True
              if peers_too else {})
     if peers:
         peers["sources"] = sources
+    exposure = ours.get("exposure") or {}
+    cascades = cascades_peer(path, seeds, int(exposure.get("runs") or 0)) if peers_too else {}
+    if cascades:
+        peers["cascades"] = cascades
     load2 = os.getloadavg()[0]
     print(json.dumps({"size": size, "carenet": ours, "peers": peers}), flush=True)
     if "error" in ours:
@@ -290,6 +355,15 @@ def measure(size: str, path: Path | None = None, *, peers_too: bool = True
                  "ratio": sum(r["carenet_s"] for r in both) / max(1e-9, sum(r["peer_s"]
                                                                        for r in both)),
                  "peak_mb": peers.get("peak_mb")})
+    if "cascades_s" in peers.get("cascades", {}):
+        rows.append({"size": size, "step": "exposure cascades vs cynetdiff",
+                     "carenet_s": exposure.get("seconds"),
+                     "peer_s": peers["cascades"]["cascades_s"],
+                     "ratio": (exposure.get("seconds") or 0) / peers["cascades"]["cascades_s"],
+                     "peak_mb": peers["cascades"].get("peak_mb"),
+                     # the same cascades: the mean reach of the customers who are not seeds
+                     "note": f"mean exposure of non-seeds {exposure.get('mean_other', 0):.4f} "
+                             f"vs {peers['cascades']['mean_other']:.4f}"})
     rows = [r for r in rows if r]
     for r in rows:
         r["load_before"] = load0
@@ -426,6 +500,9 @@ def main() -> None:
     print()
     print_table(rows, ["size", "step", "carenet_s", "peer_s", "ratio", "peak_mb",
                        "load_before", "load_after"])
+    for r in rows:
+        if r.get("note"):
+            print(f"{r['size']} {r['step']}: {r['note']}")
     path = write_json(args.name or "pipeline", {"machine": machine(), "rows": rows})
     print(f"\nwrote {path}")
 
