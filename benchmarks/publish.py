@@ -115,6 +115,9 @@ def progress(step, fraction):
     marks.append((step, time.perf_counter() - t0, time.process_time()))
 rid = store.publish(run, progress=progress)
 seconds = time.perf_counter() - t0
+# the publisher's own breakdown (encode / database / commit per table, each index), when
+# the code measured has one
+parts = {{k: round(v, 3) for k, v in (getattr(store, "publish_timings", None) or {{}}).items()}}
 c1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
 io_mb = (c1.ru_oublock - c0.ru_oublock) * 512 / 2**20
@@ -182,8 +185,25 @@ if {digest!r}:
     digest = h.hexdigest()
 store.close()
 print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "written_mb": io_mb, "phases": phases,
-                  "phases_cpu": phases_cpu, "digest": digest, "reads": reads, "read_us": read_us, "page_ms": page_ms,
+                  "phases_cpu": phases_cpu, "parts": parts, "digest": digest, "reads": reads, "read_us": read_us, "page_ms": page_ms,
                   "peak_mb": _peak_mb()}}))
+"""
+
+
+WARM = """
+from carenet.run import AnalysisRun
+from carenet.store import RunStore
+store = RunStore({url!r})
+t0 = time.perf_counter()
+store.publish(AnalysisRun.load({run!r}))
+store.close()
+try:
+    import pyarrow as pa
+    from carenet.store import records as rec
+    rec.copy_binary(pa.table({{"x": [1.0]}}), ["float8"])
+except AttributeError:  # code without the binary COPY encoder
+    pass
+print(json.dumps({{"seconds": time.perf_counter() - t0}}))
 """
 
 
@@ -270,6 +290,13 @@ def main() -> None:
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=DATA) as tmpdir:
         tmp = Path(tmpdir)
+        for version, env in versions.items():
+            # untimed: each code's numba kernels compiled into its cache first (a fresh
+            # extracted tree has none), as `carenet warmup` does after an install
+            res = run_child(WARM.format(run=str(runs["100k"]),
+                                        url=f"sqlite:///{tmp / ('warm-' + version + '.db')}"),
+                            env=env)
+            print(json.dumps({"warm": version, **res}), flush=True)
         for size in args.sizes.split(","):
             for store in stores:
                 for rep in range(args.repeats):

@@ -10,19 +10,37 @@ analyze``/``demo`` and the API's worker.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
-from sqlalchemy import Column, MetaData, Table, insert, text, update
+import pyarrow.compute as pc
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    insert,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from carenet.errors import InvalidInputError
 from carenet.store import records as rec
+from carenet.store.db import STORE_CACHE_KIB
 from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
 from carenet.store.pool import now_iso, owner_id
@@ -44,10 +62,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _CHUNK = 50_000
 """Rows encoded at a time (Arrow arrays of one chunk stay well under 2 GB)."""
+_INDEX_CACHE_KIB = 524_288
+"""SQLite page cache of the connection that builds a run's indexes (KiB): the sorter keeps a
+1M-customer key in memory up to this size."""
 
 
 class Publisher(RunQueue):
-    """Writes a finished run's customers, ties and extra tables, then makes it the latest."""
+    """Writes a finished run's customers, ties and extra tables, then makes it the latest.
+
+    ``publish_timings`` holds the seconds of the last :meth:`publish`'s parts (encoding,
+    database, commit per table; each index build; ``ANALYZE``), for the benchmarks.
+    """
+
+    publish_timings: dict[str, float]
 
     def publish(self, run: AnalysisRun, *, run_id: str | None = None, kept: bool = False,
                 progress: Callable[[str, float], None] | None = None) -> str:
@@ -57,6 +84,7 @@ class Publisher(RunQueue):
         the analysis' own id is used. ``progress(step, fraction)`` is called as tables fill.
         """
         rid = run_id or run.run_id
+        self.publish_timings = {}
         row = self._run_row(rid)
         if row is not None and row["status"] == "published":
             raise RunStateError(f"run {rid} is already published")
@@ -100,6 +128,8 @@ class Publisher(RunQueue):
                     conn.execute(CreateTable(
                         _without_key(t, rowid=rowid if t is ct else None) if t in deferred
                         else t))
+                if self.backend == "postgresql":
+                    _cheap_compression(conn, rt.name, "record")
             report("publish customers", 0.0)
             self._load_customers(ct, run, catalogue)
             report("publish ties", 0.5)
@@ -107,18 +137,20 @@ class Publisher(RunQueue):
             report("publish tables", 0.8)
             blocks = self._load_rows(rt, run)
             report("publish indexes", 0.9)
-            with self.engine.begin() as conn:
-                if self.backend == "sqlite":
-                    # statistics from a sample of each index (SQLite >= 3.32), as PostgreSQL's
-                    # ANALYZE does, instead of reading every row of the new tables once more
-                    conn.execute(text("PRAGMA analysis_limit=1000"))
+            with self.engine.begin() as conn, self._index_settings(conn):
                 for t in deferred:
+                    clock = time.perf_counter()
                     conn.execute(text(self._key_ddl(t)))
+                    self._clock(f"index {t.name} key", time.perf_counter() - clock)
                 for t in (ct, tt, rt):
                     for ix in t.indexes:
                         if not (rowid and t is ct and [c.name for c in ix.columns] == [rowid]):
+                            clock = time.perf_counter()
                             ix.create(conn)
+                            self._clock(f"index {ix.name}", time.perf_counter() - clock)
+                    clock = time.perf_counter()
                     conn.execute(text(f'ANALYZE "{t.name}"'))
+                    self._clock(f"analyze {t.name}", time.perf_counter() - clock)
             tables = sorted(run.tables)
             if "community" in run.customers.columns and "communities" not in tables:
                 tables = sorted([*tables, "communities"])
@@ -154,6 +186,32 @@ class Publisher(RunQueue):
         self.apply_retention()
         return rid
 
+    @contextlib.contextmanager
+    def _index_settings(self, conn: Connection) -> Iterator[None]:
+        """Session settings for building a run's indexes, restored after (SQLite's pooled
+        connection keeps its pragmas): sorts in memory with room for a 1M-row key, and
+        statistics from a sample.
+        """
+        if self.backend == "postgresql":
+            # per transaction: the sort of a 1M-row key in memory, not in temporary files
+            conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            yield
+            return
+        # statistics from a sample of each index (SQLite >= 3.32), as PostgreSQL's ANALYZE
+        # does, instead of reading every row of the new tables once more; the sorter in
+        # memory (up to cache_size) with a helper thread
+        conn.execute(text("PRAGMA analysis_limit=1000"))
+        conn.execute(text("PRAGMA temp_store=MEMORY"))
+        conn.execute(text("PRAGMA threads=2"))
+        conn.execute(text(f"PRAGMA cache_size=-{_INDEX_CACHE_KIB}"))
+        try:
+            yield
+        finally:
+            conn.execute(text("PRAGMA analysis_limit=0"))
+            conn.execute(text("PRAGMA temp_store=DEFAULT"))
+            conn.execute(text("PRAGMA threads=0"))
+            conn.execute(text(f"PRAGMA cache_size=-{STORE_CACHE_KIB}"))
+
     def _key_ddl(self, table: Table) -> str:
         """The statement that gives a bulk-loaded table its primary key (SQLite: a unique
         index, which is what SQLite builds for a non-integer primary key anyway).
@@ -170,7 +228,9 @@ class Publisher(RunQueue):
         if ids.duplicated().any():
             raise InvalidInputError("customer ids of the run are not unique")
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
+        clock = time.perf_counter()
         pct = rec.percentiles(frame, catalogue)
+        self._clock("customers percentiles", time.perf_counter() - clock)
         typed = [c for c in catalogue if c.sql]
         names = ["customer_id", "pos", "vals", "pct", "doc_extra",
                  *[c.sql for c in typed if c.sql]]
@@ -189,18 +249,20 @@ class Publisher(RunQueue):
         self._bulk(table, names, chunks())
 
     def _load_ties(self, table: Table, run: AnalysisRun) -> None:
+        clock = time.perf_counter()
         out_ties, in_ties = rec.tie_rows(run.graph)
-        ins = in_ties if in_ties is not None else [None] * len(out_ties)
-        keep = [i for i, (o, n) in enumerate(zip(out_ties, ins, strict=True))
-                if o is not None or n is not None]
+        self._clock("ties packing", time.perf_counter() - clock)
+        has = out_ties.is_valid()
+        if in_ties is not None:
+            has = pc.or_(has, in_ties.is_valid())
+        keep = pa.array(np.flatnonzero(has.to_numpy(zero_copy_only=False)), pa.int64())
+        ins = in_ties if in_ties is not None else pa.nulls(len(out_ties), pa.large_binary())
 
         def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(keep), _CHUNK):
                 pos = keep[a:a + _CHUNK]
-                yield pa.Table.from_arrays(
-                    [pa.array(pos, pa.int64()), pa.array([out_ties[i] for i in pos], pa.binary()),
-                     pa.array([ins[i] for i in pos], pa.binary())],
-                    names=["pos", "out_ties", "in_ties"])
+                yield pa.Table.from_arrays([pos, out_ties.take(pos), ins.take(pos)],
+                                           names=["pos", "out_ties", "in_ties"])
 
         self._bulk(table, ["pos", "out_ties", "in_ties"], chunks())
 
@@ -251,26 +313,90 @@ class Publisher(RunQueue):
         return blocks
 
     def _bulk(self, table: Table, names: list[str], chunks: Iterable[pa.Table]) -> None:
-        """Bulk load in one transaction: COPY (CSV written by Arrow) on PostgreSQL, large
+        """Bulk load in one transaction: binary COPY on PostgreSQL (numbers as bytes, no
+        text to format or parse: :func:`~carenet.store.records.copy_binary`), large
         ``executemany`` batches on SQLite. The tables are new and not yet visible to readers
         (the run is not published), so a failure drops them (see :meth:`publish`).
+
+        Adds ``"<table> encode"`` (building the chunks and their wire form), ``"<table>
+        database"`` (the driver's and database's time) and ``"<table> commit"`` to
+        :attr:`publish_timings` (``<table>``: customers, ties or rows).
         """
+        phase = table.name.rsplit("_", 1)[-1]
         cols = ", ".join(f'"{n}"' for n in names)
-        with self.engine.begin() as conn:
+        encode = database = 0.0
+        with self.engine.connect() as conn:
+            transaction = conn.begin()
             raw = conn.connection.driver_connection
+            t0 = time.perf_counter()
             if self.backend == "postgresql":
+                types = [_copy_type(table.c[n]) for n in names]
                 with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-                        f'COPY "{table.name}" ({cols}) FROM STDIN '
-                        "WITH (FORMAT csv, NULL '')") as cp:
+                        f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT binary)') as cp:
+                    cp.write(rec.COPY_SIGNATURE)
                     for part in chunks:
-                        cp.write(rec.csv_bytes(part))
-                return
-            marks = ", ".join("?" * len(names))
-            cur = raw.cursor()  # type: ignore[union-attr]
-            sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
-            for part in chunks:
-                cur.executemany(sql, zip(*[c.to_pylist() for c in part.columns], strict=True))
-            cur.close()
+                        data = rec.copy_binary(part, types)
+                        t1 = time.perf_counter()
+                        encode += t1 - t0
+                        cp.write(data)
+                        t0 = time.perf_counter()
+                        database += t0 - t1
+                    cp.write(rec.COPY_TRAILER)
+            else:
+                marks = ", ".join("?" * len(names))
+                cur = raw.cursor()  # type: ignore[union-attr]
+                sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
+                for part in chunks:
+                    values = [rec.python_values(c) for c in part.columns]
+                    t1 = time.perf_counter()
+                    encode += t1 - t0
+                    cur.executemany(sql, zip(*values, strict=True))
+                    t0 = time.perf_counter()
+                    database += t0 - t1
+                cur.close()
+            t1 = time.perf_counter()
+            database += t1 - t0
+            transaction.commit()
+            self._clock(f"{phase} commit", time.perf_counter() - t1)
+        self._clock(f"{phase} encode", encode)
+        self._clock(f"{phase} database", database)
+
+    def _clock(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to ``publish_timings[name]``."""
+        self.publish_timings[name] = self.publish_timings.get(name, 0.0) + seconds
+
+
+def _copy_type(column: Column[Any]) -> str:
+    """The PostgreSQL type of a run table's column, as :func:`records.copy_binary` names it."""
+    kind = column.type
+    if isinstance(kind, BigInteger):
+        return "int8"
+    if isinstance(kind, Integer):
+        return "int4"
+    if isinstance(kind, Float):
+        return "float8"
+    if isinstance(kind, Boolean):
+        return "bool"
+    if isinstance(kind, LargeBinary):
+        return "bytea"
+    if isinstance(kind, String):  # Text, VARCHAR
+        return "text"
+    raise TypeError(f"no binary COPY encoder for column {column.name} ({kind})")
+
+
+def _cheap_compression(conn: Connection, table: str, column: str) -> None:
+    """Compress a PostgreSQL text column with lz4 rather than the default pglz, else not at
+    all: the extra tables' blocks (1,000 JSON records, ~100 KB each) are TOASTed, and pglz
+    costs the server several seconds of a 1M-customer publication. Either way the stored
+    text reads back the same.
+    """
+    for setting in ("SET COMPRESSION lz4", "SET STORAGE EXTERNAL"):
+        try:
+            with conn.begin_nested():
+                conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" {setting}'))
+            return
+        except DBAPIError:  # a server built without lz4
+            continue
 
 
 def _without_key(table: Table, *, rowid: str | None = None) -> Table:

@@ -27,9 +27,11 @@ PROBE = """
 import json
 from carenet.cli.warmup import compile_kernels
 from carenet.graphs import diffusion, exposure, blocking
+from carenet.store import records
 seconds = compile_kernels()
 kernels = {"exposure": exposure._exposure_kernel, "rr_counts": diffusion._rr_count_kernel,
-           "rr_store": diffusion._rr_store_kernel, "monte_carlo": diffusion._mc_kernel}
+           "rr_store": diffusion._rr_store_kernel, "monte_carlo": diffusion._mc_kernel,
+           "packed_ties": records._pack_rows_kernel, "copy_rows": records._copy_rows}
 used = {k: d.stats.cache_hits or d.stats.cache_misses for k, d in kernels.items()}
 print(json.dumps({"seconds": seconds, "used": {k: len(v) for k, v in used.items()}}))
 """
@@ -38,8 +40,8 @@ print(json.dumps({"seconds": seconds, "used": {k: len(v) for k, v in used.items(
 @pytest.mark.slow
 def test_warmup_runs_the_default_analysis_kernels() -> None:
     # a fresh process (the suite's own process has called every kernel already): after the
-    # warm-up, the kernels of exposure, influence, seed selection and the what-if view were
-    # loaded from numba's cache or compiled into it
+    # warm-up, the kernels of exposure, influence, seed selection, the what-if view and the
+    # publisher were loaded from numba's cache or compiled into it
     import json
 
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
@@ -47,4 +49,5 @@ def test_warmup_runs_the_default_analysis_kernels() -> None:
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert all(n > 0 for n in out["used"].values()), out["used"]
-    assert set(out["seconds"]) == {"analysis", "report", "sampled_centrality", "total"}
+    assert set(out["seconds"]) == {"analysis", "report", "sampled_centrality", "publish",
+                                   "total"}
