@@ -116,6 +116,9 @@ for mod, names in {
     "carenet.graphs.diffusion": ["_membership"],
     "carenet.steps.risk": ["fit_risk", "risk_scores", "train_risk", "risk_model"],
     "carenet.steps.care": ["care_plan", "blocking_model", "explain", "priority"],
+    "carenet.community.risk": ["_fit_stack", "risk_features", "silence"],
+    "carenet.community.care": ["greedy_blocking", "protected_curves"],
+    "carenet.graphs.blocking": ["realise", "_greedy"],
 }.items():
     for a in names:
         wrap(mod, a)
@@ -139,7 +142,7 @@ def step_wrap(name, fn):
     return inner
 pl.STEPS = tuple((n, step_wrap(n, f)) for n, f in pl.STEPS)
 _enter("analyze")
-run = pl.analyze([], network=net, config=cfg)
+run = pl.analyze([], network=net, config=cfg, steps=__STEPS__)
 _exit()
 infl = run.results.get("influence", {})
 import pandas as pd
@@ -160,11 +163,13 @@ print(json.dumps(out))
 """
 
 
-def measure(path: Path, label: str, code: str | None) -> dict[str, Any]:
+def measure(path: Path, label: str, code: str | None,
+            steps: list[str] | None = None) -> dict[str, Any]:
     """One default analysis of the log at ``path`` in a fresh process, with phase peaks."""
     load0 = os.getloadavg()
     env = {"CARENET_BENCH_CODE": code} if code else None
-    res = run_child(CHILD.replace("__PATH__", repr(str(path))), timeout=4 * 3600, env=env)
+    child = CHILD.replace("__PATH__", repr(str(path))).replace("__STEPS__", repr(steps))
+    res = run_child(child, timeout=4 * 3600, env=env)
     res |= {"label": label, "load_before": load0, "load_after": os.getloadavg()}
     return res
 
@@ -176,11 +181,14 @@ def main() -> None:
     ap.add_argument("--before", help="directory holding another checkout's carenet package, "
                     "measured first in the same run")
     ap.add_argument("--name", default=None, help="results file name (default: memory-<data>)")
+    ap.add_argument("--steps", nargs="+", default=None,
+                    help="only these analysis steps (default: all), e.g. centrality "
+                    "communities risk")
     ap.add_argument("--depth", type=int, default=3, help="deepest phase level printed")
     args = ap.parse_args()
     runs = {}
     for label, code in ([("before", args.before)] if args.before else []) + [("after", None)]:
-        res = measure(args.data, label, code)
+        res = measure(args.data, label, code, args.steps)
         runs[label] = res
         if "error" in res:
             print(label, "error:", res["error"])
@@ -190,8 +198,9 @@ def main() -> None:
         print_table([r for r in res["rows"] if r["depth"] <= args.depth],
                     ["phase", "peak_mib", "self_peak_mib", "rss_in_mib", "rss_out_mib",
                      "seconds"])
-        print()
-        print_table(res["sizes"], ["phase", "array", "dtype", "shape", "mib"])
+        if res["sizes"]:
+            print()
+            print_table(res["sizes"], ["phase", "array", "dtype", "shape", "mib"])
     if len(runs) == 2 and all("hashes" in r for r in runs.values()):
         before, after = runs["before"]["hashes"], runs["after"]["hashes"]
         diff = sorted(f"{t}.{c}" for t in before.keys() | after.keys()
