@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+import numba as nb
 import numpy as np
 import pandas as pd
 
@@ -660,6 +661,105 @@ def _tie_weights(graph: CustomerGraph, src: np.ndarray, dst: np.ndarray) -> np.n
     return out
 
 
+@nb.njit(cache=True, nogil=True)
+def _rows_sorted(node: np.ndarray, source: np.ndarray, via: np.ndarray) -> bool:
+    """Are the rows in (node, source, via) order (ties allowed)? One pass, no temporaries."""
+    for i in range(1, node.size):
+        a, b = node[i - 1], node[i]
+        if a != b:
+            if a > b:
+                return False
+            continue
+        a, b = source[i - 1], source[i]
+        if a != b:
+            if a > b:
+                return False
+            continue
+        if via[i - 1] > via[i]:
+            return False
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _top_sources(node: np.ndarray, source: np.ndarray, via: np.ndarray, count: np.ndarray,
+                 keep: int) -> tuple[np.ndarray, ...]:
+    """The top ``keep`` (source, via) pairs of every node from rows sorted by (node, source,
+    via), in one pass: per (node, source) pair its rows' counts summed (``n_src``) and the via
+    of its first row holding the largest count; per node the pairs ranked by ``n_src``
+    (descending), then source (ascending: the pairs arrive in source order, so a later pair
+    displaces an earlier one only with a strictly larger ``n_src``). Returns (node, rank,
+    source, n_src, via, via count) of the kept pairs, node by node and rank by rank. Memory:
+    the output and ``keep`` slots, where whole-array numpy passes held a dozen temporaries
+    the size of the rows (3 GB at 1M customers).
+    """
+    rows = node.size
+    # pass 1: the output size (per node, min(keep, its pairs))
+    out = 0
+    i = 0
+    while i < rows:
+        v = node[i]
+        pairs = 0
+        while i < rows and node[i] == v:
+            s = source[i]
+            while i < rows and node[i] == v and source[i] == s:
+                i += 1
+            pairs += 1
+        out += min(pairs, keep)
+    o_node = np.empty(out, np.int64)
+    o_rank = np.empty(out, np.int64)
+    o_src = np.empty(out, np.int64)
+    o_nsrc = np.empty(out, np.int64)
+    o_via = np.empty(out, np.int64)
+    o_cnt = np.empty(out, np.int64)
+    b_nsrc = np.empty(max(keep, 1), np.int64)
+    b_src = np.empty(max(keep, 1), np.int64)
+    b_via = np.empty(max(keep, 1), np.int64)
+    b_cnt = np.empty(max(keep, 1), np.int64)
+    o = 0
+    i = 0
+    while i < rows:
+        v = node[i]
+        held = 0
+        while i < rows and node[i] == v:
+            s = source[i]
+            total = np.int64(0)
+            best_cnt = np.int64(-1)
+            best_via = np.int64(-1)
+            while i < rows and node[i] == v and source[i] == s:
+                c = np.int64(count[i])
+                total += c
+                if c > best_cnt:
+                    best_cnt = c
+                    best_via = np.int64(via[i])
+                i += 1
+            # insert into the ranked slots: after every held pair with n_src >= total
+            pos = held
+            while pos > 0 and b_nsrc[pos - 1] < total:
+                pos -= 1
+            if pos >= keep:
+                continue
+            last = min(held, keep - 1)
+            for q in range(last, pos, -1):
+                b_nsrc[q] = b_nsrc[q - 1]
+                b_src[q] = b_src[q - 1]
+                b_via[q] = b_via[q - 1]
+                b_cnt[q] = b_cnt[q - 1]
+            b_nsrc[pos] = total
+            b_src[pos] = np.int64(s)
+            b_via[pos] = best_via
+            b_cnt[pos] = best_cnt
+            held = min(held + 1, keep)
+        for q in range(held):
+            o_node[o] = np.int64(v)
+            o_rank[o] = q + 1
+            o_src[o] = b_src[q]
+            o_nsrc[o] = b_nsrc[q]
+            o_via[o] = b_via[q]
+            o_cnt[o] = b_cnt[q]
+            o += 1
+    return o_node, o_rank, o_src, o_nsrc, o_via, o_cnt
+
+
 def _source_table(graph: CustomerGraph, node: np.ndarray, source: np.ndarray,
                   via: np.ndarray, count: np.ndarray, reached: np.ndarray, runs: int,
                   keep: int) -> pd.DataFrame:
@@ -667,67 +767,31 @@ def _source_table(graph: CustomerGraph, node: np.ndarray, source: np.ndarray,
 
     Per (customer, source) pair: ``n_src`` = its rows' counts summed, the via of its row with
     the largest count (smallest via on ties); pairs ranked per customer by ``n_src``
-    (descending), then source. Vectorised with numpy on int64 keys (the forward rows arrive
-    sorted by (node, source, via), so no sort is needed for them; other rows get one
-    lexsort), then one stable sort for the ranks: pandas' multi-column sorts took seconds
-    at 100k customers.
+    (descending), then source. The forward rows arrive sorted by (node, source, via), so one
+    pass of :func:`_top_sources` over them builds the table (other rows get one lexsort
+    first); at 1M customers there are tens of millions of rows, and the whole-array numpy
+    version held about 3 GB of temporaries (the analysis' peak memory).
     """
     cols = ["customer_id", "rank", "source_id", "share", "probability", "via_id",
             "via_share", "tie_weight"]
     if node.size == 0:
         return pd.DataFrame({c: pd.Series(dtype=object if c.endswith("_id") else float)
                              for c in cols})
-    n = np.int64(max(1, graph.n_customers))
-    node = np.asarray(node, np.int64)
-    source = np.asarray(source, np.int64)
-    via = np.asarray(via, np.int64)
-    count = np.asarray(count, np.int64)
-    pair = node * n + source
-    # (boolean temporaries only: at 1M customers there are tens of millions of rows)
-    unsorted = (pair[1:] < pair[:-1]) | ((pair[1:] == pair[:-1]) & (via[1:] < via[:-1]))
-    if unsorted.any():
-        order = np.lexsort((via, pair))
-        pair, node, source, via, count = (x[order] for x in (pair, node, source, via, count))
-    del unsorted
-    new = np.empty(pair.size, bool)
-    new[0] = True
-    np.not_equal(pair[1:], pair[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    del new, pair
-    lengths = np.diff(np.append(starts, count.size))
-    n_src = np.add.reduceat(count, starts)
-    # the best via: the first row (smallest via) holding its pair's largest count
-    top = np.flatnonzero(count == np.repeat(np.maximum.reduceat(count, starts), lengths))
-    top_pair = np.searchsorted(starts, top, side="right") - 1
-    first = np.empty(top.size, bool)
-    first[0] = True
-    np.not_equal(top_pair[1:], top_pair[:-1], out=first[1:])
-    best = top[first]
-    p_node, p_source = node[starts], source[starts]
-    p_via, p_count = via[best], count[best]
-    # rank within the customer: n_src descending, then source (pairs are in source order)
-    hi = np.int64(n_src.max())
-    if float(n) * float(hi + 1) < 2.0**62:
-        order = np.argsort(p_node * (hi + 1) + (hi - n_src), kind="stable")
-    else:  # pragma: no cover - astronomically many runs
-        order = np.lexsort((p_source, -n_src, p_node))
-    p_node, p_source, p_via, p_count, n_src = (
-        x[order] for x in (p_node, p_source, p_via, p_count, n_src))
-    at = np.arange(p_node.size)
-    seg = np.empty(p_node.size, bool)
-    seg[0] = True
-    np.not_equal(p_node[1:], p_node[:-1], out=seg[1:])
-    rank = at - np.maximum.accumulate(np.where(seg, at, 0)) + 1
-    sel = rank <= keep
-    nodes, via_arr, n_sel = p_node[sel], p_via[sel], n_src[sel].astype(np.float64)
+    node, source, via, count = (np.ascontiguousarray(x) for x in (node, source, via, count))
+    if not _rows_sorted(node, source, via):
+        order = np.lexsort((via, source, node))
+        node, source, via, count = (x[order] for x in (node, source, via, count))
+    nodes, rank, src, n_src, via_arr, v_count = _top_sources(node, source, via, count,
+                                                             int(keep))
+    n_sel = n_src.astype(np.float64)
     return pd.DataFrame({
         "customer_id": graph.ids[nodes],
-        "rank": rank[sel].astype(np.int64),
-        "source_id": graph.ids[p_source[sel]],
+        "rank": rank,
+        "source_id": graph.ids[src],
         "share": n_sel / reached[nodes],
         "probability": n_sel / runs,
         "via_id": graph.ids[via_arr],
-        "via_share": p_count[sel].astype(np.float64) / n_sel,
+        "via_share": v_count.astype(np.float64) / n_sel,
         "tie_weight": _tie_weights(graph, via_arr, nodes),
     })
 
@@ -807,8 +871,9 @@ def exposure_scores(
                               budget=budget, worlds=worlds)
         counts, done = fx.counts, fx.runs
         reached = np.bincount(fx.node, weights=fx.count, minlength=n)
-        table = _source_table(graph, fx.node, s_nodes[fx.source], fx.via, fx.count, reached,
-                              max(1, fx.attribution_runs), sources)
+        # seed positions in the rows' dtype (int32): one more column of tens of millions
+        table = _source_table(graph, fx.node, s_nodes.astype(fx.source.dtype)[fx.source],
+                              fx.via, fx.count, reached, max(1, fx.attribution_runs), sources)
         extra: dict[str, Any] = {"error": fx.error, "error_target": fx.error_target,
                                  "rounds": fx.rounds, "attribution_runs": fx.attribution_runs,
                                  "stop_reason": fx.stop_reason, "max_runs": int(runs),

@@ -59,6 +59,7 @@ from carenet.graphs._blocking_kernels import G2 as _G2
 from carenet.graphs._blocking_kernels import base as _base
 from carenet.graphs._blocking_kernels import coin as _coin
 from carenet.graphs._blocking_kernels import csr as _csr
+from carenet.graphs._blocking_kernels import csr_positions as _csr_positions
 from carenet.graphs._blocking_kernels import dominator_tree_kernel
 from carenet.graphs._blocking_kernels import dominators as _dominators
 from carenet.graphs._blocking_kernels import edge_base as _edge_base
@@ -196,7 +197,7 @@ def _greedy(
     entry positions. Returns picks and their marginal gains (stops when nothing gains).
     """
     t_all = node.size
-    ptr, idx = _csr(n, node, np.arange(t_all), t_all)  # entry positions by node, in order
+    ptr, idx = _csr_positions(n, node)  # entry positions by node, in order
     scale = retention / runs
     gain = np.zeros(n)
     for t in range(t_all):
@@ -578,6 +579,7 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
     bsrc, bedge, _ = _seeds(seed, tie_seed)
     b = batch or max(2, 2 * nb.get_num_threads())
     nodes, parents, sizes_, vals, counts = [], [], [], [], []
+    total = 0  # entries so far: realisation i's first global entry position
     # one set of batch buffers for every batch: fresh ones would fault in new pages each time
     rows = min(b, runs)
     on_all = np.empty((rows, n), np.int64)
@@ -594,25 +596,38 @@ def realise(model: BlockingModel, runs: int, *, seed: int = 0, batch: int | None
         for i in range(c):
             k = int(sz[i])
             nodes.append(on[i, :k].astype(np.int32))
-            parents.append(op[i, :k].copy())
+            # parents as global entry positions right away (-1 stays -1): shifting them
+            # after the concatenation held three int64 copies of every entry at once
+            par = op[i, :k].copy()
+            np.add(par, total, out=par, where=par >= 0)
+            parents.append(par)
             sizes_.append(osz[i, :k].astype(np.int32))
             vals.append(ov[i, :k].copy())
             counts.append(k)
-        if max_entries is not None and sum(counts) >= max_entries:
+            total += k
+        if max_entries is not None and total >= max_entries:
             break
+    del on_all, op_all, osz_all, ov_all
     runs = len(counts)
     offsets = np.zeros(runs + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
-    shift = np.repeat(offsets[:-1], counts)
-    parent = np.where(parent >= 0, parent + shift, -1)
+    # each column concatenated and its pieces dropped before the next (24 bytes an entry
+    # held at a time, plus one column's pieces; not every column twice)
+    node = _concatenate(nodes, np.int32)
+    parent = _concatenate(parents, np.int64)
+    size = _concatenate(sizes_, np.int32)
+    value = _concatenate(vals, np.float64)
     return Realisations(
-        runs=int(runs), offsets=offsets,
-        node=np.concatenate(nodes) if nodes else np.zeros(0, np.int32),
-        parent=parent, size=np.concatenate(sizes_) if sizes_ else np.zeros(0, np.int32),
-        subtree_value=np.concatenate(vals) if vals else np.zeros(0),
-        seconds=time.perf_counter() - t0,
+        runs=int(runs), offsets=offsets, node=node, parent=parent, size=size,
+        subtree_value=value, seconds=time.perf_counter() - t0,
     )
+
+
+def _concatenate(pieces: list[np.ndarray], dtype: type) -> np.ndarray:
+    """The pieces end to end; empties ``pieces`` (so they are freed as soon as copied)."""
+    out = np.concatenate(pieces) if pieces else np.zeros(0, dtype)
+    pieces.clear()
+    return out
 
 
 @dataclass(frozen=True, eq=False)

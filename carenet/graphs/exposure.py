@@ -357,7 +357,8 @@ class ForwardExposure:
     world cap ``budget_runs`` was reached first) or ``"no_seeds"``.
     Attribution rows from the first ``attribution_runs`` worlds, aggregated: ``count[i]``
     worlds exposed ``node[i]`` first through seed ``seeds[source[i]]`` and the in-neighbour
-    ``via[i]`` (for a seed: another seed that reached it, and the neighbour it came through).
+    ``via[i]`` (for a seed: another seed that reached it, and the neighbour it came through);
+    sorted by (node, source, via), distinct, int32 (tens of millions of rows at 1M customers).
     """
 
     seeds: np.ndarray
@@ -416,6 +417,29 @@ def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.not_equal(keys[1:], keys[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     return keys[starts], np.diff(np.append(starts, keys.size)).astype(np.int64)
+
+
+@nb.njit(cache=True, nogil=True)
+def _decode_keys(key: np.ndarray, n_seeds: int,
+                 n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer, source seed index, via) of every attribution key
+    ``(v * n_seeds + source) * n + via``, as int32 (positions are below 2**31): at 1M
+    customers there are tens of millions of keys, and three int64 columns plus numpy's
+    divmod remainder held twice the memory.
+    """
+    node = np.empty(key.size, np.int32)
+    source = np.empty(key.size, np.int32)
+    via = np.empty(key.size, np.int32)
+    ns = np.int64(n_seeds)
+    nn = np.int64(n)
+    for i in range(key.size):
+        k = key[i]
+        rest = k // nn
+        via[i] = k - rest * nn
+        v = rest // ns
+        source[i] = rest - v * ns
+        node[i] = v
+    return node, source, via
 
 
 @nb.njit(cache=True, nogil=True)
@@ -605,15 +629,15 @@ def forward_exposure(
         reason = "max_runs" if cap == max_runs else "budget"
     key, cnt = table
     del table
-    node, rest = np.divmod(key, np.int64(max(1, s_nodes.size)) * n)
+    node, source, via = _decode_keys(key, max(1, s_nodes.size), n)
     del key
-    source, via = np.divmod(rest, np.int64(n))
-    del rest
+    count = cnt.astype(np.int32)  # at most attribution_runs < 2**31 worlds
+    del cnt
     return ForwardExposure(
         seeds=s_nodes, counts=total, runs=max(done, 1) if s_nodes.size else max_runs,
         error=half if s_nodes.size else 0.0, error_target=float(error),
         confidence=float(confidence), rounds=rounds,
         attribution_runs=min(attribution_runs, done), node=node, source=source, via=via,
-        count=cnt, model=model, seconds=time.perf_counter() - t0, scratch_bytes=scratch_bytes,
+        count=count, model=model, seconds=time.perf_counter() - t0, scratch_bytes=scratch_bytes,
         stop_reason=reason, budget_runs=budget_runs,
     )
