@@ -324,9 +324,12 @@ class Logistic:
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
-        # [1, (x - mean) / scale] written into one array (the same numbers as column_stack
-        # of the standardised copy, without that copy: a stacked design is ~0.7 GB at 1M)
-        zz = np.empty((len(x), x.shape[1] + 1))
+        # [1, (x - mean) / scale] written into one array: the same numbers as column_stack
+        # of the standardised copy, without that copy (a stacked design is ~0.4 GB at 1M),
+        # and its memory order (column_stack keeps x's; the products below round
+        # differently, ~1e-15, on the other one)
+        order = "F" if x.ndim == 2 and x.strides[0] < x.strides[1] else "C"
+        zz = np.empty((len(x), x.shape[1] + 1), order=order)
         zz[:, 0] = 1.0
         np.subtract(x, mean, out=zz[:, 1:])
         np.divide(zz[:, 1:], scale, out=zz[:, 1:])
