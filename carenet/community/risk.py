@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -328,7 +328,7 @@ class Logistic:
         # of the standardised copy, without that copy (a stacked design is ~0.4 GB at 1M),
         # and its memory order (column_stack keeps x's; the products below round
         # differently, ~1e-15, on the other one)
-        order = "F" if x.ndim == 2 and x.strides[0] < x.strides[1] else "C"
+        order: Literal["C", "F"] = "F" if x.ndim == 2 and x.strides[0] < x.strides[1] else "C"
         zz = np.empty((len(x), x.shape[1] + 1), order=order)
         zz[:, 0] = 1.0
         np.subtract(x, mean, out=zz[:, 1:])
