@@ -58,6 +58,9 @@ print(json.dumps({{"seconds": time.perf_counter() - t0}}))
 
 CARENET = """
 import os, tempfile
+if os.environ.get("CARENET_BENCH_CODE"):  # another checkout's carenet (before/after)
+    sys.path.insert(0, os.environ["CARENET_BENCH_CODE"])
+import carenet
 from pathlib import Path
 from carenet.config import AnalysisConfig
 from carenet.store import RunStore
@@ -67,7 +70,7 @@ t0 = time.perf_counter()
 run = analyze_and_publish([p / "interactions.parquet"], customers=p / "customers.parquet",
                           events=p / "events.parquet", config=AnalysisConfig(), store=None)
 analysis = time.perf_counter() - t0
-out = {{"analysis_s": analysis, "timings": run.timings,
+out = {{"analysis_s": analysis, "timings": run.timings, "code": carenet.__file__,
        "customers": int(run.graph.n_customers), "ties": int(run.graph.n_ties),
        "exposure": {{k: run.results["influence"]["exposure"].get(k)
                     for k in ("runs", "error", "seeds", "seconds")}},
@@ -313,12 +316,13 @@ def ensure(size: str) -> Path:
     return path
 
 
-def measure(size: str, path: Path | None = None, *, peers_too: bool = True
-            ) -> list[dict[str, Any]]:
+def measure(size: str, path: Path | None = None, *, peers_too: bool = True,
+            code: str | None = None) -> list[dict[str, Any]]:
     path = path or ensure(size)
     load0 = os.getloadavg()[0]
     seeds = str(Path(tempfile.mkdtemp()) / "exposure-seeds.npy")
-    ours = run_child(CARENET.format(path=str(path), seeds=seeds), timeout=4 * 3600)
+    env = {"CARENET_BENCH_CODE": code} if code else None
+    ours = run_child(CARENET.format(path=str(path), seeds=seeds), timeout=4 * 3600, env=env)
     load1 = os.getloadavg()[0]
     # the peers search as many sources as carenet did (like for like; 128 when unknown)
     sources = int(ours.get("sources") or 128)
@@ -443,7 +447,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="a generated log directory (interactions, "
                     "customers and events Parquet) instead of benchmarks/data")
     ap.add_argument("--before", help="directory holding another checkout's carenet package "
-                    "(e.g. `git archive main carenet`), measured first in the same run")
+                    "(e.g. `git archive main carenet`), measured first in the same run "
+                    "(--steps, --substeps, or the default analysis with --data)")
     ap.add_argument("--name", default=None, help="results file name (default: pipeline or "
                     "pipeline-steps)")
     ap.add_argument("--no-peers", action="store_true",
@@ -492,6 +497,16 @@ def main() -> None:
         print(f"\nwrote {out}")
         return
     rows: list[dict[str, Any]] = []
+    if args.data and args.before:  # another checkout first, then this one, same run
+        for label, code in (("before", args.before), ("after", None)):
+            part = measure(args.data.name, args.data, peers_too=not args.no_peers, code=code)
+            rows += [r | {"code": label} for r in part]
+        print()
+        print_table(rows, ["size", "code", "step", "carenet_s", "peak_mb", "load_before",
+                           "load_after"])
+        path = write_json(args.name or "pipeline", {"machine": machine(), "rows": rows})
+        print(f"\nwrote {path}")
+        return
     if args.data:  # one given log directory, named by its folder
         rows += measure(args.data.name, args.data, peers_too=not args.no_peers)
     else:

@@ -355,10 +355,7 @@ def _ris_estimate(
         i = j
     kept: RRSets | None = None
     if kept_parts:
-        kept = RRSets(
-            n, np.concatenate([[0], np.cumsum(np.concatenate(
-                [np.diff(p.offsets) for p in kept_parts]))]).astype(np.int64),
-            np.concatenate([p.members for p in kept_parts]), model, kept_parts[0].seed, 0)
+        kept = _join_parts(kept_parts)
     return RISEstimate(
         counts=counts, rr_sets=done, scale=total, lower_bound=lb,
         epsilon_achieved=eps_reached, capped=eps_reached > epsilon,
@@ -366,6 +363,29 @@ def _ris_estimate(
         seconds=time.perf_counter() - t0, kept=kept, members=members,
         stop_reason=stop_reason, checks=looks, grid_points=len(grid),
     )
+
+
+def _join_parts(parts: list[RRSets]) -> RRSets:
+    """Consecutive RR-set parts (streams ``0 ..``) as one :class:`RRSets`, copied end to end;
+    empties ``parts``, dropping each part once copied: a concatenation held the kept sets
+    twice, with a few offset-sized temporaries (~0.5 GB at 1M customers).
+    """
+    n, model, seed = parts[0].n_nodes, parts[0].model, parts[0].seed
+    offsets = np.empty(sum(p.count for p in parts) + 1, np.int64)
+    members = np.empty(sum(p.members.size for p in parts), parts[0].members.dtype)
+    offsets[0] = 0
+    at = 0
+    used = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        c = part.count
+        np.add(part.offsets[1:], used, out=offsets[at + 1: at + c + 1])
+        members[used: used + part.members.size] = part.members
+        at += c
+        used += int(part.members.size)
+        del part
+    return RRSets(n, offsets, members, model, seed, 0)
 
 
 @dataclass(frozen=True, eq=False)

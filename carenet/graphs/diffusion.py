@@ -1133,8 +1133,17 @@ def sample_rr_sets(
                 pieces[c].append(members[c * cap: c * cap + int(used[c])].copy())
         lo = lo + done
         del members
-    flat = [p for chunk in pieces for p in chunk]
-    all_members = np.concatenate(flat) if flat else np.zeros(0, np.int32)
+    # the pieces copied end to end and each dropped once copied: a concatenation held them
+    # all twice (the sets are the biggest arrays the influence step keeps)
+    all_members = np.empty(sum(p.size for chunk in pieces for p in chunk), np.int32)
+    pos = 0
+    for chunk in pieces:
+        chunk.reverse()
+        while chunk:
+            piece = chunk.pop()
+            all_members[pos: pos + piece.size] = piece
+            pos += piece.size
+            del piece
     offsets = np.zeros(count + 1, np.int64)
     np.cumsum(sizes, out=offsets[1:])
     return RRSets(n, offsets, all_members, model, int(seed), int(first))
