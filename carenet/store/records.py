@@ -467,77 +467,12 @@ def _flat(values: Any) -> pa.Array:
 
 
 def _join(parts: list[Any], n: int) -> pa.Array:
-    """Element-wise concatenation of literals and columns into n strings (null where a column
-    is null). Columns without nulls are joined by one compiled pass over their bytes (Arrow's
-    element-wise join costs ~100 ns a piece: seconds for the 2.9M records of a 1M-customer
-    run's ``exposure_sources``).
-    """
+    """Element-wise concatenation of literals and columns into n strings."""
     parts = [p if isinstance(p, str) else _flat(p) for p in parts]
     if not any(isinstance(p, pa.Array) for p in parts):
         return pa.array(["".join(parts)] * n, pa.large_string())
-    if n < _JOIN_COMPILED_MIN or any(p.null_count for p in parts if not isinstance(p, str)):
-        pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
-        return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    out = [_join_rows(parts, a, min(a + _JOIN_ROWS, n)) for a in range(0, n, _JOIN_ROWS)]
-    return out[0] if len(out) == 1 else pa.concat_arrays(out)
-
-
-_JOIN_COMPILED_MIN = 4096
-"""Rows from which :func:`_join` takes the compiled pass (below, Arrow's kernel is as fast)."""
-_JOIN_ROWS = 262_144
-"""Rows joined at a time (bounds the (pieces x rows) index arrays)."""
-
-
-def _join_rows(parts: list[Any], a: int, b: int) -> pa.Array:
-    """Rows ``a:b`` of :func:`_join` for null-free columns."""
-    m = b - a
-    k = len(parts)
-    starts = np.empty((k, m), np.int64)
-    lengths = np.empty((k, m), np.int64)
-    datas: list[np.ndarray] = []
-    base = 0
-    for j, part in enumerate(parts):
-        if isinstance(part, str):
-            data = np.frombuffer(part.encode(), np.uint8)
-            starts[j] = base
-            lengths[j] = len(data)
-        else:
-            wide = part.slice(a, m).cast(pa.large_string())
-            offsets = np.frombuffer(wide.buffers()[1], np.int64, m + 1, wide.offset * 8)
-            first, last = int(offsets[0]), int(offsets[-1])
-            buf = wide.buffers()[2]
-            data = (np.frombuffer(buf, np.uint8)[first:last] if buf is not None and last > first
-                    else np.zeros(0, np.uint8))
-            starts[j] = offsets[:-1] - first + base
-            lengths[j] = np.diff(offsets)
-        datas.append(data)
-        base += len(data)
-    offsets, joined = _concat_rows(starts, lengths, np.concatenate(datas))
-    return pa.LargeStringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(joined))
-
-
-@nb.njit(cache=True, nogil=True)
-def _concat_rows(starts: np.ndarray, lengths: np.ndarray, data: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row i: the pieces ``data[starts[j, i]:starts[j, i] + lengths[j, i]]`` for j in order;
-    returns the rows' offsets and bytes.
-    """
-    k, n = starts.shape
-    offsets = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        size = 0
-        for j in range(k):
-            size += lengths[j, i]
-        offsets[i + 1] = offsets[i] + size
-    out = np.empty(offsets[n], np.uint8)
-    o = 0
-    for i in range(n):
-        for j in range(k):
-            m = lengths[j, i]
-            a = starts[j, i]
-            out[o:o + m] = data[a:a + m]
-            o += m
-    return offsets, out
+    pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
 
 
 def json_object_array(frame: pd.DataFrame, kinds: dict[str, str]) -> pa.Array:
