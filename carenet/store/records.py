@@ -414,15 +414,44 @@ def json_array(s: pd.Series, kind: str) -> pa.Array:
         flags = s.astype(object).where(~na, False).astype(bool).to_numpy()
         return pa.array(np.where(na, "null", np.where(flags, "true", "false")),
                         pa.large_string())
-    if kind == "text":
-        if pd.api.types.is_datetime64_any_dtype(s):
-            return pc.fill_null(_join(['"', iso_times(s), '"'], n), "null")
-        return _quoted(_text_array(s))
+    if kind == "text" and pd.api.types.is_datetime64_any_dtype(s):
+        return pc.fill_null(_join(['"', iso_times(s), '"'], n), "null")
+    strings = _string_values(s, kind)
+    if strings is not None:
+        return _quoted(*strings)
+    return pa.array(json_values(s, kind), pa.large_string())
+
+
+def _string_values(s: pd.Series, kind: str) -> tuple[pa.Array, Any] | None:
+    """The strings of a text column (``str`` of each value) or of a JSON column holding only
+    strings, with the encoder of its rows that hold control characters (None: the column is
+    neither; times are not handled here).
+    """
+    if kind == "text" and not pd.api.types.is_datetime64_any_dtype(s):
+        return _text_array(s), None
     if kind == "json":  # e.g. an extra table's customer ids: strings, escaped as json.dumps
         strings = _only_strings(s)
         if strings is not None:
-            return _quoted(strings, lambda v: json.dumps(v, ensure_ascii=False))
-    return pa.array(json_values(s, kind), pa.large_string())
+            return strings, lambda v: json.dumps(v, ensure_ascii=False)
+    return None
+
+
+def _bare_strings(s: pd.Series, kind: str) -> tuple[pa.Array | None, Any]:
+    """``(strings, None)`` when every JSON value of the column is its string in plain quotes
+    (text or JSON strings, times included, with no null and nothing to escape), so that a
+    record can take the quotes into its literal pieces; else ``(None, what json_array needs
+    to finish the column)``.
+    """
+    if kind == "text" and pd.api.types.is_datetime64_any_dtype(s):
+        stamps = iso_times(s)
+        return (stamps, None) if stamps.null_count == 0 else (None, None)
+    strings = _string_values(s, kind)
+    if strings is None:
+        return None, None
+    values = _flat(strings[0]).cast(pa.large_string())
+    if values.null_count == 0 and not any(_byte_classes(values).values()):
+        return values, None
+    return None, (values, strings[1])
 
 
 def _only_strings(s: pd.Series) -> pa.Array | None:
@@ -457,8 +486,14 @@ def _object_parts(frame: pd.DataFrame, kinds: dict[str, str]) -> list[Any]:
     """Pieces of ``{"a":..,"b":..}`` for an element-wise join (literals and columns)."""
     parts: list[Any] = []
     for i, c in enumerate(frame.columns):
-        parts.append(("{" if i == 0 else ",") + json.dumps(str(c)) + ":")
-        parts.append(json_array(frame[c], kinds.get(c, "json")))
+        key = ("{" if i == 0 else ",") + json.dumps(str(c)) + ":"
+        kind = kinds.get(c, "json")
+        bare, strings = _bare_strings(frame[c], kind)
+        if bare is not None:  # the quotes join the literals: one column piece, not three
+            parts += [key + '"', bare, '"']
+        else:
+            parts += [key, _quoted(*strings) if strings is not None
+                      else json_array(frame[c], kind)]
     parts.append("}" if len(frame.columns) else "{}")
     return parts
 
@@ -470,7 +505,13 @@ def _flat(values: Any) -> pa.Array:
 
 def _join(parts: list[Any], n: int) -> pa.Array:
     """Element-wise concatenation of literals and columns into n strings."""
-    parts = [p if isinstance(p, str) else _flat(p) for p in parts]
+    merged: list[Any] = []
+    for p in parts:  # adjacent literals as one piece
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        else:
+            merged.append(p if isinstance(p, str) else _flat(p))
+    parts = merged
     if not any(isinstance(p, pa.Array) for p in parts):
         return pa.array(["".join(parts)] * n, pa.large_string())
     pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]

@@ -154,3 +154,25 @@ def test_escapes_found_in_a_sliced_array() -> None:
         part = values.slice(start)
         expected = [json.dumps(v, ensure_ascii=False) for v in part.to_pylist()]
         assert rec._quoted(part).to_pylist() == expected
+
+
+def test_records_with_bare_strings_are_the_reference_text() -> None:
+    # columns whose every value is a string needing no escape (no null) take the quotes
+    # into the record's literal pieces; one escape or one null sends a column back
+    n = 50
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)],
+        "seen": pd.Series(pd.to_datetime(np.arange(n) * 86_399, unit="s", utc=True)),
+        "ids": pd.Series([f"s{i}" for i in range(n)], dtype=object),
+        "label": pd.Series(["zoë"] * n, dtype="string"),
+        "score": np.linspace(0, 1, n),
+        "quoted": ['say "hi"'] + ["plain"] * (n - 1),
+        "gappy": pd.Series([None] + ["x"] * (n - 1), dtype=object),
+    })
+    kinds = {"customer_id": "text", "seen": "text", "ids": "json", "label": "text",
+             "score": "float", "quoted": "text", "gappy": "text"}
+    assert rec._bare_strings(frame["ids"], "json")[0] is not None
+    assert rec._bare_strings(frame["seen"], "text")[0] is not None
+    assert rec._bare_strings(frame["quoted"], "text")[0] is None
+    assert rec._bare_strings(frame["gappy"], "text")[0] is None
+    assert rec.json_object_array(frame, kinds).to_pylist() == rec.json_objects(frame, kinds)
