@@ -18,8 +18,6 @@ from sqlalchemy.pool import StaticPool
 from carenet.errors import InvalidInputError
 
 DB_ENV = "CARENET_DB"
-STORE_CACHE_KIB = 65_536
-"""SQLite page cache of every store connection (KiB)."""
 HOME_ENV = "CARENET_HOME"
 
 
@@ -130,5 +128,5 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.execute("PRAGMA mmap_size=1073741824")
-    cur.execute(f"PRAGMA cache_size=-{STORE_CACHE_KIB}")
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()

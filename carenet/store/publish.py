@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from carenet.errors import InvalidInputError
 from carenet.store import records as rec
-from carenet.store.db import STORE_CACHE_KIB
 from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
 from carenet.store.pool import now_iso, owner_id
@@ -62,9 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _CHUNK = 50_000
 """Rows encoded at a time (Arrow arrays of one chunk stay well under 2 GB)."""
-_INDEX_CACHE_KIB = 524_288
-"""SQLite page cache of the connection that builds a run's indexes (KiB): the sorter keeps a
-1M-customer key in memory up to this size."""
+_INDEX_SESSIONS = 2
+"""PostgreSQL sessions building a run's indexes at once (the machines we measure on have
+2 cores; each session may sort 256 MB in memory)."""
 
 
 class Publisher(RunQueue):
@@ -137,20 +137,10 @@ class Publisher(RunQueue):
             report("publish tables", 0.8)
             blocks = self._load_rows(rt, run)
             report("publish indexes", 0.9)
-            with self.engine.begin() as conn, self._index_settings(conn):
-                for t in deferred:
-                    clock = time.perf_counter()
-                    conn.execute(text(self._key_ddl(t)))
-                    self._clock(f"index {t.name} key", time.perf_counter() - clock)
-                for t in (ct, tt, rt):
-                    for ix in t.indexes:
-                        if not (rowid and t is ct and [c.name for c in ix.columns] == [rowid]):
-                            clock = time.perf_counter()
-                            ix.create(conn)
-                            self._clock(f"index {ix.name}", time.perf_counter() - clock)
-                    clock = time.perf_counter()
-                    conn.execute(text(f'ANALYZE "{t.name}"'))
-                    self._clock(f"analyze {t.name}", time.perf_counter() - clock)
+            if self.backend == "postgresql":
+                self._build_indexes_in_sessions(deferred, (ct, tt, rt))
+            else:
+                self._build_indexes(deferred, (ct, tt, rt), rowid)
             tables = sorted(run.tables)
             if "community" in run.customers.columns and "communities" not in tables:
                 tables = sorted([*tables, "communities"])
@@ -186,11 +176,69 @@ class Publisher(RunQueue):
         self.apply_retention()
         return rid
 
+    def _build_indexes(self, deferred: list[Table], tables: Sequence[Table],
+                       rowid: str | None) -> None:
+        """Keys, indexes and statistics of the loaded tables, one after the other in one
+        transaction (SQLite: one writer at a time).
+        """
+        ct = tables[0]
+        with self.engine.begin() as conn, self._index_settings(conn):
+            for t in deferred:
+                clock = time.perf_counter()
+                conn.execute(text(self._key_ddl(t)))
+                self._clock(f"index {t.name} key", time.perf_counter() - clock)
+            for t in tables:
+                for ix in t.indexes:
+                    if not (rowid and t is ct and [c.name for c in ix.columns] == [rowid]):
+                        clock = time.perf_counter()
+                        ix.create(conn)
+                        self._clock(f"index {ix.name}", time.perf_counter() - clock)
+                clock = time.perf_counter()
+                conn.execute(text(f'ANALYZE "{t.name}"'))
+                self._clock(f"analyze {t.name}", time.perf_counter() - clock)
+
+    def _build_indexes_in_sessions(self, deferred: list[Table], tables: Sequence[Table]
+                                   ) -> None:
+        """PostgreSQL: the same keys, indexes and statistics, built by
+        :data:`_INDEX_SESSIONS` sessions at once (each statement is its own server process,
+        so the builds share the cores; ``CREATE INDEX`` locks a table in SHARE mode, which
+        other index builds of that table share). Three waves, by lock: the primary keys
+        (ACCESS EXCLUSIVE, one per table), then every other index and the small tables'
+        ``ANALYZE``, then the customers' ``ANALYZE`` (which waits for index builds anyway).
+        The tables are invisible to readers until the run is published; a failure drops
+        them (see :meth:`publish`).
+        """
+        dialect = self.engine.dialect
+        keys = [(f"index {t.name} key", self._key_ddl(t)) for t in deferred]
+        indexes = [(f"index {ix.name}", str(CreateIndex(ix).compile(dialect=dialect)))
+                   for t in tables for ix in t.indexes]
+        small = [(f"analyze {t.name}", f'ANALYZE "{t.name}"') for t in tables[1:]]
+        last = [(f"analyze {tables[0].name}", f'ANALYZE "{tables[0].name}"')]
+        for wave in (keys, indexes + small, last):
+            self._in_sessions(wave)
+
+    def _in_sessions(self, statements: list[tuple[str, str]]) -> None:
+        """Run ``(label, sql)`` statements on up to :data:`_INDEX_SESSIONS` connections at
+        once, each in its own transaction with room to sort in memory; their seconds go to
+        :attr:`publish_timings` under their labels. The first failure is raised once every
+        statement has ended.
+        """
+        def one(item: tuple[str, str]) -> tuple[str, float]:
+            label, sql = item
+            clock = time.perf_counter()
+            with self.engine.begin() as conn, self._index_settings(conn):
+                conn.execute(text(sql))
+            return label, time.perf_counter() - clock
+
+        with ThreadPoolExecutor(max_workers=_INDEX_SESSIONS) as pool:
+            for label, seconds in pool.map(one, statements):
+                self._clock(label, seconds)
+
     @contextlib.contextmanager
     def _index_settings(self, conn: Connection) -> Iterator[None]:
         """Session settings for building a run's indexes, restored after (SQLite's pooled
-        connection keeps its pragmas): sorts in memory with room for a 1M-row key, and
-        statistics from a sample.
+        connection keeps its pragmas): PostgreSQL sorts a 1M-row key in memory; SQLite takes
+        its statistics from a sample.
         """
         if self.backend == "postgresql":
             # per transaction: the sort of a 1M-row key in memory, not in temporary files
@@ -198,19 +246,13 @@ class Publisher(RunQueue):
             yield
             return
         # statistics from a sample of each index (SQLite >= 3.32), as PostgreSQL's ANALYZE
-        # does, instead of reading every row of the new tables once more; the sorter in
-        # memory (up to cache_size) with a helper thread
+        # does, instead of reading every row of the new tables once more. (A larger page
+        # cache, an in-memory sorter and sorter threads were measured at 1M: no gain.)
         conn.execute(text("PRAGMA analysis_limit=1000"))
-        conn.execute(text("PRAGMA temp_store=MEMORY"))
-        conn.execute(text("PRAGMA threads=2"))
-        conn.execute(text(f"PRAGMA cache_size=-{_INDEX_CACHE_KIB}"))
         try:
             yield
         finally:
             conn.execute(text("PRAGMA analysis_limit=0"))
-            conn.execute(text("PRAGMA temp_store=DEFAULT"))
-            conn.execute(text("PRAGMA threads=0"))
-            conn.execute(text(f"PRAGMA cache_size=-{STORE_CACHE_KIB}"))
 
     def _key_ddl(self, table: Table) -> str:
         """The statement that gives a bulk-loaded table its primary key (SQLite: a unique

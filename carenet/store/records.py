@@ -210,8 +210,8 @@ def copy_binary(table: pa.Table, types: Sequence[str]) -> bytes:
     """
     n = table.num_rows
     k = table.num_columns
-    starts = np.empty((k, n), np.int64)
-    lengths = np.empty((k, n), np.int64)
+    starts = np.empty((n, k), np.int64)
+    lengths = np.empty((n, k), np.int64)
     datas: list[np.ndarray] = []
     base = 0
     for c, (col, kind) in enumerate(zip(table.columns, types, strict=True)):
@@ -225,8 +225,8 @@ def copy_binary(table: pa.Table, types: Sequence[str]) -> bytes:
             else:
                 values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(_FIXED[kind])
             data = np.ascontiguousarray(values).view(np.uint8)
-            starts[c] = np.arange(n, dtype=np.int64) * width + base
-            lengths[c] = np.where(valid, width, -1)
+            starts[:, c] = np.arange(n, dtype=np.int64) * width + base
+            lengths[:, c] = np.where(valid, width, -1)
         elif kind in ("text", "bytea"):
             wide = arr.cast(pa.large_string() if kind == "text" else pa.large_binary())
             offsets = np.frombuffer(wide.buffers()[1], np.int64, n + 1, wide.offset * 8)
@@ -234,8 +234,8 @@ def copy_binary(table: pa.Table, types: Sequence[str]) -> bytes:
             buf = wide.buffers()[2]
             data = (np.frombuffer(buf, np.uint8)[first:last] if buf is not None and last > first
                     else np.zeros(0, np.uint8))
-            starts[c] = offsets[:-1] - first + base
-            lengths[c] = np.where(valid, np.diff(offsets), -1)
+            starts[:, c] = offsets[:-1] - first + base
+            lengths[:, c] = np.where(valid, np.diff(offsets), -1)
         else:
             raise ValueError(f"no binary COPY encoder for type {kind!r}")
         datas.append(data)
@@ -247,16 +247,17 @@ def copy_binary(table: pa.Table, types: Sequence[str]) -> bytes:
 @nb.njit(cache=True, nogil=True)
 def _copy_rows(starts: np.ndarray, lengths: np.ndarray, data: np.ndarray) -> np.ndarray:
     """Binary ``COPY`` tuples: per row the field count (int16), then per field its length
-    (int32, -1: NULL) and bytes, all big-endian; field (c, i) is
-    ``data[starts[c, i]:starts[c, i] + lengths[c, i]]``.
+    (int32, -1: NULL) and bytes, all big-endian; field (i, c) is
+    ``data[starts[i, c]:starts[i, c] + lengths[i, c]]`` (row-major: a row's fields are
+    adjacent; bytes copied in a plain loop, fields being mostly 8 bytes).
     """
-    k, n = starts.shape
+    n, k = starts.shape
     size = 0
     for i in range(n):
         size += 2 + 4 * k
         for c in range(k):
-            if lengths[c, i] > 0:
-                size += lengths[c, i]
+            if lengths[i, c] > 0:
+                size += lengths[i, c]
     out = np.empty(size, np.uint8)
     o = 0
     for i in range(n):
@@ -264,16 +265,17 @@ def _copy_rows(starts: np.ndarray, lengths: np.ndarray, data: np.ndarray) -> np.
         out[o + 1] = k & 0xFF
         o += 2
         for c in range(k):
-            m = lengths[c, i]
+            m = lengths[i, c]
             u = m & 0xFFFFFFFF
             out[o] = (u >> 24) & 0xFF
             out[o + 1] = (u >> 16) & 0xFF
             out[o + 2] = (u >> 8) & 0xFF
             out[o + 3] = u & 0xFF
             o += 4
+            a = starts[i, c]
+            for j in range(m):
+                out[o + j] = data[a + j]
             if m > 0:
-                a = starts[c, i]
-                out[o:o + m] = data[a:a + m]
                 o += m
     return out
 
@@ -412,15 +414,44 @@ def json_array(s: pd.Series, kind: str) -> pa.Array:
         flags = s.astype(object).where(~na, False).astype(bool).to_numpy()
         return pa.array(np.where(na, "null", np.where(flags, "true", "false")),
                         pa.large_string())
-    if kind == "text":
-        if pd.api.types.is_datetime64_any_dtype(s):
-            return pc.fill_null(_join(['"', iso_times(s), '"'], n), "null")
-        return _quoted(_text_array(s))
+    if kind == "text" and pd.api.types.is_datetime64_any_dtype(s):
+        return pc.fill_null(_join(['"', iso_times(s), '"'], n), "null")
+    strings = _string_values(s, kind)
+    if strings is not None:
+        return _quoted(*strings)
+    return pa.array(json_values(s, kind), pa.large_string())
+
+
+def _string_values(s: pd.Series, kind: str) -> tuple[pa.Array, Any] | None:
+    """The strings of a text column (``str`` of each value) or of a JSON column holding only
+    strings, with the encoder of its rows that hold control characters (None: the column is
+    neither; times are not handled here).
+    """
+    if kind == "text" and not pd.api.types.is_datetime64_any_dtype(s):
+        return _text_array(s), None
     if kind == "json":  # e.g. an extra table's customer ids: strings, escaped as json.dumps
         strings = _only_strings(s)
         if strings is not None:
-            return _quoted(strings, lambda v: json.dumps(v, ensure_ascii=False))
-    return pa.array(json_values(s, kind), pa.large_string())
+            return strings, lambda v: json.dumps(v, ensure_ascii=False)
+    return None
+
+
+def _bare_strings(s: pd.Series, kind: str) -> tuple[pa.Array | None, Any]:
+    """``(strings, None)`` when every JSON value of the column is its string in plain quotes
+    (text or JSON strings, times included, with no null and nothing to escape), so that a
+    record can take the quotes into its literal pieces; else ``(None, what json_array needs
+    to finish the column)``.
+    """
+    if kind == "text" and pd.api.types.is_datetime64_any_dtype(s):
+        stamps = iso_times(s)
+        return (stamps, None) if stamps.null_count == 0 else (None, None)
+    strings = _string_values(s, kind)
+    if strings is None:
+        return None, None
+    values = _flat(strings[0]).cast(pa.large_string())
+    if values.null_count == 0 and not any(_byte_classes(values).values()):
+        return values, None
+    return None, (values, strings[1])
 
 
 def _only_strings(s: pd.Series) -> pa.Array | None:
@@ -455,8 +486,14 @@ def _object_parts(frame: pd.DataFrame, kinds: dict[str, str]) -> list[Any]:
     """Pieces of ``{"a":..,"b":..}`` for an element-wise join (literals and columns)."""
     parts: list[Any] = []
     for i, c in enumerate(frame.columns):
-        parts.append(("{" if i == 0 else ",") + json.dumps(str(c)) + ":")
-        parts.append(json_array(frame[c], kinds.get(c, "json")))
+        key = ("{" if i == 0 else ",") + json.dumps(str(c)) + ":"
+        kind = kinds.get(c, "json")
+        bare, strings = _bare_strings(frame[c], kind)
+        if bare is not None:  # the quotes join the literals: one column piece, not three
+            parts += [key + '"', bare, '"']
+        else:
+            parts += [key, _quoted(*strings) if strings is not None
+                      else json_array(frame[c], kind)]
     parts.append("}" if len(frame.columns) else "{}")
     return parts
 
@@ -467,77 +504,18 @@ def _flat(values: Any) -> pa.Array:
 
 
 def _join(parts: list[Any], n: int) -> pa.Array:
-    """Element-wise concatenation of literals and columns into n strings (null where a column
-    is null). Columns without nulls are joined by one compiled pass over their bytes (Arrow's
-    element-wise join costs ~100 ns a piece: seconds for the 2.9M records of a 1M-customer
-    run's ``exposure_sources``).
-    """
-    parts = [p if isinstance(p, str) else _flat(p) for p in parts]
+    """Element-wise concatenation of literals and columns into n strings."""
+    merged: list[Any] = []
+    for p in parts:  # adjacent literals as one piece
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        else:
+            merged.append(p if isinstance(p, str) else _flat(p))
+    parts = merged
     if not any(isinstance(p, pa.Array) for p in parts):
         return pa.array(["".join(parts)] * n, pa.large_string())
-    if n < _JOIN_COMPILED_MIN or any(p.null_count for p in parts if not isinstance(p, str)):
-        pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
-        return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    out = [_join_rows(parts, a, min(a + _JOIN_ROWS, n)) for a in range(0, n, _JOIN_ROWS)]
-    return out[0] if len(out) == 1 else pa.concat_arrays(out)
-
-
-_JOIN_COMPILED_MIN = 4096
-"""Rows from which :func:`_join` takes the compiled pass (below, Arrow's kernel is as fast)."""
-_JOIN_ROWS = 262_144
-"""Rows joined at a time (bounds the (pieces x rows) index arrays)."""
-
-
-def _join_rows(parts: list[Any], a: int, b: int) -> pa.Array:
-    """Rows ``a:b`` of :func:`_join` for null-free columns."""
-    m = b - a
-    k = len(parts)
-    starts = np.empty((k, m), np.int64)
-    lengths = np.empty((k, m), np.int64)
-    datas: list[np.ndarray] = []
-    base = 0
-    for j, part in enumerate(parts):
-        if isinstance(part, str):
-            data = np.frombuffer(part.encode(), np.uint8)
-            starts[j] = base
-            lengths[j] = len(data)
-        else:
-            wide = part.slice(a, m).cast(pa.large_string())
-            offsets = np.frombuffer(wide.buffers()[1], np.int64, m + 1, wide.offset * 8)
-            first, last = int(offsets[0]), int(offsets[-1])
-            buf = wide.buffers()[2]
-            data = (np.frombuffer(buf, np.uint8)[first:last] if buf is not None and last > first
-                    else np.zeros(0, np.uint8))
-            starts[j] = offsets[:-1] - first + base
-            lengths[j] = np.diff(offsets)
-        datas.append(data)
-        base += len(data)
-    offsets, joined = _concat_rows(starts, lengths, np.concatenate(datas))
-    return pa.LargeStringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(joined))
-
-
-@nb.njit(cache=True, nogil=True)
-def _concat_rows(starts: np.ndarray, lengths: np.ndarray, data: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row i: the pieces ``data[starts[j, i]:starts[j, i] + lengths[j, i]]`` for j in order;
-    returns the rows' offsets and bytes.
-    """
-    k, n = starts.shape
-    offsets = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        size = 0
-        for j in range(k):
-            size += lengths[j, i]
-        offsets[i + 1] = offsets[i] + size
-    out = np.empty(offsets[n], np.uint8)
-    o = 0
-    for i in range(n):
-        for j in range(k):
-            m = lengths[j, i]
-            a = starts[j, i]
-            out[o:o + m] = data[a:a + m]
-            o += m
-    return offsets, out
+    pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
 
 
 def json_object_array(frame: pd.DataFrame, kinds: dict[str, str]) -> pa.Array:

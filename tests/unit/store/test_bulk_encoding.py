@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from test_records import awkward_frame
 
 from carenet.store import records as rec
 
@@ -146,28 +145,6 @@ def test_copy_binary_writes_each_value_as_postgresql_reads_it() -> None:
         rec.copy_binary(table.select(["f"]), ["json"])
 
 
-@pytest.mark.parametrize("rows_at_a_time", [7, 1000])
-def test_compiled_join_writes_the_reference_text(monkeypatch: pytest.MonkeyPatch,
-                                                 rows_at_a_time: int) -> None:
-    # the compiled row join on every frame size (it takes over from 4,096 rows), in blocks
-    # of 7 rows (several blocks, a short last one) or all at once
-    monkeypatch.setattr(rec, "_JOIN_COMPILED_MIN", 0)
-    monkeypatch.setattr(rec, "_JOIN_ROWS", rows_at_a_time)
-    frame = awkward_frame(n=60, seed=11)
-    kinds = {c.name: c.type for c in rec.column_catalogue(frame)} | {
-        "community_f": "text", "customer_id": "text", "ids_as_json": "json"}
-    assert rec.json_object_array(frame, kinds).to_pylist() == rec.json_objects(frame, kinds)
-    docs = rec.table_records(frame)
-    keys = pa.array(['["k"]'] * 9, pa.large_string())
-    blocks = rec.join_blocks(docs, 7, keys).to_pylist()
-    assert [r for b in blocks for r in rec.split_block(b)[1]] == docs.to_pylist()
-    # a column with nulls keeps Arrow's null-propagating join
-    assert rec._join(["<", pa.array(["a", None], pa.large_string()), ">"], 2).to_pylist() == [
-        "<a>", None]
-    assert rec._join(["<", pa.array(["", "é"], pa.large_string()), ">"], 2).to_pylist() == [
-        "<>", "<é>"]
-
-
 def test_escapes_found_in_a_sliced_array() -> None:
     # an Arrow slice starts its offsets past the buffer's start: the look at the bytes must
     # cover the slice's own bytes (here only the sliced-in values need escapes)
@@ -177,3 +154,25 @@ def test_escapes_found_in_a_sliced_array() -> None:
         part = values.slice(start)
         expected = [json.dumps(v, ensure_ascii=False) for v in part.to_pylist()]
         assert rec._quoted(part).to_pylist() == expected
+
+
+def test_records_with_bare_strings_are_the_reference_text() -> None:
+    # columns whose every value is a string needing no escape (no null) take the quotes
+    # into the record's literal pieces; one escape or one null sends a column back
+    n = 50
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)],
+        "seen": pd.Series(pd.to_datetime(np.arange(n) * 86_399, unit="s", utc=True)),
+        "ids": pd.Series([f"s{i}" for i in range(n)], dtype=object),
+        "label": pd.Series(["zoë"] * n, dtype="string"),
+        "score": np.linspace(0, 1, n),
+        "quoted": ['say "hi"'] + ["plain"] * (n - 1),
+        "gappy": pd.Series([None] + ["x"] * (n - 1), dtype=object),
+    })
+    kinds = {"customer_id": "text", "seen": "text", "ids": "json", "label": "text",
+             "score": "float", "quoted": "text", "gappy": "text"}
+    assert rec._bare_strings(frame["ids"], "json")[0] is not None
+    assert rec._bare_strings(frame["seen"], "text")[0] is not None
+    assert rec._bare_strings(frame["quoted"], "text")[0] is None
+    assert rec._bare_strings(frame["gappy"], "text")[0] is None
+    assert rec.json_object_array(frame, kinds).to_pylist() == rec.json_objects(frame, kinds)
