@@ -58,13 +58,12 @@ def compile_kernels() -> dict[str, float]:
         # PostgreSQL's binary COPY rows (one tiny table: compiled per type, not per size)
         import pyarrow as pa
 
-        from carenet.store import RunStore
-        from carenet.store import records as rec
+        from carenet.store import RunStore, encode
 
         store = RunStore(f"sqlite:///{d / 'warmup.db'}")
         store.publish(run)
         store.close()
-        rec.copy_binary(pa.table({"x": [1.0], "t": ["a"]}), ["float8", "text"])
+        encode.copy_binary(pa.table({"x": [1.0], "t": ["a"]}), ["float8", "text"])
         seconds["publish"] = time.perf_counter() - t3
     seconds["total"] = time.perf_counter() - t0
     return seconds

@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from carenet.errors import InvalidInputError
+from carenet.store import encode as enc
 from carenet.store import records as rec
 from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
@@ -375,21 +376,21 @@ class Publisher(RunQueue):
                 types = [_copy_type(table.c[n]) for n in names]
                 with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
                         f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT binary)') as cp:
-                    cp.write(rec.COPY_SIGNATURE)
+                    cp.write(enc.COPY_SIGNATURE)
                     for part in chunks:
-                        data = rec.copy_binary(part, types)
+                        data = enc.copy_binary(part, types)
                         t1 = time.perf_counter()
                         encode += t1 - t0
                         cp.write(data)
                         t0 = time.perf_counter()
                         database += t0 - t1
-                    cp.write(rec.COPY_TRAILER)
+                    cp.write(enc.COPY_TRAILER)
             else:
                 marks = ", ".join("?" * len(names))
                 cur = raw.cursor()  # type: ignore[union-attr]
                 sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
                 for part in chunks:
-                    values = [rec.python_values(c) for c in part.columns]
+                    values = [enc.python_values(c) for c in part.columns]
                     t1 = time.perf_counter()
                     encode += t1 - t0
                     cur.executemany(sql, zip(*values, strict=True))

@@ -15,7 +15,7 @@ import json
 import operator
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +28,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carenet.graphs.model import CustomerGraph
+from carenet.store.encode import (
+    clean_records,
+    flat,
+    is_missing,
+    iso_times,
+    join_parts,
+    json_array,
+    json_object_array,
+    object_parts,
+    text_array,
+)
 from carenet.store.schema import INDEXED, sql_column_names
 
 TOP_LEVEL = ("community", "role", "priority", "reason")
@@ -106,7 +117,7 @@ def sql_values(frame: pd.DataFrame, info: ColumnInfo) -> list[Any]:
         if pd.api.types.is_datetime64_any_dtype(s):
             s = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         elif not pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
-            s = s.map(lambda v: None if _missing(v) else str(v))
+            s = s.map(lambda v: None if is_missing(v) else str(v))
         return s.astype(object).where(s.notna(), None).tolist()  # type: ignore[no-any-return]
     if info.type == "bool":
         return s.astype(object).where(s.notna(), None).tolist()  # type: ignore[no-any-return]
@@ -125,7 +136,7 @@ def sql_values(frame: pd.DataFrame, info: ColumnInfo) -> list[Any]:
 
 def sql_array(frame: pd.DataFrame, info: ColumnInfo) -> pa.Array:
     """:func:`sql_values` as an Arrow array (the same values; missing and non-finite -> null)."""
-    return _flat(_sql_array(frame[info.name], frame, info))
+    return flat(_sql_array(frame[info.name], frame, info))
 
 
 def _sql_array(s: pd.Series, frame: pd.DataFrame, info: ColumnInfo) -> pa.Array:
@@ -133,7 +144,7 @@ def _sql_array(s: pd.Series, frame: pd.DataFrame, info: ColumnInfo) -> pa.Array:
         if pd.api.types.is_datetime64_any_dtype(s):
             return iso_times(s)
         if not pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
-            return _text_array(s)
+            return text_array(s)
         return pa.array(s, pa.large_string(), from_pandas=True)
     if info.type == "bool":
         return pa.array(sql_values(frame, info), pa.bool_())
@@ -144,388 +155,6 @@ def _sql_array(s: pd.Series, frame: pd.DataFrame, info: ColumnInfo) -> pa.Array:
             return pa.array(np.where(bad, 0, arr).astype(np.int64), pa.int64(), mask=bad)
         return pa.array(arr, pa.float64(), mask=bad)
     return pa.array(s.to_numpy(dtype=np.int64), pa.int64())
-
-
-def iso_times(s: pd.Series) -> pa.Array:
-    """``s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")`` as Arrow strings (null for NaT) without a
-    Python call per value: the wall time in the column's zone floored to the second by numpy
-    and written by ``numpy.datetime_as_string``, then the literal ``Z`` (pandas' strftime
-    formats each value in Python: 10 s of a 1M-customer publication's 2 time columns).
-    Years outside 1000-9999, where the two could differ in width, take pandas' path.
-    """
-    wall = s.dt.tz_localize(None) if s.dt.tz is not None else s
-    secs = wall.to_numpy().astype("datetime64[s]")
-    na = np.isnat(secs)
-    years = secs[~na].astype("datetime64[Y]").astype(np.int64) + 1970
-    if len(years) and (years.min() < 1000 or years.max() > 9999):
-        return pa.array(s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pa.large_string(),
-                        from_pandas=True)
-    n = len(secs)
-    text = np.datetime_as_string(np.where(na, np.datetime64(0, "s"), secs), unit="s")
-    data = np.empty((n, 20), np.uint8)
-    data[:, :19] = text.astype("S19").view(np.uint8).reshape(n, 19)
-    data[:, 19] = ord("Z")
-    out = pa.LargeStringArray.from_buffers(
-        n, pa.py_buffer(np.arange(n + 1, dtype=np.int64) * 20), pa.py_buffer(data))
-    if na.any():
-        out = pc.if_else(pa.array(na), pa.scalar(None, pa.large_string()), out)
-    return out
-
-
-def python_values(col: pa.Array | pa.ChunkedArray) -> list[Any]:
-    """``col.to_pylist()`` (None for nulls), converted through numpy for numbers and booleans:
-    Arrow builds a scalar per value first, several times the cost of ``ndarray.tolist()``
-    (what SQLite's ``executemany`` binds is the same Python ints, floats and bools).
-    """
-    col = _flat(col)
-    kind = col.type
-    if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)
-            or pa.types.is_boolean(kind)):
-        return col.to_pylist()  # type: ignore[no-any-return]
-    if col.null_count == 0:
-        return col.to_numpy(zero_copy_only=False).tolist()  # type: ignore[no-any-return]
-    values: list[Any] = col.fill_null(False if pa.types.is_boolean(kind) else 0).to_numpy(
-        zero_copy_only=False).tolist()
-    for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
-        values[i] = None
-    return values
-
-
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-"""What a binary ``COPY`` stream starts with: signature, flags, no header extension."""
-COPY_TRAILER = b"\xff\xff"
-"""What a binary ``COPY`` stream ends with."""
-COPY_TYPES = ("float8", "int8", "int4", "bool", "text", "bytea")
-"""PostgreSQL types :func:`copy_binary` writes."""
-_FIXED = {"float8": ">f8", "int8": ">i8", "int4": ">i4", "bool": "u1"}
-
-
-def copy_binary(table: pa.Table, types: Sequence[str]) -> bytes:
-    """The rows of ``table`` in PostgreSQL's binary ``COPY`` format (without the stream's
-    signature and trailer), ``types[i]`` the PostgreSQL type of column i (:data:`COPY_TYPES`).
-
-    Numbers go as their big-endian bytes and text and bytea as they are, so neither side
-    formats or parses a value (the CSV form wrote every float as text for the server to parse
-    back, and every blob as hex); the rows are assembled by one compiled pass.
-    """
-    n = table.num_rows
-    k = table.num_columns
-    starts = np.empty((n, k), np.int64)
-    lengths = np.empty((n, k), np.int64)
-    datas: list[np.ndarray] = []
-    base = 0
-    for c, (col, kind) in enumerate(zip(table.columns, types, strict=True)):
-        arr = _flat(col)
-        valid = (arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count
-                 else np.ones(n, bool))
-        if kind in _FIXED:
-            width = np.dtype(_FIXED[kind]).itemsize
-            if kind == "bool":
-                values = arr.fill_null(False).to_numpy(zero_copy_only=False).astype("u1")
-            else:
-                values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(_FIXED[kind])
-            data = np.ascontiguousarray(values).view(np.uint8)
-            starts[:, c] = np.arange(n, dtype=np.int64) * width + base
-            lengths[:, c] = np.where(valid, width, -1)
-        elif kind in ("text", "bytea"):
-            wide = arr.cast(pa.large_string() if kind == "text" else pa.large_binary())
-            offsets = np.frombuffer(wide.buffers()[1], np.int64, n + 1, wide.offset * 8)
-            first, last = int(offsets[0]), int(offsets[-1])
-            buf = wide.buffers()[2]
-            data = (np.frombuffer(buf, np.uint8)[first:last] if buf is not None and last > first
-                    else np.zeros(0, np.uint8))
-            starts[:, c] = offsets[:-1] - first + base
-            lengths[:, c] = np.where(valid, np.diff(offsets), -1)
-        else:
-            raise ValueError(f"no binary COPY encoder for type {kind!r}")
-        datas.append(data)
-        base += len(data)
-    joined = np.concatenate(datas) if datas else np.zeros(0, np.uint8)
-    return _copy_rows(starts, lengths, joined).tobytes()  # type: ignore[no-any-return]
-
-
-@nb.njit(cache=True, nogil=True)
-def _copy_rows(starts: np.ndarray, lengths: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Binary ``COPY`` tuples: per row the field count (int16), then per field its length
-    (int32, -1: NULL) and bytes, all big-endian; field (i, c) is
-    ``data[starts[i, c]:starts[i, c] + lengths[i, c]]`` (row-major: a row's fields are
-    adjacent; bytes copied in a plain loop, fields being mostly 8 bytes).
-    """
-    n, k = starts.shape
-    size = 0
-    for i in range(n):
-        size += 2 + 4 * k
-        for c in range(k):
-            if lengths[i, c] > 0:
-                size += lengths[i, c]
-    out = np.empty(size, np.uint8)
-    o = 0
-    for i in range(n):
-        out[o] = (k >> 8) & 0xFF
-        out[o + 1] = k & 0xFF
-        o += 2
-        for c in range(k):
-            m = lengths[i, c]
-            u = m & 0xFFFFFFFF
-            out[o] = (u >> 24) & 0xFF
-            out[o + 1] = (u >> 16) & 0xFF
-            out[o + 2] = (u >> 8) & 0xFF
-            out[o + 3] = u & 0xFF
-            o += 4
-            a = starts[i, c]
-            for j in range(m):
-                out[o + j] = data[a + j]
-            if m > 0:
-                o += m
-    return out
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA
-
-
-def json_values(s: pd.Series, kind: str) -> list[str]:
-    """Each value of a column as JSON text: shortest round-trip floats, NaN/inf -> null,
-    times as ISO 8601 (UTC). Numbers are encoded by orjson in one call per column.
-    """
-    if kind in ("float", "int", "bool") and not pd.api.types.is_object_dtype(s):
-        if kind == "bool":
-            flags = s.astype(object).where(s.notna(), None).tolist()
-            return ["null" if v is None else ("true" if v else "false") for v in flags]
-        if kind == "int" and not s.isna().any():
-            arr = s.to_numpy(dtype=np.int64)
-        else:
-            arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        text = orjson.dumps(np.ascontiguousarray(arr), option=orjson.OPT_SERIALIZE_NUMPY)
-        return text[1:-1].decode().split(",") if len(arr) else []
-    if kind in ("float", "int"):
-        return [json.dumps(_clean(v)) for v in s.tolist()]
-    if kind == "bool":
-        return ["null" if _missing(v) else ("true" if v else "false") for v in s.tolist()]
-    if kind == "text":
-        if pd.api.types.is_datetime64_any_dtype(s):
-            text_s = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-            return ["null" if pd.isna(v) else f'"{v}"' for v in text_s.tolist()]
-        values = s.astype(object).where(s.notna(), None).tolist()
-        return ["null" if v is None else orjson.dumps(str(v)).decode() for v in values]
-    return [json.dumps(_clean(v), ensure_ascii=False, default=str) for v in s.tolist()]
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if _missing(v):
-        return None
-    return v
-
-
-def json_objects(frame: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
-    """One JSON object per row of ``frame`` (columns serialised by kind)."""
-    n = len(frame)
-    if frame.shape[1] == 0:
-        return ["{}"] * n
-    cols = [json_values(frame[c], kinds.get(c, "json")) for c in frame.columns]
-    template = "{{" + ",".join(
-        json.dumps(str(c)).replace("{", "{{").replace("}", "}}") + ":{}" for c in frame.columns
-    ) + "}}"
-    fmt = template.format
-    return [fmt(*row) for row in zip(*cols, strict=True)]
-
-
-# ---------------------------------------------------------------------------- vectorised JSON
-# The same JSON text as json_values/json_objects, built column-wise in Arrow: numbers are
-# encoded by orjson in one call per column and cut at the commas with numpy, strings escaped
-# with Arrow's string kernels, and the documents joined element-wise in C. Only columns of
-# Python objects (lists, dicts, mixed values) still go value by value.
-_CONTROL = "[\\x00-\\x1f]"
-
-
-def _split_numbers(text: bytes, n: int) -> pa.Array:
-    """Orjson's ``[a,b,...]`` as an Arrow string array of its n elements (no copy per value)."""
-    body = np.frombuffer(text, np.uint8)[1:-1]
-    if n == 0:
-        return pa.array([], pa.large_string())
-    is_comma = body == 44
-    commas = np.flatnonzero(is_comma)
-    data = body[~is_comma]
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
-    offsets[1:-1] = commas - np.arange(len(commas))
-    offsets[-1] = len(data)
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def _quoted(values: pa.Array, encode: Any = None) -> pa.Array:
-    """JSON string literals of an Arrow string array, ``null`` for nulls (rows with control
-    characters are encoded one by one by ``encode``, orjson's by default).
-    """
-    encode = encode or (lambda v: orjson.dumps(v).decode())
-    values = _flat(values).cast(pa.large_string())
-    # which escapes the text can need, from one look at its bytes (ids and labels need none)
-    has = _byte_classes(values)
-    text = values
-    if has["backslash"]:
-        text = pc.replace_substring(text, "\\", "\\\\")
-    if has["quote"]:
-        text = pc.replace_substring(text, '"', '\\"')
-    out = _join(['"', text, '"'], len(values))
-    control = (pc.fill_null(pc.match_substring_regex(values, _CONTROL), False)
-               if has["control"] else None)
-    if control is not None and pc.any(control).as_py():
-        fixed = [encode(v) if c else q
-                 for v, c, q in zip(values.to_pylist(), control.to_pylist(), out.to_pylist(),
-                                    strict=True)]
-        out = pa.array(fixed, pa.large_string())
-    return pc.fill_null(out, "null")
-
-
-def _byte_classes(values: pa.Array) -> dict[str, bool]:
-    """Whether the bytes of a string array hold a backslash, a double quote or a control
-    character (any slot, null ones included: a false alarm only takes the slower path).
-    """
-    offsets, data = values.buffers()[1], values.buffers()[2]
-    if data is None or len(values) == 0:
-        return {"backslash": False, "quote": False, "control": False}
-    ends = np.frombuffer(offsets, np.int64, len(values) + 1, values.offset * 8)
-    raw = np.frombuffer(data, np.uint8)[int(ends[0]):int(ends[-1])]
-    return {"backslash": bool((raw == 92).any()), "quote": bool((raw == 34).any()),
-            "control": bool((raw < 32).any())}
-
-
-def json_array(s: pd.Series, kind: str) -> pa.Array:
-    """:func:`json_values` as an Arrow large-string array (same text, built column-wise)."""
-    n = len(s)
-    obj = pd.api.types.is_object_dtype(s)
-    if kind in ("float", "int") and not obj:
-        if kind == "int" and not s.isna().any():
-            arr = s.to_numpy(dtype=np.int64)
-        else:
-            arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        text = orjson.dumps(np.ascontiguousarray(arr), option=orjson.OPT_SERIALIZE_NUMPY)
-        return _split_numbers(text, n)
-    if kind == "bool" and not obj:
-        na = s.isna().to_numpy()
-        flags = s.astype(object).where(~na, False).astype(bool).to_numpy()
-        return pa.array(np.where(na, "null", np.where(flags, "true", "false")),
-                        pa.large_string())
-    if kind == "text" and pd.api.types.is_datetime64_any_dtype(s):
-        return pc.fill_null(_join(['"', iso_times(s), '"'], n), "null")
-    strings = _string_values(s, kind)
-    if strings is not None:
-        return _quoted(*strings)
-    return pa.array(json_values(s, kind), pa.large_string())
-
-
-def _string_values(s: pd.Series, kind: str) -> tuple[pa.Array, Any] | None:
-    """The strings of a text column (``str`` of each value) or of a JSON column holding only
-    strings, with the encoder of its rows that hold control characters (None: the column is
-    neither; times are not handled here).
-    """
-    if kind == "text" and not pd.api.types.is_datetime64_any_dtype(s):
-        return _text_array(s), None
-    if kind == "json":  # e.g. an extra table's customer ids: strings, escaped as json.dumps
-        strings = _only_strings(s)
-        if strings is not None:
-            return strings, lambda v: json.dumps(v, ensure_ascii=False)
-    return None
-
-
-def _bare_strings(s: pd.Series, kind: str) -> tuple[pa.Array | None, Any]:
-    """``(strings, None)`` when every JSON value of the column is its string in plain quotes
-    (text or JSON strings, times included, with no null and nothing to escape), so that a
-    record can take the quotes into its literal pieces; else ``(None, what json_array needs
-    to finish the column)``.
-    """
-    if kind == "text" and pd.api.types.is_datetime64_any_dtype(s):
-        stamps = iso_times(s)
-        return (stamps, None) if stamps.null_count == 0 else (None, None)
-    strings = _string_values(s, kind)
-    if strings is None:
-        return None, None
-    values = _flat(strings[0]).cast(pa.large_string())
-    if values.null_count == 0 and not any(_byte_classes(values).values()):
-        return values, None
-    return None, (values, strings[1])
-
-
-def _only_strings(s: pd.Series) -> pa.Array | None:
-    """The column as Arrow strings when every value is a string or missing, else None."""
-    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
-        return _flat(pa.array(s, pa.large_string(), from_pandas=True))
-    if not pd.api.types.is_object_dtype(s):
-        return None
-    present = s.dropna()
-    if not all(isinstance(v, str) for v in present.tolist()):
-        return None
-    return _flat(pa.array(s.where(s.notna(), None), pa.large_string(), from_pandas=True))
-
-
-def _text_array(s: pd.Series) -> pa.Array:
-    """``str(v)`` of every value as Arrow strings (nulls for missing values)."""
-    if pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s):
-        if pd.api.types.is_bool_dtype(s):
-            return pa.array(s.astype(object).where(s.notna(), None).map(
-                lambda v: None if v is None else str(v)), pa.large_string(), from_pandas=True)
-        return pc.cast(pa.array(s, from_pandas=True), pa.large_string())
-    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
-        return pa.array(s, pa.large_string(), from_pandas=True)
-    try:
-        return pa.array(s.where(s.notna(), None), pa.large_string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        values = s.astype(object).where(s.notna(), None).tolist()
-        return pa.array([None if v is None else str(v) for v in values], pa.large_string())
-
-
-def _object_parts(frame: pd.DataFrame, kinds: dict[str, str]) -> list[Any]:
-    """Pieces of ``{"a":..,"b":..}`` for an element-wise join (literals and columns)."""
-    parts: list[Any] = []
-    for i, c in enumerate(frame.columns):
-        key = ("{" if i == 0 else ",") + json.dumps(str(c)) + ":"
-        kind = kinds.get(c, "json")
-        bare, strings = _bare_strings(frame[c], kind)
-        if bare is not None:  # the quotes join the literals: one column piece, not three
-            parts += [key + '"', bare, '"']
-        else:
-            parts += [key, _quoted(*strings) if strings is not None
-                      else json_array(frame[c], kind)]
-    parts.append("}" if len(frame.columns) else "{}")
-    return parts
-
-
-def _flat(values: Any) -> pa.Array:
-    """One Arrow array (pandas' Arrow-backed columns convert to chunked arrays)."""
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def _join(parts: list[Any], n: int) -> pa.Array:
-    """Element-wise concatenation of literals and columns into n strings."""
-    merged: list[Any] = []
-    for p in parts:  # adjacent literals as one piece
-        if isinstance(p, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += p
-        else:
-            merged.append(p if isinstance(p, str) else _flat(p))
-    parts = merged
-    if not any(isinstance(p, pa.Array) for p in parts):
-        return pa.array(["".join(parts)] * n, pa.large_string())
-    pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
-    return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-
-
-def json_object_array(frame: pd.DataFrame, kinds: dict[str, str]) -> pa.Array:
-    """:func:`json_objects` as an Arrow large-string array (same text)."""
-    return _join(_object_parts(frame, kinds), len(frame))
-
-
-def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    for row in frame.to_dict(orient="records"):
-        yield {str(k): _clean(v) for k, v in row.items()}
 
 
 def percentiles(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pd.DataFrame:
@@ -579,14 +208,14 @@ def customer_documents(frame: pd.DataFrame, catalogue: list[ColumnInfo],
     top = frame[["customer_id"] + [c.name for c in catalogue if c.role == "top"]]
     scores = frame[[c.name for c in catalogue if c.role == "score"]]
     attrs = frame[[c.name for c in catalogue if c.role == "attribute"]]
-    parts = _object_parts(top, kinds)[:-1]
+    parts = object_parts(top, kinds)[:-1]
     for label, part, part_kinds in (("scores", scores, kinds),
                                     ("percentiles", pct, dict.fromkeys(pct.columns, "float")),
                                     ("attributes", attrs, kinds)):
         parts.append(f',"{label}":')
-        parts.extend(_object_parts(part, part_kinds))
+        parts.extend(object_parts(part, part_kinds))
     parts.append("}")
-    return _join(parts, len(frame))
+    return join_parts(parts, len(frame))
 
 
 # ---------------------------------------------------------------------------- documents at read
@@ -664,7 +293,7 @@ def stored_fragments(frame: pd.DataFrame, catalogue: list[ColumnInfo]) -> pa.Arr
         if i:
             parts.append(EXTRA_SEP)
         parts.append(json_array(frame[name], kinds[name]))
-    return _join(parts, len(frame))
+    return join_parts(parts, len(frame))
 
 
 def document_order(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -958,12 +587,12 @@ def join_blocks(docs: pa.Array, size: int, keys: pa.Array) -> pa.Array:
     holds unescaped), one string per block, each after a first line ``keys[block]`` (the JSON
     list of its rows' keys, or ``null``).
     """
-    docs = _flat(docs).cast(pa.large_string())
+    docs = flat(docs).cast(pa.large_string())
     n = len(docs)
     offsets = np.r_[np.arange(0, n, size, dtype=np.int64), n].astype(np.int64)
     lists = pa.LargeListArray.from_arrays(pa.array(offsets), docs)
     body = pc.binary_join(lists, pa.scalar("\n", pa.large_string()))
-    return _join([keys, "\n", body], len(body))
+    return join_parts([keys, "\n", body], len(body))
 
 
 def split_block(block: str) -> tuple[list[str | None] | None, list[str]]:
@@ -1042,7 +671,7 @@ def community_documents(
     if table is not None and len(table):
         kc = key_column("communities", table)
         if kc is not None:
-            for rec in _records(table):
+            for rec in clean_records(table):
                 base[str(rec[kc])] = _native(rec)
     docs = []
     for code in np.argsort(-sizes, kind="stable").tolist():

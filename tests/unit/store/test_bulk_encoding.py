@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from carenet.store import encode as enc
 from carenet.store import records as rec
 
 
@@ -30,7 +31,7 @@ def test_iso_times_are_strftime(tz: str | None) -> None:
     s = pd.Series(pd.to_datetime(micros, unit="us", utc=True))
     s[::7] = pd.NaT
     s = s.dt.tz_convert(tz) if tz else s.dt.tz_localize(None)
-    assert rec.iso_times(s).to_pylist() == strftime_reference(s)
+    assert enc.iso_times(s).to_pylist() == strftime_reference(s)
 
 
 @pytest.mark.parametrize("values", [
@@ -42,7 +43,7 @@ def test_iso_times_are_strftime(tz: str | None) -> None:
 def test_iso_times_edges(values: list[str | None]) -> None:
     s = pd.Series(pd.to_datetime(values, utc=True, format="ISO8601").astype(
         "datetime64[us, UTC]"))
-    assert rec.iso_times(s).to_pylist() == strftime_reference(s)
+    assert enc.iso_times(s).to_pylist() == strftime_reference(s)
 
 
 def test_packed_rows_are_pack_ties() -> None:
@@ -79,7 +80,7 @@ def test_packed_rows_are_pack_ties() -> None:
     pa.array([], pa.float64()),
 ])
 def test_python_values_are_to_pylist(array: pa.Array) -> None:
-    ours = rec.python_values(array)
+    ours = enc.python_values(array)
     ref = array.to_pylist()
     assert [type(v) for v in ours] == [type(v) for v in ref]
     assert [repr(v) for v in ours] == [repr(v) for v in ref]
@@ -87,9 +88,9 @@ def test_python_values_are_to_pylist(array: pa.Array) -> None:
 
 def test_strings_without_escapes_take_the_short_path() -> None:
     plain = pd.Series(["c1", "c22", None, "zoë"], dtype="str")
-    assert rec.json_array(plain, "text").to_pylist() == rec.json_values(plain, "text")
+    assert enc.json_array(plain, "text").to_pylist() == enc.json_values(plain, "text")
     odd = pd.Series(['a"b', "c\\d", "e\x01", None], dtype="str")
-    assert rec.json_array(odd, "text").to_pylist() == rec.json_values(odd, "text")
+    assert enc.json_array(odd, "text").to_pylist() == enc.json_values(odd, "text")
 
 
 def decode_copy_rows(data: bytes, types: list[str]) -> list[tuple[object, ...]]:
@@ -133,16 +134,16 @@ def test_copy_binary_writes_each_value_as_postgresql_reads_it() -> None:
         "n": pa.nulls(5, pa.large_binary()),
     })
     types = ["float8", "int8", "int4", "bool", "text", "text", "bytea", "bytea"]
-    rows = decode_copy_rows(rec.copy_binary(table, types), types)
+    rows = decode_copy_rows(enc.copy_binary(table, types), types)
     expected = list(zip(*[c.to_pylist() for c in table.columns], strict=True))
     assert len(rows) == len(expected)
     for got, want in zip(rows, expected, strict=True):
         assert repr(got) == repr(want)  # -0.0 and nan kept
     # a slice (Arrow offsets not starting at 0) encodes as the same rows
-    sliced = decode_copy_rows(rec.copy_binary(table.slice(2, 3), types), types)
+    sliced = decode_copy_rows(enc.copy_binary(table.slice(2, 3), types), types)
     assert repr(sliced) == repr(rows[2:])
     with pytest.raises(ValueError, match="no binary COPY encoder"):
-        rec.copy_binary(table.select(["f"]), ["json"])
+        enc.copy_binary(table.select(["f"]), ["json"])
 
 
 def test_escapes_found_in_a_sliced_array() -> None:
@@ -153,7 +154,7 @@ def test_escapes_found_in_a_sliced_array() -> None:
     for start in range(len(values)):
         part = values.slice(start)
         expected = [json.dumps(v, ensure_ascii=False) for v in part.to_pylist()]
-        assert rec._quoted(part).to_pylist() == expected
+        assert enc._quoted(part).to_pylist() == expected
 
 
 def test_records_with_bare_strings_are_the_reference_text() -> None:
@@ -171,8 +172,8 @@ def test_records_with_bare_strings_are_the_reference_text() -> None:
     })
     kinds = {"customer_id": "text", "seen": "text", "ids": "json", "label": "text",
              "score": "float", "quoted": "text", "gappy": "text"}
-    assert rec._bare_strings(frame["ids"], "json")[0] is not None
-    assert rec._bare_strings(frame["seen"], "text")[0] is not None
-    assert rec._bare_strings(frame["quoted"], "text")[0] is None
-    assert rec._bare_strings(frame["gappy"], "text")[0] is None
-    assert rec.json_object_array(frame, kinds).to_pylist() == rec.json_objects(frame, kinds)
+    assert enc._bare_strings(frame["ids"], "json")[0] is not None
+    assert enc._bare_strings(frame["seen"], "text")[0] is not None
+    assert enc._bare_strings(frame["quoted"], "text")[0] is None
+    assert enc._bare_strings(frame["gappy"], "text")[0] is None
+    assert enc.json_object_array(frame, kinds).to_pylist() == enc.json_objects(frame, kinds)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carenet.store import encode as enc
 from carenet.store import records as rec
 
 
@@ -63,12 +64,12 @@ def test_arrow_json_is_the_reference_text(seed: int) -> None:
         "community_f": "text", "customer_id": "text", "ids_as_json": "json"}
     for col in frame.columns:
         kind = kinds[col]
-        assert rec.json_array(frame[col], kind).to_pylist() == rec.json_values(frame[col], kind), col
-    objects = rec.json_object_array(frame, kinds).to_pylist()
-    assert objects == rec.json_objects(frame, kinds)
+        assert enc.json_array(frame[col], kind).to_pylist() == enc.json_values(frame[col], kind), col
+    objects = enc.json_object_array(frame, kinds).to_pylist()
+    assert objects == enc.json_objects(frame, kinds)
     for doc in objects:  # and it is JSON
         json.loads(doc)
-    assert rec.json_object_array(frame[[]], kinds).to_pylist() == ["{}"] * len(frame)
+    assert enc.json_object_array(frame[[]], kinds).to_pylist() == ["{}"] * len(frame)
     # the typed SQL columns carry the same values as the value-by-value path
     for info in rec.column_catalogue(frame):
         if info.sql:
@@ -83,11 +84,11 @@ def test_customer_documents_match_the_reference_layout() -> None:
     pct = rec.percentiles(frame, catalogue)
     docs = rec.customer_documents(frame, catalogue, pct).to_pylist()
     kinds = {c.name: c.type for c in catalogue} | {"customer_id": "text"}
-    top = rec.json_objects(frame[["customer_id"] + [c.name for c in catalogue
+    top = enc.json_objects(frame[["customer_id"] + [c.name for c in catalogue
                                                     if c.role == "top"]], kinds)
-    scores = rec.json_objects(frame[[c.name for c in catalogue if c.role == "score"]], kinds)
-    pcts = rec.json_objects(pct, dict.fromkeys(pct.columns, "float"))
-    attrs = rec.json_objects(frame[[c.name for c in catalogue if c.role == "attribute"]], kinds)
+    scores = enc.json_objects(frame[[c.name for c in catalogue if c.role == "score"]], kinds)
+    pcts = enc.json_objects(pct, dict.fromkeys(pct.columns, "float"))
+    attrs = enc.json_objects(frame[[c.name for c in catalogue if c.role == "attribute"]], kinds)
     expected = [f'{t[:-1]},"scores":{s},"percentiles":{p},"attributes":{a}}}'
                 for t, s, p, a in zip(top, scores, pcts, attrs, strict=True)]
     assert docs == expected
