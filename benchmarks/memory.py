@@ -91,7 +91,10 @@ def _describe(name, out):
             arr(f"[{i}]", v)
 
 def wrap(module, attr, label=None):
-    mod = importlib.import_module(module)
+    path = module.split(":")
+    mod = importlib.import_module(path[0])
+    for part in path[1:]:  # "module:Class" wraps a method of that class
+        mod = getattr(mod, part)
     fn = getattr(mod, attr, None)
     if fn is None:
         return
@@ -119,6 +122,10 @@ for mod, names in {
     "carenet.community.risk": ["_fit_stack", "risk_features", "silence"],
     "carenet.community.care": ["greedy_blocking", "protected_curves"],
     "carenet.graphs.blocking": ["realise", "_greedy"],
+    "carenet.store.publish:Publisher": ["publish", "_load_customers", "_load_ties",
+                                        "_load_rows"],
+    "carenet.store.records": ["tie_rows", "table_records", "percentiles", "join_blocks",
+                              "community_documents"],
 }.items():
     for a in names:
         wrap(mod, a)
@@ -144,6 +151,14 @@ pl.STEPS = tuple((n, step_wrap(n, f)) for n, f in pl.STEPS)
 _enter("analyze")
 run = pl.analyze([], network=net, config=cfg, steps=__STEPS__)
 _exit()
+if __PUBLISH__:  # publish the run as `carenet analyze` does, each store timed and peaked
+    from carenet.store import RunStore
+    for url in __PUBLISH__:
+        store = RunStore(url)
+        _enter("publish " + url.split(":")[0])
+        store.publish(run)
+        _exit()
+        store.close()
 infl = run.results.get("influence", {})
 import pandas as pd
 def _hash(frame):
@@ -164,11 +179,13 @@ print(json.dumps(out))
 
 
 def measure(path: Path, label: str, code: str | None,
-            steps: list[str] | None = None) -> dict[str, Any]:
+            steps: list[str] | None = None, publish: list[str] | None = None
+            ) -> dict[str, Any]:
     """One default analysis of the log at ``path`` in a fresh process, with phase peaks."""
     load0 = os.getloadavg()
     env = {"CARENET_BENCH_CODE": code} if code else None
-    child = CHILD.replace("__PATH__", repr(str(path))).replace("__STEPS__", repr(steps))
+    child = (CHILD.replace("__PATH__", repr(str(path))).replace("__STEPS__", repr(steps))
+             .replace("__PUBLISH__", repr(publish or [])))
     res = run_child(child, timeout=4 * 3600, env=env)
     res |= {"label": label, "load_before": load0, "load_after": os.getloadavg()}
     return res
@@ -184,11 +201,14 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", default=None,
                     help="only these analysis steps (default: all), e.g. centrality "
                     "communities risk")
+    ap.add_argument("--publish", nargs="+", default=None, metavar="URL",
+                    help="then publish the run to these stores (sqlite:///..., "
+                    "postgresql+psycopg://...), in the same process")
     ap.add_argument("--depth", type=int, default=3, help="deepest phase level printed")
     args = ap.parse_args()
     runs = {}
     for label, code in ([("before", args.before)] if args.before else []) + [("after", None)]:
-        res = measure(args.data, label, code, args.steps)
+        res = measure(args.data, label, code, args.steps, args.publish)
         runs[label] = res
         if "error" in res:
             print(label, "error:", res["error"])
