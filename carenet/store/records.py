@@ -603,12 +603,23 @@ def split_block(block: str) -> tuple[list[str | None] | None, list[str]]:
     return orjson.loads(head), body.split("\n")
 
 
-def table_records(frame: pd.DataFrame) -> pa.Array:
-    """JSON records of an extra table's rows, in stored order (Arrow strings)."""
+def table_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """The JSON kind of each column of an extra table (from its values: see
+    :func:`column_catalogue`).
+    """
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
-    kinds = {c.name: c.type for c in column_catalogue(frame)}
-    return json_object_array(frame, kinds)
+    return {c.name: c.type for c in column_catalogue(frame)}
+
+
+def table_records(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> pa.Array:
+    """JSON records of an extra table's rows, in stored order (Arrow strings); ``kinds``:
+    the columns' kinds (default: :func:`table_kinds` of ``frame``; a slice encoded on its own
+    passes those of the whole table, so that it is written as the whole table would be).
+    """
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    return json_object_array(frame, kinds if kinds is not None else table_kinds(frame))
 
 
 def key_column(name: str, frame: pd.DataFrame) -> str | None:

@@ -280,11 +280,17 @@ def test_documents_built_at_read_are_the_publishers_text(store: RunStore) -> Non
     assert "record" not in names
 
 
-def test_tables_stored_in_blocks_read_as_rows(store: RunStore) -> None:
+@pytest.mark.parametrize("step_blocks", [1, 100])
+def test_tables_stored_in_blocks_read_as_rows(store: RunStore, step_blocks: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Extra tables are stored BLOCK_ROWS records a row: any offset and limit, the row count,
-    look-ups by key (the first row with it) and whole frames read as one row per record.
+    look-ups by key (the first row with it) and whole frames read as one row per record;
+    the same whether the table is encoded in one piece or a block at a time.
     """
+    from carenet.store import publish
     from carenet.store import records as rec
+
+    monkeypatch.setattr(publish, "TABLE_STEP_BLOCKS", step_blocks)
 
     run = variant(13.0)
     n = 2 * rec.BLOCK_ROWS + 345
