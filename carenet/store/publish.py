@@ -369,7 +369,7 @@ class Publisher(RunQueue):
 
     def _bulk(self, table: Table, names: list[str], chunks: Iterable[pa.Table]) -> None:
         """Bulk load in one transaction: binary COPY on PostgreSQL (numbers as bytes, no
-        text to format or parse: :func:`~carenet.store.records.copy_binary`), large
+        text to format or parse: :func:`~carenet.store.encode.copy_binary`), large
         ``executemany`` batches on SQLite. The tables are new and not yet visible to readers
         (the run is not published), so a failure drops them (see :meth:`publish`).
 
@@ -422,7 +422,9 @@ class Publisher(RunQueue):
 
 
 def _copy_type(column: Column[Any]) -> str:
-    """The PostgreSQL type of a run table's column, as :func:`records.copy_binary` names it."""
+    """The PostgreSQL type of a run table's column, as
+    :func:`~carenet.store.encode.copy_binary` names it.
+    """
     kind = column.type
     if isinstance(kind, BigInteger):
         return "int8"
