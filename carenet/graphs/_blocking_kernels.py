@@ -102,13 +102,20 @@ def dominators(m: int, succ_ptr: np.ndarray, succ: np.ndarray, pred_ptr: np.ndar
 
 
 @nb.njit(cache=True, nogil=True)
-def csr(m: int, a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``a[:count]`` -> columns ``b[:count]`` as CSR over m rows (counting sort)."""
+def _row_pointers(m: int, a: np.ndarray, count: int) -> np.ndarray:
+    """CSR row pointers of rows ``a[:count]`` over m rows (the counting sort's first half)."""
     ptr = np.zeros(m + 1, np.int64)
     for i in range(count):
         ptr[a[i] + 1] += 1
     for i in range(m):
         ptr[i + 1] += ptr[i]
+    return ptr
+
+
+@nb.njit(cache=True, nogil=True)
+def csr(m: int, a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``a[:count]`` -> columns ``b[:count]`` as CSR over m rows (counting sort)."""
+    ptr = _row_pointers(m, a, count)
     fill = ptr[:-1].copy()
     col = np.empty(count, np.int64)
     for i in range(count):
@@ -123,11 +130,7 @@ def csr_positions(m: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``csr(m, a, np.arange(a.size), a.size)``, without that int64 range: 8 bytes a row, tens
     of millions of dominator-tree entries at 1M customers).
     """
-    ptr = np.zeros(m + 1, np.int64)
-    for i in range(a.size):
-        ptr[a[i] + 1] += 1
-    for i in range(m):
-        ptr[i + 1] += ptr[i]
+    ptr = _row_pointers(m, a, a.size)
     fill = ptr[:-1].copy()
     col = np.empty(a.size, np.int64)
     for i in range(a.size):

@@ -48,6 +48,19 @@ def _graph(n: int, rng: np.random.Generator) -> CustomerGraph:
                                     rng.uniform(0.5, 2.0, int(ok.sum())))
 
 
+def _equal_to_oracle(g: CustomerGraph, node: np.ndarray, source: np.ndarray, via: np.ndarray,
+                     count: np.ndarray, runs: int, keep: int) -> pd.DataFrame:
+    """``_source_table`` of the rows, checked equal to the pandas oracle (tie weights
+    aside); returns it for the test's own checks.
+    """
+    reached = np.bincount(node, weights=count, minlength=g.n_customers).astype(np.float64)
+    got = _source_table(g, node, source, via, count, reached, runs, keep)
+    want = _oracle(g, node, source, via, count, reached, runs, keep)
+    pd.testing.assert_frame_equal(got.drop(columns="tie_weight").reset_index(drop=True),
+                                  want.reset_index(drop=True))
+    return got
+
+
 @pytest.mark.parametrize("sort_rows", [True, False])
 @pytest.mark.parametrize("keep", [1, 3])
 def test_matches_the_pandas_version(sort_rows: bool, keep: int) -> None:
@@ -65,12 +78,8 @@ def test_matches_the_pandas_version(sort_rows: bool, keep: int) -> None:
         node, rest = np.divmod(key, n * n)
         source, via = np.divmod(rest, n)
         count = rng.integers(1, 5, key.size)
-    reached = np.bincount(node, weights=count, minlength=n).astype(np.float64)
-    got = _source_table(g, node, source, via, count, reached, 50, keep)
-    want = _oracle(g, node, source, via, count, reached, 50, keep)
+    got = _equal_to_oracle(g, node, source, via, count, 50, keep)
     assert len(got) > 0
-    pd.testing.assert_frame_equal(got.drop(columns="tie_weight").reset_index(drop=True),
-                                  want.reset_index(drop=True))
     # tie weight: the weight of the tie via -> customer where there is one, else NaN
     w = {(a, b): c for a, b, c in zip(g.ids[g.sources()], g.ids[g.indices], g.weights,
                                       strict=True)}
@@ -88,12 +97,8 @@ def test_forward_rows_give_the_pandas_table() -> None:
                           attribution_runs=300, seed=5)
     key = (fx.node * seeds.size + fx.source) * 200 + fx.via
     assert (np.diff(key) > 0).all()
-    reached = np.bincount(fx.node, weights=fx.count, minlength=200)
-    got = _source_table(g, fx.node, seeds[fx.source], fx.via, fx.count, reached, 300, 3)
-    want = _oracle(g, fx.node, seeds[fx.source], fx.via, fx.count, reached, 300, 3)
+    got = _equal_to_oracle(g, fx.node, seeds[fx.source], fx.via, fx.count, 300, 3)
     assert len(got) > 100 and set(got["rank"]) == {1, 2, 3}
-    pd.testing.assert_frame_equal(got.drop(columns="tie_weight").reset_index(drop=True),
-                                  want.reset_index(drop=True))
     ex = exposure_scores(g, seeds, seeds_are_positions=True, runs=300, error=0.2,
                          attribution_runs=300, sources=3, seed=5)
     assert len(ex.sources) > 100
@@ -111,9 +116,5 @@ def test_many_sources_per_customer_match_the_pandas_version(keep: int) -> None:
     node, rest = np.divmod(key, n * n)
     source, via = np.divmod(rest, n)
     count = rng.integers(1, 4, key.size)
-    reached = np.bincount(node, weights=count, minlength=n).astype(np.float64)
-    got = _source_table(g, node, source, via, count, reached, 40, keep)
-    want = _oracle(g, node, source, via, count, reached, 40, keep)
+    got = _equal_to_oracle(g, node, source, via, count, 40, keep)
     assert (got.groupby("customer_id")["rank"].max() == keep).all()
-    pd.testing.assert_frame_equal(got.drop(columns="tie_weight").reset_index(drop=True),
-                                  want.reset_index(drop=True))
