@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from carenet.errors import InvalidInputError
+from carenet.graphs.build import prefetch
 from carenet.store import encode as enc
 from carenet.store import records as rec
 from carenet.store.errors import RunStateError
@@ -65,6 +66,9 @@ _CHUNK = 50_000
 """Rows encoded at a time (Arrow arrays of one chunk stay well under 2 GB)."""
 TABLE_STEP_BLOCKS = 100
 """Blocks of an extra table encoded at a time (100,000 records)."""
+_AHEAD = 2
+"""Chunks built ahead of the database by the encoding thread (see :func:`_ahead`)."""
+_T = TypeVar("_T")
 _INDEX_SESSIONS = 2
 """PostgreSQL sessions building a run's indexes at once (the machines we measure on have
 2 cores; each session may sort 256 MB in memory)."""
@@ -134,11 +138,19 @@ class Publisher(RunQueue):
                 if self.backend == "postgresql":
                     _cheap_compression(conn, rt.name, "record")
             report("publish customers", 0.0)
-            self._load_customers(ct, run, catalogue)
-            report("publish ties", 0.5)
-            self._load_ties(tt, run)
-            report("publish tables", 0.8)
-            blocks = self._load_rows(rt, run)
+            if self.backend == "postgresql":
+                # two sessions: the customers' COPY beside the ties' and tables' (each
+                # COPY's rows are inserted by its own server process, so both cores work)
+                report("publish ties", 0.5)
+                report("publish tables", 0.8)
+                blocks = _together(lambda: self._load_customers(ct, run, catalogue),
+                                   lambda: self._load_ties_and_rows(tt, rt, run))[1]
+            else:  # one writer at a time
+                self._load_customers(ct, run, catalogue)
+                report("publish ties", 0.5)
+                self._load_ties(tt, run)
+                report("publish tables", 0.8)
+                blocks = self._load_rows(rt, run)
             report("publish indexes", 0.9)
             if self.backend == "postgresql":
                 self._build_indexes_in_sessions(deferred, (ct, tt, rt))
@@ -311,6 +323,12 @@ class Publisher(RunQueue):
 
         self._bulk(table, ["pos", "out_ties", "in_ties"], chunks())
 
+    def _load_ties_and_rows(self, ties: Table, rows: Table, run: AnalysisRun
+                            ) -> dict[str, list[int]]:
+        """:meth:`_load_ties` then :meth:`_load_rows` (one session's share on PostgreSQL)."""
+        self._load_ties(ties, run)
+        return self._load_rows(rows, run)
+
     def _load_rows(self, table: Table, run: AnalysisRun) -> dict[str, list[int]]:
         """Write the run's extra tables; returns ``{table: [block size, rows]}`` of the tables
         stored in blocks (every table but ``communities``, whose rows the API looks up by key
@@ -383,32 +401,30 @@ class Publisher(RunQueue):
         with self.engine.connect() as conn:
             transaction = conn.begin()
             raw = conn.connection.driver_connection
-            t0 = time.perf_counter()
             if self.backend == "postgresql":
                 types = [_copy_type(table.c[n]) for n in names]
                 with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
                         f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT binary)') as cp:
                     cp.write(enc.COPY_SIGNATURE)
-                    for part in chunks:
-                        data = enc.copy_binary(part, types)
-                        t1 = time.perf_counter()
-                        encode += t1 - t0
-                        cp.write(data)
+                    for data, seconds in _ahead(chunks, lambda p: enc.copy_binary(p, types)):
+                        encode += seconds
                         t0 = time.perf_counter()
-                        database += t0 - t1
+                        cp.write(data)
+                        database += time.perf_counter() - t0
+                    t0 = time.perf_counter()
                     cp.write(enc.COPY_TRAILER)
             else:
                 marks = ", ".join("?" * len(names))
                 cur = raw.cursor()  # type: ignore[union-attr]
                 sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
-                for part in chunks:
-                    values = [enc.python_values(c) for c in part.columns]
-                    t1 = time.perf_counter()
-                    encode += t1 - t0
-                    cur.executemany(sql, zip(*values, strict=True))
+                for values, seconds in _ahead(
+                        chunks, lambda p: [enc.python_values(c) for c in p.columns]):
+                    encode += seconds
                     t0 = time.perf_counter()
-                    database += t0 - t1
+                    cur.executemany(sql, zip(*values, strict=True))
+                    database += time.perf_counter() - t0
                 cur.close()
+                t0 = time.perf_counter()
             t1 = time.perf_counter()
             database += t1 - t0
             transaction.commit()
@@ -419,6 +435,37 @@ class Publisher(RunQueue):
     def _clock(self, name: str, seconds: float) -> None:
         """Add ``seconds`` to ``publish_timings[name]``."""
         self.publish_timings[name] = self.publish_timings.get(name, 0.0) + seconds
+
+
+def _ahead(chunks: Iterable[pa.Table], encode: Callable[[pa.Table], _T]
+           ) -> Iterator[tuple[_T, float]]:
+    """``(encode(chunk), seconds)`` for each chunk, built and encoded by a thread that stays
+    :data:`_AHEAD` chunks ahead (:func:`~carenet.graphs.build.prefetch`), so that building
+    the next chunk (numpy, Arrow and numba, which release the GIL) overlaps with the database
+    taking this one; ``seconds``: that thread's time for the chunk.
+    """
+    def encoded() -> Iterator[tuple[_T, float]]:
+        clock = time.perf_counter()
+        for part in chunks:
+            data = encode(part)
+            yield data, time.perf_counter() - clock
+            clock = time.perf_counter()
+
+    return prefetch(encoded(), depth=_AHEAD)
+
+
+def _together(first: Callable[[], Any], second: Callable[[], _T]) -> tuple[Any, _T]:
+    """Run ``first`` and ``second`` on two threads and return both results once both have
+    ended; the first failure is raised then (never while the other still writes: the
+    caller drops the run's tables on failure).
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(first), pool.submit(second)]
+        errors = [f.exception() for f in futures]
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return futures[0].result(), futures[1].result()
 
 
 def _copy_type(column: Column[Any]) -> str:

@@ -152,7 +152,14 @@ def sql_column_names(names: list[str]) -> dict[str, str]:
     return out
 
 
-_SQL_TYPES: dict[str, Any] = {"float": Float, "int": BigInteger, "bool": Boolean, "text": Text}
+KEY_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+"""Text compared byte by byte (code point order) on both stores: SQLite's default (BINARY);
+PostgreSQL's ``"C"`` collation, whose sorts use abbreviated keys and ``memcmp`` (a database
+collation such as ``en_US.UTF-8`` or ``C.UTF-8`` goes through ``strcoll``, which makes the
+run's text index builds ~2x slower; see benchmarks/README.md, "publish.py") and which orders
+ties of a ranked page as SQLite does."""
+_SQL_TYPES: dict[str, Any] = {"float": Float, "int": BigInteger, "bool": Boolean,
+                              "text": KEY_TEXT}
 INDEXED = ("priority", "influence", "exposure", "pagerank")
 """Sort keys whose typed columns get an index (every numeric column can still be sorted)."""
 
@@ -167,7 +174,7 @@ def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
     ``stored_documents``: the layout before :data:`LAYOUT` (a ``record`` column per customer).
     """
     cols: list[Any] = [
-        Column("customer_id", Text, primary_key=True),
+        Column("customer_id", KEY_TEXT, primary_key=True),
         Column("pos", Integer, nullable=False),
     ]
     if stored_documents:
@@ -206,7 +213,7 @@ def rows_table(key: str, meta: MetaData) -> Table:
         meta,
         Column("tbl", String(64), primary_key=True),
         Column("row_no", Integer, primary_key=True, autoincrement=False),
-        Column("key", Text),
+        Column("key", KEY_TEXT),
         Column("record", Text, nullable=False),
     )
     Index(f"cn_{key}_rows_key", table.c.tbl, table.c.key)

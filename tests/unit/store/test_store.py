@@ -317,3 +317,30 @@ def test_tables_stored_in_blocks_read_as_rows(store: RunStore, step_blocks: int,
     assert frame["note"].tolist() == big["note"].tolist()
     plan, total = store.table_rows(view, "care_plan", limit=3, offset=2)
     assert total == 100 and [json.loads(p)["rank"] for p in plan] == [3, 4, 5]
+
+
+def test_ties_of_a_ranked_page_follow_code_point_order_on_both_stores(store: RunStore) -> None:
+    """Customers with equal scores are ordered by id byte for byte (code points), as SQLite
+    compares text: PostgreSQL's run tables use the "C" collation whatever the database's
+    (a locale such as en_US would put "b" before "C" and ignore "_")."""
+    run = variant(12.0)
+    c = run.customers.copy()
+    ids = ["c_9", "C-1", "b", "B", "_x", "a~", "A", "é", "z"]
+    c.loc[c.index[:len(ids)], "customer_id"] = ids
+    c.loc[c.index[:len(ids)], "priority"] = 1e9  # tied, above every other customer
+    store.publish(dataclasses.replace(run, customers=c))
+    view = store.resolve(None)
+    page = store.customers_page(view, sort="priority", order="asc",
+                                bounds={"priority": (1e9, None)}, limit=20)
+    assert [json.loads(d)["customer_id"] for d in page.items] == sorted(ids)
+    desc = store.customers_page(view, sort="priority", limit=len(ids))
+    assert [json.loads(d)["customer_id"] for d in desc.items] == sorted(ids, reverse=True)
+    if store.backend == "postgresql":
+        from sqlalchemy import text
+
+        with store.engine.connect() as conn:
+            collations = dict(conn.execute(text(
+                "SELECT column_name, collation_name FROM information_schema.columns "
+                "WHERE table_name = :t AND data_type = 'text'"),
+                {"t": view.customers.name}).all())
+        assert collations["customer_id"] == "C"
