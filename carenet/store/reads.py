@@ -263,10 +263,15 @@ class RunReads(RunQueue):
         r = view.rows
         block = view.blocks.get(name)
         if block is not None:  # stored BLOCK_ROWS records a row: read the blocks that hold them
-            size, total = block
+            size, total = block[:2]
             if limit <= 0 or offset >= total:
                 return [], total
             first, last = offset // size, (min(offset + limit, total) - 1) // size
+            if block[2:3] == [rec.ARROW]:  # Arrow blocks: their records written now
+                frame = self._arrow_blocks(view, name, first, last)
+                skip = offset - first * size
+                return (rec.table_records(frame.iloc[skip:skip + limit], block[3]).to_pylist(),
+                        total)
             with self._reading(view) as conn:
                 blocks = conn.execute(select(r.c.record).where(
                     r.c.tbl == name, r.c.row_no >= first, r.c.row_no <= last)
@@ -286,7 +291,19 @@ class RunReads(RunQueue):
         """The row of extra table ``name`` whose key is ``key`` (JSON), or None."""
         self._check_table(view, name)
         r = view.rows
-        if name in view.blocks:  # blocks list their keys: the first row with that key
+        block = view.blocks.get(name)
+        if block is not None and block[2:3] == [rec.ARROW]:  # keys in record, rows in data
+            with self._reading(view) as conn:
+                for row_no, head in conn.execute(select(r.c.row_no, r.c.record).where(
+                        r.c.tbl == name).order_by(r.c.row_no)):
+                    keys = orjson.loads(head) or []
+                    if key in keys:
+                        frame = self._arrow_blocks(view, name, row_no, row_no)
+                        i = keys.index(key)
+                        return rec.table_records(  # type: ignore[no-any-return]
+                            frame.iloc[i:i + 1], block[3])[0].as_py()
+            return None
+        if block is not None:  # blocks list their keys: the first row with that key
             with self._reading(view) as conn:
                 for block in conn.execute(select(r.c.record).where(
                         r.c.tbl == name).order_by(r.c.row_no)).scalars():
@@ -298,6 +315,17 @@ class RunReads(RunQueue):
         with self._reading(view) as conn:
             return conn.execute(select(r.c.record).where(  # type: ignore[no-any-return]
                 r.c.tbl == name, r.c.key == key)).scalar()
+
+    def _arrow_blocks(self, view: RunView, name: str, first: int, last: int
+                      ) -> pd.DataFrame:
+        """Rows of Arrow blocks ``first..last`` of extra table ``name``, as one frame."""
+        r = view.rows
+        with self._reading(view) as conn:
+            datas = conn.execute(select(r.c.data).where(
+                r.c.tbl == name, r.c.row_no >= first, r.c.row_no <= last)
+                .order_by(r.c.row_no)).scalars().all()
+        frames = [rec.read_arrow_block(bytes(d)) for d in datas]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def _check_table(self, view: RunView, name: str) -> None:
         if name not in view.tables:

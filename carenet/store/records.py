@@ -603,6 +603,57 @@ def split_block(block: str) -> tuple[list[str | None] | None, list[str]]:
     return orjson.loads(head), body.split("\n")
 
 
+ARROW = "arrow"
+"""Format marker of an extra table stored as Arrow blocks (``runs.graph["blocks"][name][2]``)."""
+_ARROW_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+def arrow_storable(frame: pd.DataFrame) -> bool:
+    """Whether an extra table's columns come back from Arrow as they went in (numbers,
+    booleans, times and plain strings; not lists, dicts, mixed objects or pandas' nullable
+    and categorical types), so that its JSON records can be written at read time from a
+    stored Arrow block exactly as they would have been at publish time.
+    """
+    for _, s in frame.items():
+        kind = s.dtype
+        if isinstance(kind, np.dtype):
+            if kind.kind in "biufM":
+                continue
+            if kind.kind == "O" and pd.api.types.infer_dtype(s, skipna=True) in ("string",
+                                                                                    "empty"):
+                continue
+            return False
+        if not isinstance(kind, (pd.StringDtype, pd.DatetimeTZDtype)):
+            return False
+    return True
+
+
+def arrow_blocks(frame: pd.DataFrame, size: int) -> list[bytes]:
+    """The table's rows ``size`` at a time, each as an Arrow IPC stream compressed with zstd
+    (with pandas' metadata, so :func:`read_arrow_block` gives back the same dtypes): a 1M-
+    customer run's 2.9M ``exposure_sources`` records are 89 MB so, 662 MB as JSON blocks.
+    """
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    out = []
+    for a in range(0, len(frame), size):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema, options=_ARROW_OPTIONS) as writer:
+            writer.write_table(table.slice(a, size))
+        out.append(sink.getvalue().to_pybytes())
+    return out
+
+
+def read_arrow_block(data: bytes) -> pd.DataFrame:
+    """The rows of one block written by :func:`arrow_blocks`, as the frame they came from
+    (what :func:`table_records` writes of it is the same).
+    """
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        # (a column of Python strings comes back as pandas' string dtype: same JSON)
+        return reader.read_all().to_pandas()  # type: ignore[no-any-return]
+
+
 def table_kinds(frame: pd.DataFrame) -> dict[str, str]:
     """The JSON kind of each column of an extra table (from its values: see
     :func:`column_catalogue`).

@@ -20,7 +20,10 @@ Each published run owns three tables named after its ``table_key``:
     one row per customer position with its out- and in-ties packed as binary arrays
     (neighbour ids, weights, counts, channel masks): a neighbour query reads one row.
 ``cn_<key>_rows``
-    the run's extra tables (``communities``, ``care_plan``, ...) one JSON record per row.
+    the run's extra tables (``communities``, ``care_plan``, ...): one JSON record per row, or
+    blocks of records (see :meth:`carenet.store.publish.Publisher._load_rows`), as JSON text in
+    ``record`` or as a compressed Arrow block in ``data`` (``record`` then holds the block's
+    keys).
 
 Per-run tables rather than shared tables keyed by run id: a run's columns are whatever its
 analysis produced (they grow as capabilities land), its indexes are built once after the bulk
@@ -215,6 +218,7 @@ def rows_table(key: str, meta: MetaData) -> Table:
         Column("row_no", Integer, primary_key=True, autoincrement=False),
         Column("key", KEY_TEXT),
         Column("record", Text, nullable=False),
+        Column("data", LargeBinary),
     )
     Index(f"cn_{key}_rows_key", table.c.tbl, table.c.key)
     return table

@@ -29,8 +29,11 @@ class RunView:
     stmts: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def blocks(self) -> dict[str, list[int]]:
-        """``{table: [records a stored row, rows]}`` of the extra tables stored in blocks."""
+    def blocks(self) -> dict[str, list[Any]]:
+        """``{table: [records a stored row, rows]}`` of the extra tables stored in blocks of
+        JSON records, ``[records a stored row, rows, "arrow", column kinds]`` of those stored
+        in Arrow blocks.
+        """
         return self.graph.get("blocks") or {}  # type: ignore[no-any-return]
 
     def column(self, name: str) -> dict[str, Any] | None:

@@ -280,17 +280,21 @@ def test_documents_built_at_read_are_the_publishers_text(store: RunStore) -> Non
     assert "record" not in names
 
 
-@pytest.mark.parametrize("step_blocks", [1, 100])
-def test_tables_stored_in_blocks_read_as_rows(store: RunStore, step_blocks: int,
+@pytest.mark.parametrize(("step_blocks", "arrow"), [(1, False), (100, False), (1, True),
+                                                    (100, True)])
+def test_tables_stored_in_blocks_read_as_rows(store: RunStore, step_blocks: int, arrow: bool,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Extra tables are stored BLOCK_ROWS records a row: any offset and limit, the row count,
     look-ups by key (the first row with it) and whole frames read as one row per record;
-    the same whether the table is encoded in one piece or a block at a time.
+    the same whether the table is encoded in one piece or a block at a time, as JSON blocks
+    or as Arrow blocks.
     """
     from carenet.store import publish
     from carenet.store import records as rec
 
     monkeypatch.setattr(publish, "TABLE_STEP_BLOCKS", step_blocks)
+    if not arrow:
+        monkeypatch.setattr(rec, "arrow_storable", lambda frame: False)
 
     run = variant(13.0)
     n = 2 * rec.BLOCK_ROWS + 345
@@ -302,7 +306,7 @@ def test_tables_stored_in_blocks_read_as_rows(store: RunStore, step_blocks: int,
     run = dataclasses.replace(run, tables={**run.tables, "exposure_sources": big})
     store.publish(run)
     view = store.resolve(None)
-    assert view.blocks["exposure_sources"] == [rec.BLOCK_ROWS, n]
+    assert view.blocks["exposure_sources"][:3] == [rec.BLOCK_ROWS, n, *(["arrow"] * arrow)]
     expected = rec.table_records(big).to_pylist()
     for offset, limit in ((0, 10), (0, n + 5), (rec.BLOCK_ROWS - 3, 7), (rec.BLOCK_ROWS, 1),
                           (n - 1, 10), (n, 10), (1234, rec.BLOCK_ROWS + 2), (5, 0)):
@@ -344,3 +348,57 @@ def test_ties_of_a_ranked_page_follow_code_point_order_on_both_stores(store: Run
                 "WHERE table_name = :t AND data_type = 'text'"),
                 {"t": view.customers.name}).all())
         assert collations["customer_id"] == "C"
+
+
+def test_arrow_blocks_read_exactly_as_json_blocks(store: RunStore,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oracle of the Arrow blocks is the JSON blocks: a table of every column type Arrow
+    stores (numbers with NaN and infinities, integers labelled as text, booleans, naive and
+    zoned times with NaT, strings with None, quotes, newlines and non-ASCII, plain Python
+    strings) reads the same through table_rows, table_row and table_frame either way; a
+    table with a list column is kept as JSON blocks."""
+    from carenet.store import records as rec
+
+    n = rec.BLOCK_ROWS + 250
+    rng = np.random.default_rng(16)
+    ids = variant(16.0).customers["customer_id"].astype(str).to_numpy()
+    share = rng.random(n)
+    share[::7] = np.nan
+    share[3] = np.inf
+    share[4] = -np.inf
+    times = pd.Series(pd.to_datetime(rng.integers(1.6e9, 1.7e9, n), unit="s"))
+    times[::11] = pd.NaT
+    text = pd.Series(np.where(np.arange(n) % 3 == 0, 'say "hi"\nthen é✓', "plain"),
+                     dtype="str")
+    text[::5] = None
+    table = pd.DataFrame({
+        "customer_id": ids[rng.integers(0, len(ids), n)], "rank": np.arange(n),
+        "share": share, "small": rng.integers(0, 5, n).astype(np.int32),
+        "community": rng.integers(0, 9, n), "lost": rng.random(n) < 0.3,
+        "seen": times, "seen_utc": times.dt.tz_localize("UTC"), "why": text,
+        "note": pd.Series([None if i % 4 == 0 else f"n{i}" for i in range(n)], dtype=object)})
+    listed = pd.DataFrame({"customer_id": ids[:50], "drivers": [[i, i + 1] for i in range(50)]})
+    assert rec.arrow_storable(table) and not rec.arrow_storable(listed)
+    reads = []
+    for arrow in (False, True):
+        if not arrow:
+            monkeypatch.setattr(rec, "arrow_storable", lambda frame: False)
+        else:
+            monkeypatch.undo()
+        run = variant(16.0 + arrow)
+        run = dataclasses.replace(run, tables={**run.tables, "exposure_sources": table,
+                                               "care_reasons": listed})
+        store.publish(run)
+        view = store.resolve(None)
+        assert view.blocks["exposure_sources"][2:3] == (["arrow"] if arrow else [])
+        assert len(view.blocks["care_reasons"]) == 2  # JSON blocks either way
+        pages = [store.table_rows(view, "exposure_sources", limit=limit, offset=offset)
+                 for offset, limit in ((0, n + 1), (rec.BLOCK_ROWS - 2, 5), (n - 1, 3))]
+        found = [store.table_row(view, "exposure_sources", k)
+                 for k in (table["customer_id"].iloc[-1], table["customer_id"].iloc[0], "x")]
+        reads.append((pages, found, store.table_frame(view, "exposure_sources"),
+                      store.table_rows(view, "care_reasons", limit=100)))
+    (pages_j, found_j, frame_j, listed_j), (pages_a, found_a, frame_a, listed_a) = reads
+    assert pages_a == pages_j and found_a == found_j and listed_a == listed_j
+    assert found_a[-1] is None and len(pages_a[0][0]) == n
+    pd.testing.assert_frame_equal(frame_a, frame_j)
