@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
@@ -46,9 +47,11 @@ from carenet.store import records as rec
 from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
 from carenet.store.pool import now_iso, owner_id
+from carenet.store.ranking import column_block
 from carenet.store.runs import RunQueue
 from carenet.store.schema import (
     LAYOUT,
+    columns_table,
     customers_table,
     rows_table,
     runs,
@@ -82,6 +85,9 @@ class Publisher(RunQueue):
     """
 
     publish_timings: dict[str, float]
+    layout: int = LAYOUT
+    """The layout runs are published in (:data:`~carenet.store.schema.LAYOUT`; 2 writes every
+    typed column in SQL with indexes, as before: the oracle of layout 3's tests)."""
 
     def publish(self, run: AnalysisRun, *, run_id: str | None = None, kept: bool = False,
                 progress: Callable[[str, float], None] | None = None) -> str:
@@ -120,9 +126,11 @@ class Publisher(RunQueue):
                                                 rec.column_catalogue(run.customers))
             cols = [c.to_dict() for c in catalogue]
             meta = MetaData()
-            ct = customers_table(key, cols, meta)
+            layout = self.layout
+            ct = customers_table(key, cols, meta, layout=layout)
             tt = ties_table(key, meta)
             rt = rows_table(key, meta)
+            kt = columns_table(key, meta) if layout >= 3 else None
             self._drop_run_tables(key)
             # keys are built after the load like the other indexes (one sorted build instead
             # of a B-tree maintained row by row); SQLite's ties key is its rowid: kept
@@ -131,7 +139,7 @@ class Publisher(RunQueue):
             # position order and no separate position index is built
             rowid = "pos" if self.backend == "sqlite" else None
             with self.engine.begin() as conn:
-                for t in (ct, tt, rt):
+                for t in (ct, tt, rt, *([kt] if kt is not None else [])):
                     conn.execute(CreateTable(
                         _without_key(t, rowid=rowid if t is ct else None) if t in deferred
                         else t))
@@ -146,10 +154,10 @@ class Publisher(RunQueue):
                 # COPY's rows are inserted by its own server process, so both cores work)
                 report("publish ties", 0.5)
                 report("publish tables", 0.8)
-                blocks = _together(lambda: self._load_customers(ct, run, catalogue),
+                blocks = _together(lambda: self._load_customers(ct, kt, run, catalogue),
                                    lambda: self._load_ties_and_rows(tt, rt, run))[1]
             else:  # one writer at a time
-                self._load_customers(ct, run, catalogue)
+                self._load_customers(ct, kt, run, catalogue)
                 report("publish ties", 0.5)
                 self._load_ties(tt, run)
                 report("publish tables", 0.8)
@@ -165,7 +173,7 @@ class Publisher(RunQueue):
             g = run.graph
             graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
                           "customers": int(g.n_customers), "ties": int(g.n_ties),
-                          "layout": LAYOUT, "blocks": blocks}
+                          "layout": layout, "blocks": blocks}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -281,17 +289,23 @@ class Publisher(RunQueue):
             return f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({cols})'
         return f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({cols})'
 
-    def _load_customers(self, table: Table, run: AnalysisRun,
+    def _load_customers(self, table: Table, columns: Table | None, run: AnalysisRun,
                         catalogue: list[rec.ColumnInfo]) -> None:
+        """The customers' rows (what a point read needs: id, packed values and percentiles,
+        the text a document shows) and, in ``columns``, every typed column as one Arrow
+        block (what ranked pages and the views' frames read).
+        """
         frame = run.customers.reset_index(drop=True)
         ids = frame["customer_id"].astype(str)
         if ids.duplicated().any():
             raise InvalidInputError("customer ids of the run are not unique")
+        if columns is not None:
+            self._load_columns(columns, frame, ids, catalogue)
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         clock = time.perf_counter()
         pct = rec.percentiles(frame, catalogue)
         self._clock("customers percentiles", time.perf_counter() - clock)
-        typed = [c for c in catalogue if c.sql]
+        typed = [c for c in catalogue if c.sql and (columns is None or c.doc == "text")]
         names = ["customer_id", "pos", "vals", "pct", "doc_extra",
                  *[c.sql for c in typed if c.sql]]
 
@@ -307,6 +321,20 @@ class Publisher(RunQueue):
                 yield pa.Table.from_arrays(cols, names=names)
 
         self._bulk(table, names, chunks())
+
+    def _load_columns(self, table: Table, frame: pd.DataFrame, ids: pd.Series,
+                      catalogue: list[rec.ColumnInfo]) -> None:
+        """Every typed column (and the ids) as one compressed Arrow block, in position order
+        (:func:`~carenet.store.ranking.column_block`), under its SQL name.
+        """
+        def chunks() -> Iterator[pa.Table]:
+            yield _named_block("customer_id", pa.array(ids.to_numpy(dtype=object),
+                                                       pa.large_string()))
+            for c in catalogue:
+                if c.sql:
+                    yield _named_block(c.sql, rec.sql_array(frame, c))
+
+        self._bulk(table, ["name", "data"], chunks())
 
     def _load_ties(self, table: Table, run: AnalysisRun) -> None:
         clock = time.perf_counter()
@@ -459,6 +487,12 @@ class Publisher(RunQueue):
     def _clock(self, name: str, seconds: float) -> None:
         """Add ``seconds`` to ``publish_timings[name]``."""
         self.publish_timings[name] = self.publish_timings.get(name, 0.0) + seconds
+
+
+def _named_block(name: str, values: pa.Array) -> pa.Table:
+    """One row of ``cn_<key>_columns``: a column's name and its Arrow block."""
+    return pa.table({"name": pa.array([name], pa.large_string()),
+                     "data": pa.array([column_block(values)], pa.large_binary())})
 
 
 def _ahead(chunks: Iterable[pa.Table], encode: Callable[[pa.Table], _T]

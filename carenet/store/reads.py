@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, MetaData, and_, bindparam, func, select, tuple_
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -30,8 +32,9 @@ from carenet.store.errors import (
     UnknownFieldError,
 )
 from carenet.store.pool import TableGoneError, missing_table
+from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers, read_column_block
 from carenet.store.runs import RunQueue
-from carenet.store.schema import LAYOUT, customers_table, rows_table, ties_table
+from carenet.store.schema import columns_table, customers_table, rows_table, ties_table
 from carenet.store.types import Page, RunView
 
 
@@ -58,11 +61,13 @@ class RunReads(RunQueue):
         meta = MetaData()
         key = row["table_key"]
         graph = row["graph"] or {}
-        stored = graph.get("layout") != LAYOUT  # published before documents were built at read
+        layout = int(graph.get("layout") or 1)
+        stored = layout < 2  # published before documents were built at read time
         view = RunView(run_id=rid, key=key, columns=row["columns"] or [],
                        tables=row["tables"] or [], graph=graph,
                        customers=customers_table(key, row["columns"] or [], meta,
-                                                 stored_documents=stored),
+                                                 stored_documents=stored, layout=layout),
+                       typed=columns_table(key, meta) if layout >= 3 else None,
                        documents=None if stored else rec.DocumentBuilder(row["columns"] or []),
                        ties=ties_table(key, meta), rows=rows_table(key, meta),
                        pseudonymized=bool(((row["parameters"] or {}).get("graph") or {})
@@ -117,8 +122,7 @@ class RunReads(RunQueue):
                 f"run {view.run_id} cannot be sorted by {key!r}; sortable columns: "
                 f"{', '.join(numeric) or 'none'}", available=numeric, field="sort")
         t = view.customers
-        col = t.c[view.column(key)["sql"]]  # type: ignore[index]
-        conds: list[Any] = [col.is_not(None)]
+        labels: list[tuple[str, str]] = []  # (SQL name, value) of the label filters
         for name, value in (("community", community), ("role", role)):
             if value is None:
                 continue
@@ -128,27 +132,37 @@ class RunReads(RunQueue):
                     f"run {view.run_id} has no {name} column (its analysis did not compute "
                     f"{name}s); columns: {', '.join(c['name'] for c in view.columns)}",
                     available=[c["name"] for c in view.columns], field=name)
-            conds.append(t.c[info["sql"]] == str(value))
-        for name, (lo, hi) in (bounds or {}).items():
+            labels.append((info["sql"], str(value)))
+        for name in bounds or {}:
             if name not in numeric:
                 raise UnknownFieldError(
                     f"run {view.run_id} has no numeric column {name!r} to filter on; "
                     f"numeric columns: {', '.join(numeric) or 'none'}",
                     available=numeric, field=f"min_{name}")
-            c = t.c[view.column(name)["sql"]]  # type: ignore[index]
-            if lo is not None:
-                conds.append(c >= lo)
-            if hi is not None:
-                conds.append(c <= hi)
         fingerprint = hashlib.sha1(json.dumps(
             [key, order, community, role, sorted((bounds or {}).items())],
             default=str).encode()).hexdigest()[:10]
+        cur = None
         if cursor is not None:
             cur = decode_cursor(cursor)
             if cur.get("r") != view.run_id or cur.get("f") != fingerprint:
                 raise InvalidInputError(
                     "this cursor belongs to another query or run; repeat the query that "
                     "returned it (same run, sort, order and filters)")
+        if view.typed is not None:
+            return self._page_from_columns(view, key, order, labels, bounds or {}, limit, cur,
+                                           fingerprint)
+        col = t.c[view.column(key)["sql"]]  # type: ignore[index]
+        conds: list[Any] = [col.is_not(None)]
+        for sql_name, value in labels:
+            conds.append(t.c[sql_name] == value)
+        for name, (lo, hi) in (bounds or {}).items():
+            c = t.c[view.column(name)["sql"]]  # type: ignore[index]
+            if lo is not None:
+                conds.append(c >= lo)
+            if hi is not None:
+                conds.append(c <= hi)
+        if cur is not None:
             last = tuple_(col, t.c.customer_id)
             after = tuple_(bindparam("cv", cur["v"]), bindparam("ci", cur["id"]))
             conds.append(last < after if order == "desc" else last > after)
@@ -169,6 +183,97 @@ class RunReads(RunQueue):
         items = ([r[2] for r in rows] if builder is None
                  else [builder.build(r[2:]) for r in rows])
         return Page(run_id=view.run_id, sort=key, order=order, items=items, next_cursor=nxt)
+
+    def _page_from_columns(self, view: RunView, key: str, order: str,
+                           labels: list[tuple[str, str]],
+                           bounds: dict[str, tuple[float | None, float | None]], limit: int,
+                           cur: dict[str, Any] | None, fingerprint: str) -> Page:
+        """:meth:`customers_page` of a layout-3 run: the page chosen in numpy over the run's
+        column blocks (:func:`~carenet.store.ranking.page_positions`), then its customers'
+        rows fetched by position; the same order, filters and cursors as the SQL path.
+        """
+        ids = self._id_order(view)
+        sorted_key = self._sorted_key(view, view.column(key)["sql"])  # type: ignore[index]
+        mask: np.ndarray | None = None
+        for sql_name, value in labels:
+            labelled = pc.equal(self._typed_column(view, sql_name).cast(pa.large_string()),
+                                value).fill_null(False).to_numpy(zero_copy_only=False)
+            mask = labelled if mask is None else mask & labelled
+        for name, (lo, hi) in bounds.items():
+            x, ok = self._numbers(view, view.column(name)["sql"])  # type: ignore[index]
+            inside = ok.copy()
+            if lo is not None:
+                inside &= x >= lo
+            if hi is not None:
+                inside &= x <= hi
+            mask = inside if mask is None else mask & inside
+        after = None if cur is None else (cur.get("v"), str(cur.get("id")))
+        picked = sorted_key.page(mask, ids, descending=order == "desc", after=after,
+                                 limit=limit + 1)
+        values = self._numbers(view, view.column(key)["sql"])[0]  # type: ignore[index]
+        more = len(picked) > limit
+        picked = picked[:limit]
+        builder = view.documents
+        assert builder is not None  # layout 3 builds documents at read time
+        t = view.customers
+        rows: dict[int, Any] = {}
+        if len(picked):
+            with self._reading(view) as conn:
+                for r in conn.execute(select(t.c.pos, *[t.c[f] for f in builder.fields])
+                                      .where(t.c.pos.in_([int(p) for p in picked]))):
+                    rows[r[0]] = r[1:]
+        items = [builder.build(rows[int(p)]) for p in picked]
+        nxt = None
+        if more and len(picked):
+            last = int(picked[-1])
+            nxt = encode_cursor({"r": view.run_id, "f": fingerprint, "v": values[last].item(),
+                                 "id": rows[last][0]})
+        return Page(run_id=view.run_id, sort=key, order=order, items=items, next_cursor=nxt)
+
+    def _typed_column(self, view: RunView, name: str) -> pa.Array:
+        """One typed column of a layout-3 run (its Arrow block), cached by this process."""
+        def load() -> pa.Array:
+            t = view.typed
+            assert t is not None
+            with self._reading(view) as conn:
+                data = conn.execute(select(t.c.data).where(t.c.name == name)).scalar()
+            if data is None:
+                raise UnknownFieldError(f"run {view.run_id} has no stored column {name!r}",
+                                        available=[], field=name)
+            return read_column_block(bytes(data))
+
+        return self._column_cache().get((view.key, name), load,  # type: ignore[return-value]
+                                        lambda a: a.nbytes)  # type: ignore[attr-defined]
+
+    def _numbers(self, view: RunView, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A numeric typed column as (values, valid mask), cached."""
+        return self._column_cache().get(  # type: ignore[return-value]
+            (view.key, name + " numbers"), lambda: numbers(self._typed_column(view, name)),
+            lambda p: p[0].nbytes + p[1].nbytes)  # type: ignore[index]
+
+    def _sorted_key(self, view: RunView, name: str) -> SortedKey:
+        """A sort key's customers in ``(value, id)`` order, cached."""
+        def build() -> SortedKey:
+            values, valid = self._numbers(view, name)
+            return SortedKey.of(values, valid, self._id_order(view))
+
+        return self._column_cache().get(  # type: ignore[return-value]
+            (view.key, name + " sorted"), build, lambda k: k.nbytes)  # type: ignore[attr-defined]
+
+    def _id_order(self, view: RunView) -> IdOrder:
+        """The run's customer ids in code point order (cursor tie-breaks), cached."""
+        return self._column_cache().get(  # type: ignore[return-value]
+            (view.key, " id order"), lambda: IdOrder.of(self._typed_column(view, "customer_id")),
+            lambda o: o.order.nbytes + o.rank.nbytes)  # type: ignore[attr-defined]
+
+    def _column_cache(self) -> ColumnCache:
+        cache = getattr(self, "_columns", None)
+        if cache is None:
+            with self._lock:
+                cache = getattr(self, "_columns", None)
+                if cache is None:
+                    cache = self._columns = ColumnCache()
+        return cache
 
     def neighbors(self, view: RunView, customer_id: str, *, limit: int = 10
                   ) -> list[dict[str, Any]] | None:
@@ -342,12 +447,16 @@ class RunReads(RunQueue):
         """
         t = view.customers
         typed = [c for c in view.columns if c["sql"]]
-        q = select(t.c.customer_id, *[t.c[c["sql"]] for c in typed]).order_by(t.c.pos)
-        with self._reading(view) as conn:
-            rows = conn.execute(q).all()
         names = ["customer_id", *[c["name"] for c in typed]]
-        # by columns: pandas reads SQLAlchemy rows one attribute at a time otherwise
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        if view.typed is not None:  # layout 3: the columns' blocks, not one SQL row each
+            columns: list[Any] = [self._typed_column(view, n).to_pylist()
+                                  for n in ["customer_id", *[c["sql"] for c in typed]]]
+        else:
+            q = select(t.c.customer_id, *[t.c[c["sql"]] for c in typed]).order_by(t.c.pos)
+            with self._reading(view) as conn:
+                rows = conn.execute(q).all()
+            # by columns: pandas reads SQLAlchemy rows one attribute at a time otherwise
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         frame = pd.DataFrame({n: pd.Series(col, dtype=object)
                               for n, col in zip(names, columns, strict=True)})
         for c in typed:

@@ -4,7 +4,7 @@ Fixed tables (created on first use): ``carenet_runs`` (one row per run: status, 
 timings, counts, versions, progress, the run's column catalogue), ``carenet_api_keys`` and
 ``carenet_uploads``.
 
-Each published run owns three tables named after its ``table_key``:
+Each published run owns three tables (four from layout 3) named after its ``table_key``:
 
 ``cn_<key>_customers``
     one row per customer: ``customer_id`` (primary key), ``pos`` (node position, unique), one
@@ -16,6 +16,10 @@ Each published run owns three tables named after its ``table_key``:
     (:class:`carenet.store.records.DocumentBuilder`). Runs published before that layout
     (``runs.graph`` without ``"layout": 2``) have a ``record`` column with the document
     instead of ``pct`` and ``doc_extra``, and are read from it.
+``cn_<key>_columns``
+    (layout 3) every typed customer column as one compressed Arrow block, for ranked pages
+    (sorted and filtered in numpy) and the views' whole frames; the customers table then holds
+    only the typed columns a document reads as text.
 ``cn_<key>_ties``
     one row per customer position with its out- and in-ties packed as binary arrays
     (neighbour ids, weights, counts, channel masks): a neighbour query reads one row.
@@ -167,14 +171,18 @@ INDEXED = ("priority", "influence", "exposure", "pagerank")
 """Sort keys whose typed columns get an index (every numeric column can still be sorted)."""
 
 
-LAYOUT = 2
-"""``runs.graph["layout"]`` of runs whose customer documents are built at read time."""
+LAYOUT = 3
+"""``runs.graph["layout"]`` of the runs published now: 2, customer documents built at read
+time from packed values; 3, also the typed columns kept as Arrow blocks in
+``cn_<key>_columns`` (ranked pages in numpy: :mod:`carenet.store.ranking`), only the columns
+a document reads as text in the customers table. Runs without a layout store documents."""
 
 
 def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
-                    stored_documents: bool = False) -> Table:
+                    stored_documents: bool = False, layout: int = LAYOUT) -> Table:
     """The per-run customers table for a column catalogue (``runs.columns``);
-    ``stored_documents``: the layout before :data:`LAYOUT` (a ``record`` column per customer).
+    ``stored_documents``: the first layout (a ``record`` column per customer); ``layout``:
+    the run's (below 3: every typed column in SQL, the main sort keys indexed).
     """
     cols: list[Any] = [
         Column("customer_id", KEY_TEXT, primary_key=True),
@@ -185,17 +193,31 @@ def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
     else:
         cols += [Column("vals", LargeBinary), Column("pct", LargeBinary),
                  Column("doc_extra", Text)]
-    for c in columns:
-        if c.get("sql"):
-            cols.append(Column(c["sql"], _SQL_TYPES[c["type"]]))
+    in_sql = [c for c in columns if c.get("sql") and (layout < 3 or c.get("doc") == "text")]
+    for c in in_sql:
+        cols.append(Column(c["sql"], _SQL_TYPES[c["type"]]))
     table = Table(f"cn_{key}_customers", meta, *cols)
     Index(f"cn_{key}_pos", table.c.pos, unique=True)
-    for c in columns:
+    if layout >= 3:  # sorted and filtered in numpy (carenet.store.ranking)
+        return table
+    for c in in_sql:
         if c.get("indexed"):
             Index(f"cn_{key}_ix_{c['sql']}", table.c[c["sql"]], table.c.customer_id)
         if c.get("name") in ("community", "role") and c.get("sql"):
             Index(f"cn_{key}_ix_{c['sql']}", table.c[c["sql"]])
     return table
+
+
+def columns_table(key: str, meta: MetaData) -> Table:
+    """The per-run typed customer columns (layout 3): one compressed Arrow block per column,
+    named by its SQL name (and ``customer_id``), customers in position order.
+    """
+    return Table(
+        f"cn_{key}_columns",
+        meta,
+        Column("name", KEY_TEXT, primary_key=True),
+        Column("data", LargeBinary, nullable=False),
+    )
 
 
 def ties_table(key: str, meta: MetaData) -> Table:

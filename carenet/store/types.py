@@ -25,6 +25,7 @@ class RunView:
     ties: Table
     rows: Table
     documents: rec.DocumentBuilder | None = None  # None: documents stored (older runs)
+    typed: Table | None = None  # layout 3: the typed columns' Arrow blocks
     pseudonymized: bool = False
     stmts: dict[str, Any] = field(default_factory=dict)
 
