@@ -145,9 +145,11 @@ class Publisher(RunQueue):
                         else t))
                 if self.backend == "postgresql":
                     _cheap_compression(conn, rt.name, "record")
-                    # Arrow blocks come compressed: stored out of line as they are
-                    conn.execute(text(f'ALTER TABLE "{rt.name}" ALTER COLUMN "data" '
-                                      "SET STORAGE EXTERNAL"))
+                    # Arrow blocks come compressed: stored out of line as they are (pglz
+                    # would try each 5 MB column block in vain: 3 s at 1M customers)
+                    for blocks_of in (rt, *([kt] if kt is not None else [])):
+                        conn.execute(text(f'ALTER TABLE "{blocks_of.name}" ALTER COLUMN '
+                                          '"data" SET STORAGE EXTERNAL'))
             report("publish customers", 0.0)
             if self.backend == "postgresql":
                 # two sessions: the customers' COPY beside the ties' and tables' (each
@@ -173,7 +175,8 @@ class Publisher(RunQueue):
             g = run.graph
             graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
                           "customers": int(g.n_customers), "ties": int(g.n_ties),
-                          "layout": layout, "blocks": blocks}
+                          "layout": layout, "blocks": blocks,
+                          **({"tie_block": rec.TIE_BLOCK} if layout >= 3 else {})}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -299,40 +302,46 @@ class Publisher(RunQueue):
         ids = frame["customer_id"].astype(str)
         if ids.duplicated().any():
             raise InvalidInputError("customer ids of the run are not unique")
+        typed = [c for c in catalogue if c.sql and (columns is None or c.doc == "text")]
+        # layout 3: the ids and the text columns in both tables, encoded once
+        id_array = pa.array(ids.to_numpy(dtype=object), pa.large_string())
+        whole = ({c.sql: rec.sql_array(frame, c) for c in typed if c.sql}
+                 if columns is not None else {})
         if columns is not None:
-            self._load_columns(columns, frame, ids, catalogue)
+            self._load_columns(columns, frame, id_array, catalogue, whole)
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         clock = time.perf_counter()
         pct = rec.percentiles(frame, catalogue)
         self._clock("customers percentiles", time.perf_counter() - clock)
-        typed = [c for c in catalogue if c.sql and (columns is None or c.doc == "text")]
         names = ["customer_id", "pos", "vals", "pct", "doc_extra",
                  *[c.sql for c in typed if c.sql]]
 
         def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(frame), _CHUNK):
                 part = frame.iloc[a:a + _CHUNK]
-                cols = [pa.array(ids.iloc[a:a + _CHUNK].to_numpy(dtype=object), pa.large_string()),
+                cols = [id_array.slice(a, _CHUNK),
                         pa.array(np.arange(a, a + len(part), dtype=np.int64)),
                         rec.value_blobs(part, catalogue),
                         rec.percentile_blobs(pct.iloc[a:a + _CHUNK]),
                         rec.stored_fragments(part, catalogue),
-                        *[rec.sql_array(part, c) for c in typed]]
+                        *[whole[c.sql].slice(a, _CHUNK) if c.sql in whole
+                          else rec.sql_array(part, c) for c in typed]]
                 yield pa.Table.from_arrays(cols, names=names)
 
         self._bulk(table, names, chunks())
 
-    def _load_columns(self, table: Table, frame: pd.DataFrame, ids: pd.Series,
-                      catalogue: list[rec.ColumnInfo]) -> None:
+    def _load_columns(self, table: Table, frame: pd.DataFrame, ids: pa.Array,
+                      catalogue: list[rec.ColumnInfo], ready: dict[str, pa.Array]) -> None:
         """Every typed column (and the ids) as one compressed Arrow block, in position order
-        (:func:`~carenet.store.ranking.column_block`), under its SQL name.
+        (:func:`~carenet.store.ranking.column_block`), under its SQL name; ``ready``: the
+        columns already encoded, by SQL name.
         """
         def chunks() -> Iterator[pa.Table]:
-            yield _named_block("customer_id", pa.array(ids.to_numpy(dtype=object),
-                                                       pa.large_string()))
+            yield _named_block("customer_id", ids)
             for c in catalogue:
                 if c.sql:
-                    yield _named_block(c.sql, rec.sql_array(frame, c))
+                    yield _named_block(c.sql, ready[c.sql] if c.sql in ready
+                                       else rec.sql_array(frame, c))
 
         self._bulk(table, ["name", "data"], chunks())
 
@@ -340,11 +349,27 @@ class Publisher(RunQueue):
         clock = time.perf_counter()
         out_ties, in_ties = rec.tie_rows(run.graph)
         self._clock("ties packing", time.perf_counter() - clock)
+        ins = in_ties if in_ties is not None else pa.nulls(len(out_ties), pa.large_binary())
+        if self.layout >= 3:  # TIE_BLOCK positions a row (see records.tie_blocks)
+            clock = time.perf_counter()
+            out_no, out_blocks = rec.tie_blocks(out_ties)
+            in_no, in_blocks = rec.tie_blocks(ins)
+            numbers = np.union1d(out_no, in_no)
+            self._clock("ties packing", time.perf_counter() - clock)
+
+            def aligned(no: np.ndarray, blocks: pa.Array) -> pa.Array:
+                at = np.full(len(numbers), -1, np.int64)
+                at[np.searchsorted(numbers, no)] = np.arange(len(no))
+                return blocks.take(pa.array(at, pa.int64(), mask=at < 0))
+
+            self._bulk(table, ["pos", "out_ties", "in_ties"], iter([pa.Table.from_arrays(
+                [pa.array(numbers, pa.int64()), aligned(out_no, out_blocks),
+                 aligned(in_no, in_blocks)], names=["pos", "out_ties", "in_ties"])]))
+            return
         has = out_ties.is_valid()
         if in_ties is not None:
             has = pc.or_(has, in_ties.is_valid())
         keep = pa.array(np.flatnonzero(has.to_numpy(zero_copy_only=False)), pa.int64())
-        ins = in_ties if in_ties is not None else pa.nulls(len(out_ties), pa.large_binary())
 
         def chunks() -> Iterator[pa.Table]:
             for a in range(0, len(keep), _CHUNK):

@@ -283,10 +283,15 @@ class RunReads(RunQueue):
             pos = conn.execute(select(t.c.pos).where(t.c.customer_id == customer_id)).scalar()
             if pos is None:
                 return None
+            block = view.graph.get("tie_block")
             tie = conn.execute(select(view.ties.c.out_ties, view.ties.c.in_ties)
-                               .where(view.ties.c.pos == pos)).first()
-            out = rec.unpack_ties(tie[0] if tie else None)
-            inn = rec.unpack_ties(tie[1] if tie else None)
+                               .where(view.ties.c.pos == (pos // block if block else pos))
+                               ).first()
+            blobs = ((None, None) if tie is None else
+                     (rec.block_ties(tie[0], pos % block), rec.block_ties(tie[1], pos % block))
+                     if block else (tie[0], tie[1]))
+            out = rec.unpack_ties(blobs[0])
+            inn = rec.unpack_ties(blobs[1])
             directed = bool(view.graph.get("directed", True))
             n_out = len(out[0])
             nbr = np.concatenate([out[0], inn[0]])
@@ -341,7 +346,12 @@ class RunReads(RunQueue):
         n = len(ids)
         deg = np.zeros(n, np.int64)
         parts = []
-        for pos, blob in rows:
+        block = view.graph.get("tie_block")
+        blobs: list[tuple[int, bytes | None]] = (
+            [(b * block + i, rec.block_ties(data, i))  # TIE_BLOCK positions a row
+             for b, data in rows for i in range(block) if b * block + i < n] if block
+            else [(pos, blob) for pos, blob in rows])
+        for pos, blob in blobs:
             if blob:
                 arrs = rec.unpack_ties(blob)
                 deg[pos] = len(arrs[0])

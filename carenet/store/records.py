@@ -565,6 +565,46 @@ def _packed_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
         null_count=int(len(has) - has.sum()))
 
 
+TIE_BLOCK = 256
+"""Customer positions whose packed ties share one stored row (layout 3)."""
+_COUNT = struct.Struct("<I")
+
+
+def tie_blocks(packed: pa.Array, size: int = TIE_BLOCK) -> tuple[np.ndarray, pa.Array]:
+    """:func:`tie_rows`' packed ties ``size`` positions a row: block numbers (blocks with
+    ties only) and their bytes, each ``count`` (uint32), ``count + 1`` offsets (uint32) into
+    the data, then the positions' :func:`pack_ties` bytes back to back (a 1M-customer run
+    stores 3,907 rows instead of 1M, the same bytes).
+    """
+    packed = flat(packed).cast(pa.large_binary())
+    n = len(packed)
+    offsets = np.frombuffer(packed.buffers()[1], np.int64, n + 1, packed.offset)
+    buf = packed.buffers()[2]
+    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    numbers, blobs = [], []
+    for b, a in enumerate(range(0, n, size)):
+        e = min(a + size, n)
+        first, last = int(offsets[a]), int(offsets[e])
+        if last == first:
+            continue
+        head = (offsets[a:e + 1] - first).astype("<u4")
+        numbers.append(b)
+        blobs.append(_COUNT.pack(e - a) + head.tobytes() + data[first:last].tobytes())
+    return np.asarray(numbers, np.int64), pa.array(blobs, pa.large_binary())
+
+
+def block_ties(block: bytes | None, i: int) -> bytes | None:
+    """The :func:`pack_ties` bytes of the ``i``-th position of a :func:`tie_blocks` block."""
+    if not block:
+        return None
+    (count,) = _COUNT.unpack_from(block)
+    if i >= count:
+        return None
+    head = np.frombuffer(block, "<u4", count + 1, _COUNT.size)
+    base = _COUNT.size + 4 * (count + 1)
+    return bytes(block[base + int(head[i]):base + int(head[i + 1])])
+
+
 def tie_rows(graph: CustomerGraph) -> tuple[pa.Array, pa.Array | None]:
     """Packed out-ties and (directed graphs only) in-ties of every customer position, as Arrow
     binary arrays aligned to positions (null where a customer has no such ties).

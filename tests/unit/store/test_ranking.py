@@ -113,7 +113,8 @@ def _queries(run) -> list[dict]:
 def test_layout_3_reads_exactly_as_layout_2(store: RunStore) -> None:
     """The same run published in both layouts: every ranked page (sorts, orders, label and
     range filters, ties on rounded and integer keys, customers without a value, cursors
-    followed to the end), the views' frame and customer documents are the same."""
+    followed to the end), the views' frame, customer documents, neighbours (ties stored
+    TIE_BLOCK customers a row in layout 3) and the rebuilt graph are the same."""
     run = variant(21.0)
     c = run.customers.copy()
     c["exposure"] = c["exposure"].round(1)  # ties, paged through by customer id
@@ -138,11 +139,19 @@ def test_layout_3_reads_exactly_as_layout_2(store: RunStore) -> None:
                     if cursor is None or limit == 500:
                         break
                 pages.append((q["sort"], limit, seen))
-        docs = [store.customer(view, i) for i in c["customer_id"].astype(str)[::37]]
-        reads.append((pages, docs, store.customers_frame(view)))
-    (pages2, docs2, frame2), (pages3, docs3, frame3) = reads
+        sample = c["customer_id"].astype(str)[::37]
+        docs = [store.customer(view, i) for i in sample]
+        near = [store.neighbors(view, i, limit=50) for i in sample]
+        g = store.load_graph(view)
+        graph = [g.ids.tolist(), g.indptr, g.indices, g.weights, g.counts, g.channels]
+        reads.append((pages, docs, store.customers_frame(view), near, graph))
+    (pages2, docs2, frame2, near2, graph2), (pages3, docs3, frame3, near3, graph3) = reads
     assert len(pages3) >= 20 and pages3 == pages2
     assert docs3 == docs2 and all(d is not None for d in docs3)
     pd.testing.assert_frame_equal(frame3, frame2)
+    assert near3 == near2 and sum(len(x or []) for x in near3) > 0
+    assert graph3[0] == graph2[0] and len(graph3[2]) == run.graph.n_ties
+    for a, b in zip(graph3[1:], graph2[1:], strict=True):
+        np.testing.assert_array_equal(a, b)
     ranked = [json.loads(d)["customer_id"] for d in pages3[0][2][0]]
     assert ranked  # the first page of the first query is not empty
