@@ -418,7 +418,7 @@ class Publisher(RunQueue):
         """
         chunks, blocks = self._row_chunks(run)
         if all(rec.arrow_storable(f) for name, f in run.tables.items() if name != "communities"):
-            chunks = list(chunks)
+            return list(chunks), blocks
         return chunks, blocks
 
     def _row_chunks(self, run: AnalysisRun) -> tuple[Iterator[pa.Table], dict[str, list[Any]]]:
