@@ -168,7 +168,7 @@ class Publisher(RunQueue):
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     ties = pool.submit(lambda: list(self._tie_chunks(run)))
                     rows = pool.submit(self._eager_rows, run)
-                    self._load_customers(ct, kt, run, catalogue, pool)
+                    self._load_customers(ct, kt, run, catalogue)
                     report("publish ties", 0.5)
                     self._load_ties(tt, run, ties.result())
                     report("publish tables", 0.8)
@@ -302,28 +302,22 @@ class Publisher(RunQueue):
         return f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({cols})'
 
     def _load_customers(self, table: Table, columns: Table | None, run: AnalysisRun,
-                        catalogue: list[rec.ColumnInfo],
-                        pool: ThreadPoolExecutor | None = None) -> None:
+                        catalogue: list[rec.ColumnInfo]) -> None:
         """The customers' rows (what a point read needs: id, packed values and percentiles,
         the text a document shows) and, in ``columns``, every typed column as one Arrow
-        block (what ranked pages and the views' frames read). With a ``pool`` (SQLite's one
-        writer) the column blocks are made on it while the rows are inserted, and written
-        after them; else first, with the text columns encoded once for both tables.
+        block (what ranked pages and the views' frames read).
         """
         frame = run.customers.reset_index(drop=True)
         ids = frame["customer_id"].astype(str)
         if ids.duplicated().any():
             raise InvalidInputError("customer ids of the run are not unique")
         typed = [c for c in catalogue if c.sql and (columns is None or c.doc == "text")]
+        # layout 3: the ids and the text columns in both tables, encoded once
         id_array = pa.array(ids.to_numpy(dtype=object), pa.large_string())
-        whole: dict[str, pa.Array] = {}
-        blocks = None
-        if columns is not None and pool is not None:
-            blocks = pool.submit(lambda: list(_column_chunks(frame, id_array, catalogue, {})))
-        elif columns is not None:
-            whole = {c.sql: rec.sql_array(frame, c) for c in typed if c.sql}
-            self._bulk(columns, ["name", "data"],
-                       _column_chunks(frame, id_array, catalogue, whole))
+        whole = ({c.sql: rec.sql_array(frame, c) for c in typed if c.sql}
+                 if columns is not None else {})
+        if columns is not None:
+            self._load_columns(columns, frame, id_array, catalogue, whole)
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         clock = time.perf_counter()
         pct = rec.percentiles(frame, catalogue)
@@ -344,8 +338,21 @@ class Publisher(RunQueue):
                 yield pa.Table.from_arrays(cols, names=names)
 
         self._bulk(table, names, chunks())
-        if columns is not None and blocks is not None:
-            self._bulk(columns, ["name", "data"], blocks.result())
+
+    def _load_columns(self, table: Table, frame: pd.DataFrame, ids: pa.Array,
+                      catalogue: list[rec.ColumnInfo], ready: dict[str, pa.Array]) -> None:
+        """Every typed column (and the ids) as one compressed Arrow block, in position order
+        (:func:`~carenet.store.ranking.column_block`), under its SQL name; ``ready``: the
+        columns already encoded, by SQL name.
+        """
+        def chunks() -> Iterator[pa.Table]:
+            yield _named_block("customer_id", ids)
+            for c in catalogue:
+                if c.sql:
+                    yield _named_block(c.sql, ready[c.sql] if c.sql in ready
+                                       else rec.sql_array(frame, c))
+
+        self._bulk(table, ["name", "data"], chunks())
 
     def _load_ties(self, table: Table, run: AnalysisRun,
                    chunks: Iterable[pa.Table] | None = None) -> None:
@@ -541,19 +548,6 @@ class Publisher(RunQueue):
     def _clock(self, name: str, seconds: float) -> None:
         """Add ``seconds`` to ``publish_timings[name]``."""
         self.publish_timings[name] = self.publish_timings.get(name, 0.0) + seconds
-
-
-def _column_chunks(frame: pd.DataFrame, ids: pa.Array, catalogue: list[rec.ColumnInfo],
-                   ready: dict[str, pa.Array]) -> Iterator[pa.Table]:
-    """The rows of ``cn_<key>_columns``: every typed column (and the ids) as one compressed
-    Arrow block, in position order (:func:`~carenet.store.ranking.column_block`), under its
-    SQL name; ``ready``: columns already encoded, by SQL name.
-    """
-    yield _named_block("customer_id", ids)
-    for c in catalogue:
-        if c.sql:
-            yield _named_block(c.sql, ready[c.sql] if c.sql in ready
-                               else rec.sql_array(frame, c))
 
 
 def _named_block(name: str, values: pa.Array) -> pa.Table:
