@@ -175,6 +175,11 @@ class ColumnCache:
                 self._bytes -= dropped
         return value
 
+    def cached(self) -> list[tuple[str, str]]:
+        """The cached keys, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
     def drop(self, table_key: str) -> None:
         """Forget every column of one run (its tables were dropped)."""
         with self._lock:

@@ -266,6 +266,12 @@ class RunReads(RunQueue):
             (view.key, " id order"), lambda: IdOrder.of(self._typed_column(view, "customer_id")),
             lambda o: o.order.nbytes + o.rank.nbytes)  # type: ignore[attr-defined]
 
+    def _tables_dropped(self, key: str) -> None:
+        """A run's tables were dropped: its cached columns go too."""
+        cache = getattr(self, "_columns", None)
+        if cache is not None:
+            cache.drop(key)
+
     def _column_cache(self) -> ColumnCache:
         cache = getattr(self, "_columns", None)
         if cache is None:

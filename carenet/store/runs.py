@@ -154,6 +154,10 @@ class RunQueue(StoreBase):
         with self.engine.begin() as conn:
             for suffix in ("customers", "ties", "rows", "columns"):
                 conn.execute(text(f'DROP TABLE IF EXISTS "cn_{key}_{suffix}"'))
+        self._tables_dropped(key)
+
+    def _tables_dropped(self, key: str) -> None:
+        """Hook: the tables of run ``key`` were dropped (the reads forget what they cached)."""
 
     def apply_retention(self) -> list[str]:
         """Drop published runs beyond the newest ``keep_runs`` (kept runs never count)."""

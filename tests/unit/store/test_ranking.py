@@ -155,3 +155,17 @@ def test_layout_3_reads_exactly_as_layout_2(store: RunStore) -> None:
         np.testing.assert_array_equal(a, b)
     ranked = [json.loads(d)["customer_id"] for d in pages3[0][2][0]]
     assert ranked  # the first page of the first query is not empty
+
+
+def test_retention_drops_a_runs_cached_columns(store: RunStore) -> None:
+    """Ranked pages cache a run's columns in the reading process; when retention drops the
+    run's tables, its columns leave the cache (other runs' stay)."""
+    store.keep_runs = 1
+    first = store.publish(variant(31.0))
+    old = store.resolve(first)
+    assert store.customers_page(old, sort="priority", limit=5).items
+    second = store.publish(variant(32.0))  # retention drops the first run
+    new = store.resolve(second)
+    assert store.customers_page(new, sort="priority", limit=5).items
+    cached = {k[0] for k in store._column_cache().cached()}
+    assert new.key in cached and old.key not in cached
