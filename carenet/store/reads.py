@@ -189,7 +189,7 @@ class RunReads(RunQueue):
                            bounds: dict[str, tuple[float | None, float | None]], limit: int,
                            cur: dict[str, Any] | None, fingerprint: str) -> Page:
         """:meth:`customers_page` of a layout-3 run: the page chosen in numpy over the run's
-        column blocks (:func:`~carenet.store.ranking.page_positions`), then its customers'
+        column blocks (:meth:`~carenet.store.ranking.SortedKey.page`), then its customers'
         rows fetched by position; the same order, filters and cursors as the SQL path.
         """
         ids = self._id_order(view)
