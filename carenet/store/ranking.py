@@ -21,22 +21,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+from carenet.store.encode import ipc_block, read_ipc_block
 
 
 def column_block(values: pa.Array) -> bytes:
     """One column as a zstd-compressed Arrow IPC stream (what ``cn_<key>_columns`` holds)."""
-    sink = pa.BufferOutputStream()
-    table = pa.table({"v": values})
-    with pa.ipc.new_stream(sink, table.schema, options=_OPTIONS) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+    return ipc_block(pa.table({"v": values}))
 
 
 def read_column_block(data: bytes) -> pa.Array:
     """The column written by :func:`column_block`."""
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        return reader.read_all().column(0).combine_chunks()
+    return read_ipc_block(data).column(0).combine_chunks()
 
 
 @dataclass(frozen=True)

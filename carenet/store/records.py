@@ -31,12 +31,14 @@ from carenet.graphs.model import CustomerGraph
 from carenet.store.encode import (
     clean_records,
     flat,
+    ipc_block,
     is_missing,
     iso_times,
     join_parts,
     json_array,
     json_object_array,
     object_parts,
+    read_ipc_block,
     text_array,
 )
 from carenet.store.schema import INDEXED, sql_column_names
@@ -645,7 +647,6 @@ def split_block(block: str) -> tuple[list[str | None] | None, list[str]]:
 
 ARROW = "arrow"
 """Format marker of an extra table stored as Arrow blocks (``runs.graph["blocks"][name][2]``)."""
-_ARROW_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 def arrow_storable(frame: pd.DataFrame) -> bool:
@@ -676,22 +677,15 @@ def arrow_blocks(frame: pd.DataFrame, size: int) -> list[bytes]:
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    out = []
-    for a in range(0, len(frame), size):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema, options=_ARROW_OPTIONS) as writer:
-            writer.write_table(table.slice(a, size))
-        out.append(sink.getvalue().to_pybytes())
-    return out
+    return [ipc_block(table.slice(a, size)) for a in range(0, len(frame), size)]
 
 
 def read_arrow_block(data: bytes) -> pd.DataFrame:
     """The rows of one block written by :func:`arrow_blocks`, as the frame they came from
     (what :func:`table_records` writes of it is the same).
     """
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        # (a column of Python strings comes back as pandas' string dtype: same JSON)
-        return reader.read_all().to_pandas()  # type: ignore[no-any-return]
+    # (a column of Python strings comes back as pandas' string dtype: same JSON)
+    return read_ipc_block(data).to_pandas()  # type: ignore[no-any-return]
 
 
 def table_kinds(frame: pd.DataFrame) -> dict[str, str]:

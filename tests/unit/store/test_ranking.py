@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from servicekit import BACKENDS, fresh_db, variant
+from servicekit import variant
 
 from carenet.store import RunStore
 from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    with fresh_db(request.param, tmp_path) as url:
-        s = RunStore(url, keep_runs=10)
-        yield s
-        s.close()
 
 
 def _oracle(values: pd.Series, ids: pd.Series, mask: np.ndarray, descending: bool,

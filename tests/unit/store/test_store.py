@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from servicekit import BACKENDS, base_run, fresh_db, variant
+from servicekit import base_run, variant
 
 from carenet.errors import InvalidInputError, RunNotFoundError
 from carenet.store import RunNotReadyError, RunStateError, RunStore, UnknownFieldError
 from carenet.store.reads import decode_cursor
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    with fresh_db(request.param, tmp_path) as url:
-        s = RunStore(url, keep_runs=2)
-        yield s
-        s.close()
 
 
 def doc(store: RunStore, view, cid: str) -> dict:
