@@ -163,16 +163,25 @@ class Publisher(RunQueue):
                 report("publish tables", 0.8)
                 blocks = _together(lambda: self._load_customers(ct, kt, run, catalogue),
                                    lambda: self._load_ties_and_rows(tt, rt, run))[1]
-            else:  # one writer; the ties and tables made meanwhile (SQLite's inserts
-                # release the GIL)
-                with ThreadPoolExecutor(max_workers=1) as pool:
+            else:  # one writer, never waiting: the percentiles, ties and tables are made
+                # on threads (SQLite's inserts release the GIL) while the column blocks are
+                # written, then the ties and tables are written while the percentiles end
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    pct = pool.submit(self._percentiles, run, catalogue)
                     ties = pool.submit(lambda: list(self._tie_chunks(run)))
                     rows = pool.submit(self._eager_rows, run)
-                    self._load_customers(ct, kt, run, catalogue)
-                    report("publish ties", 0.5)
-                    self._load_ties(tt, run, ties.result())
-                    report("publish tables", 0.8)
-                    blocks = self._load_rows(rt, run, rows.result())
+                    made: dict[str, Any] = {}
+
+                    def meanwhile() -> None:
+                        report("publish ties", 0.3)
+                        self._load_ties(tt, run, ties.result())
+                        report("publish tables", 0.4)
+                        made["blocks"] = self._load_rows(rt, run, rows.result())
+                        report("publish customers", 0.5)
+
+                    self._load_customers(ct, kt, run, catalogue, pct=pct.result,
+                                         meanwhile=meanwhile)
+                    blocks = made["blocks"]
             report("publish indexes", 0.9)
             if self.backend == "postgresql":
                 self._build_indexes_in_sessions(deferred, (ct, tt, rt))
@@ -302,10 +311,16 @@ class Publisher(RunQueue):
         return f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({cols})'
 
     def _load_customers(self, table: Table, columns: Table | None, run: AnalysisRun,
-                        catalogue: list[rec.ColumnInfo]) -> None:
+                        catalogue: list[rec.ColumnInfo], *,
+                        pct: Callable[[], pd.DataFrame] | None = None,
+                        meanwhile: Callable[[], None] | None = None) -> None:
         """The customers' rows (what a point read needs: id, packed values and percentiles,
         the text a document shows) and, in ``columns``, every typed column as one Arrow
         block (what ranked pages and the views' frames read).
+
+        ``pct`` gives the percentiles (:meth:`_percentiles`, when made elsewhere);
+        ``meanwhile`` runs between the column blocks and the rows (SQLite's one writer
+        writes the ties and tables there while the percentiles are still being made).
         """
         frame = run.customers.reset_index(drop=True)
         ids = frame["customer_id"].astype(str)
@@ -318,10 +333,12 @@ class Publisher(RunQueue):
                  if columns is not None else {})
         if columns is not None:
             self._load_columns(columns, frame, id_array, catalogue, whole)
+        if meanwhile is not None:
+            meanwhile()
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         clock = time.perf_counter()
-        pct = rec.percentiles(frame, catalogue)
-        self._clock("customers percentiles", time.perf_counter() - clock)
+        ranks = pct() if pct is not None else self._percentiles(run, catalogue)
+        self._clock("customers percentiles wait", time.perf_counter() - clock)
         names = ["customer_id", "pos", "vals", "pct", "doc_extra",
                  *[c.sql for c in typed if c.sql]]
 
@@ -331,13 +348,20 @@ class Publisher(RunQueue):
                 cols = [id_array.slice(a, _CHUNK),
                         pa.array(np.arange(a, a + len(part), dtype=np.int64)),
                         rec.value_blobs(part, catalogue),
-                        rec.percentile_blobs(pct.iloc[a:a + _CHUNK]),
+                        rec.percentile_blobs(ranks.iloc[a:a + _CHUNK]),
                         rec.stored_fragments(part, catalogue),
                         *[whole[c.sql].slice(a, _CHUNK) if c.sql in whole
                           else rec.sql_array(part, c) for c in typed]]
                 yield pa.Table.from_arrays(cols, names=names)
 
         self._bulk(table, names, chunks())
+
+    def _percentiles(self, run: AnalysisRun, catalogue: list[rec.ColumnInfo]) -> pd.DataFrame:
+        """The customers' percentile ranks (:func:`~carenet.store.records.percentiles`)."""
+        clock = time.perf_counter()
+        ranks = rec.percentiles(run.customers.reset_index(drop=True), catalogue)
+        self._clock("customers percentiles", time.perf_counter() - clock)
+        return ranks
 
     def _load_columns(self, table: Table, frame: pd.DataFrame, ids: pa.Array,
                       catalogue: list[rec.ColumnInfo], ready: dict[str, pa.Array]) -> None:
