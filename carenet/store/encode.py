@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 def iso_times(s: pd.Series) -> pa.Array:
     """``s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")`` as Arrow strings (null for NaT) without a
     Python call per value: the wall time in the column's zone floored to the second by numpy
-    and written by ``numpy.datetime_as_string``, then the literal ``Z`` (pandas' strftime
+    and written by :func:`iso_digits` (pandas' strftime
     formats each value in Python: 10 s of a 1M-customer publication's 2 time columns).
     Years outside 1000-9999, where the two could differ in width, take pandas' path.
     """
@@ -37,14 +37,48 @@ def iso_times(s: pd.Series) -> pa.Array:
         return pa.array(s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pa.large_string(),
                         from_pandas=True)
     n = len(secs)
-    text = np.datetime_as_string(np.where(na, np.datetime64(0, "s"), secs), unit="s")
-    data = np.empty((n, 20), np.uint8)
-    data[:, :19] = text.astype("S19").view(np.uint8).reshape(n, 19)
-    data[:, 19] = ord("Z")
+    data = iso_digits(np.where(na, 0, secs.astype(np.int64)))
     out = pa.LargeStringArray.from_buffers(
         n, pa.py_buffer(np.arange(n + 1, dtype=np.int64) * 20), pa.py_buffer(data))
     if na.any():
         out = pc.if_else(pa.array(na), pa.scalar(None, pa.large_string()), out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def iso_digits(secs: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DDTHH:MM:SSZ`` of each ``secs`` (int64 seconds since 1970, years
+    1000-9999) as an ``(n, 20)`` uint8 matrix: the proleptic Gregorian date by H. Hinnant's
+    ``civil_from_days``, digits written in one compiled pass (the same text as
+    ``numpy.datetime_as_string``, which took 0.45 s per million values).
+    """
+    n = len(secs)
+    out = np.empty((n, 20), np.uint8)
+    for i in range(n):
+        days = secs[i] // 86_400
+        rem = secs[i] - days * 86_400
+        z = days + 719_468
+        era = z // 146_097
+        doe = z - era * 146_097
+        yoe = (doe - doe // 1_460 + doe // 36_524 - doe // 146_096) // 365
+        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+        mp = (5 * doy + 2) // 153
+        day = doy - (153 * mp + 2) // 5 + 1
+        month = mp + 3 if mp < 10 else mp - 9
+        year = yoe + era * 400 + (1 if month <= 2 else 0)
+        hour = rem // 3_600
+        minute = rem // 60 % 60
+        second = rem % 60
+        row = out[i]
+        for k in range(4):
+            row[3 - k] = 48 + year % 10
+            year //= 10
+        row[5], row[6] = 48 + month // 10, 48 + month % 10
+        row[8], row[9] = 48 + day // 10, 48 + day % 10
+        row[11], row[12] = 48 + hour // 10, 48 + hour % 10
+        row[14], row[15] = 48 + minute // 10, 48 + minute % 10
+        row[17], row[18] = 48 + second // 10, 48 + second % 10
+        row[4], row[7], row[10], row[13], row[16], row[19] = 45, 45, 84, 58, 58, 90  # - - T : : Z
     return out
 
 
