@@ -46,6 +46,7 @@ from carenet.store import encode as enc
 from carenet.store import records as rec
 from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
+from carenet.store.points import POINT_BLOCK, point_blocks
 from carenet.store.pool import now_iso, owner_id
 from carenet.store.ranking import column_block
 from carenet.store.runs import RunQueue
@@ -53,6 +54,7 @@ from carenet.store.schema import (
     LAYOUT,
     columns_table,
     customers_table,
+    points_table,
     rows_table,
     runs,
     table_key,
@@ -131,6 +133,7 @@ class Publisher(RunQueue):
             tt = ties_table(key, meta)
             rt = rows_table(key, meta)
             kt = columns_table(key, meta) if layout >= 3 else None
+            pt = points_table(key, meta) if layout >= 4 else None
             self._drop_run_tables(key)
             # keys are built after the load like the other indexes (one sorted build instead
             # of a B-tree maintained row by row); SQLite's ties key is its rowid: kept
@@ -139,7 +142,7 @@ class Publisher(RunQueue):
             # position order and no separate position index is built
             rowid = "pos" if self.backend == "sqlite" else None
             with self.engine.begin() as conn:
-                for t in (ct, tt, rt, *([kt] if kt is not None else [])):
+                for t in (ct, tt, rt, *[t for t in (kt, pt) if t is not None]):
                     conn.execute(CreateTable(
                         _without_key(t, rowid=rowid if t is ct else None) if t in deferred
                         else t))
@@ -152,6 +155,8 @@ class Publisher(RunQueue):
                     if kt is not None:  # and the column blocks, and the blocks of ties
                         stored_as_is += [(kt.name, "data"), (tt.name, "out_ties"),
                                          (tt.name, "in_ties")]
+                    if pt is not None:  # and the document fields' LZ4 blocks
+                        stored_as_is.append((pt.name, "data"))
                     for name, column in stored_as_is:
                         conn.execute(text(f'ALTER TABLE "{name}" ALTER COLUMN "{column}" '
                                           "SET STORAGE EXTERNAL"))
@@ -161,7 +166,8 @@ class Publisher(RunQueue):
                 # COPY's rows are inserted by its own server process, so both cores work)
                 report("publish ties", 0.5)
                 report("publish tables", 0.8)
-                blocks = _together(lambda: self._load_customers(ct, kt, run, catalogue),
+                blocks = _together(lambda: self._load_customers(ct, kt, run, catalogue,
+                                                                points=pt),
                                    lambda: self._load_ties_and_rows(tt, rt, run))[1]
             else:  # one writer, never waiting: the percentiles, ties and tables are made
                 # on threads (SQLite's inserts release the GIL) while the column blocks are
@@ -179,8 +185,8 @@ class Publisher(RunQueue):
                         made["blocks"] = self._load_rows(rt, run, rows.result())
                         report("publish customers", 0.5)
 
-                    self._load_customers(ct, kt, run, catalogue, pct=pct.result,
-                                         meanwhile=meanwhile)
+                    self._load_customers(ct, kt, run, catalogue, points=pt,
+                                         pct=pct.result, meanwhile=meanwhile)
                     blocks = made["blocks"]
             report("publish indexes", 0.9)
             if self.backend == "postgresql":
@@ -194,7 +200,8 @@ class Publisher(RunQueue):
             graph_meta = {"channel_names": list(g.channel_names), "directed": bool(g.directed),
                           "customers": int(g.n_customers), "ties": int(g.n_ties),
                           "layout": layout, "blocks": blocks,
-                          **({"tie_block": rec.TIE_BLOCK} if layout >= 3 else {})}
+                          **({"tie_block": rec.TIE_BLOCK} if layout >= 3 else {}),
+                          **({"point_block": POINT_BLOCK} if layout >= 4 else {})}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -311,12 +318,14 @@ class Publisher(RunQueue):
         return f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({cols})'
 
     def _load_customers(self, table: Table, columns: Table | None, run: AnalysisRun,
-                        catalogue: list[rec.ColumnInfo], *,
+                        catalogue: list[rec.ColumnInfo], *, points: Table | None = None,
                         pct: Callable[[], pd.DataFrame] | None = None,
                         meanwhile: Callable[[], None] | None = None) -> None:
         """The customers' rows (what a point read needs: id, packed values and percentiles,
         the text a document shows) and, in ``columns``, every typed column as one Arrow
-        block (what ranked pages and the views' frames read).
+        block (what ranked pages and the views' frames read). With ``points`` (layout 4) the
+        customers' rows hold only id and position, and the document fields go to ``points``,
+        :data:`~carenet.store.points.POINT_BLOCK` customers a row.
 
         ``pct`` gives the percentiles (:meth:`_percentiles`, when made elsewhere);
         ``meanwhile`` runs between the column blocks and the rows (SQLite's one writer
@@ -339,6 +348,9 @@ class Publisher(RunQueue):
         clock = time.perf_counter()
         ranks = pct() if pct is not None else self._percentiles(run, catalogue)
         self._clock("customers percentiles wait", time.perf_counter() - clock)
+        if points is not None:
+            self._load_points(table, points, frame, id_array, catalogue, ranks, whole)
+            return
         names = ["customer_id", "pos", "vals", "pct", "doc_extra",
                  *[c.sql for c in typed if c.sql]]
 
@@ -355,6 +367,40 @@ class Publisher(RunQueue):
                 yield pa.Table.from_arrays(cols, names=names)
 
         self._bulk(table, names, chunks())
+
+    def _load_points(self, table: Table, points: Table, frame: pd.DataFrame, ids: pa.Array,
+                     catalogue: list[rec.ColumnInfo], ranks: pd.DataFrame,
+                     texts: dict[str, pa.Array]) -> None:
+        """Layout 4: the customers' ids and positions in ``table``, their document fields
+        (:attr:`~carenet.store.records.DocumentBuilder.fields`, in that order) in ``points``
+        as :func:`~carenet.store.points.point_blocks`; ``texts``: the text columns, encoded.
+        """
+        def thin() -> Iterator[pa.Table]:
+            for a in range(0, len(frame), _CHUNK):
+                part = ids.slice(a, _CHUNK)
+                yield pa.Table.from_arrays(
+                    [part, pa.array(np.arange(a, a + len(part), dtype=np.int64))],
+                    names=["customer_id", "pos"])
+
+        fields = rec.DocumentBuilder([c.to_dict() for c in catalogue]).fields
+        step = POINT_BLOCK * max(1, _CHUNK // POINT_BLOCK)
+
+        def blocks() -> Iterator[pa.Table]:
+            for a in range(0, len(frame), step):
+                part = frame.iloc[a:a + step]
+                made = {"customer_id": ids.slice(a, step),
+                        "vals": rec.value_blobs(part, catalogue),
+                        "pct": rec.percentile_blobs(ranks.iloc[a:a + step]),
+                        "doc_extra": rec.stored_fragments(part, catalogue)}
+                data = point_blocks([made[f] if f in made else texts[f].slice(a, step)
+                                     for f in fields])
+                first = a // POINT_BLOCK
+                yield pa.Table.from_arrays(
+                    [pa.array(np.arange(first, first + len(data), dtype=np.int64)),
+                     pa.array(data, pa.large_binary())], names=["block", "data"])
+
+        self._bulk(table, ["customer_id", "pos"], thin())
+        self._bulk(points, ["block", "data"], blocks())
 
     def _percentiles(self, run: AnalysisRun, catalogue: list[rec.ColumnInfo]) -> pd.DataFrame:
         """The customers' percentile ranks (:func:`~carenet.store.records.percentiles`)."""

@@ -31,10 +31,17 @@ from carenet.store.errors import (
     RunNotReadyError,
     UnknownFieldError,
 )
+from carenet.store.points import POINT_BLOCK, point_row, point_rows
 from carenet.store.pool import TableGoneError, missing_table
 from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers, read_column_block
 from carenet.store.runs import RunQueue
-from carenet.store.schema import columns_table, customers_table, rows_table, ties_table
+from carenet.store.schema import (
+    columns_table,
+    customers_table,
+    points_table,
+    rows_table,
+    ties_table,
+)
 from carenet.store.types import Page, RunView
 
 
@@ -68,6 +75,7 @@ class RunReads(RunQueue):
                        customers=customers_table(key, row["columns"] or [], meta,
                                                  stored_documents=stored, layout=layout),
                        typed=columns_table(key, meta) if layout >= 3 else None,
+                       points=points_table(key, meta) if layout >= 4 else None,
                        documents=None if stored else rec.DocumentBuilder(row["columns"] or []),
                        ties=ties_table(key, meta), rows=rows_table(key, meta),
                        pseudonymized=bool(((row["parameters"] or {}).get("graph") or {})
@@ -82,7 +90,8 @@ class RunReads(RunQueue):
     # ------------------------------------------------------------------ customers
     def customer(self, view: RunView, customer_id: str) -> str | None:
         """The JSON document of one customer (without the run id), or None: one indexed row
-        fetch, the document rebuilt from the row (or read as stored, for older runs).
+        fetch (layout 4: the id's position joined to its block of document fields), the
+        document rebuilt from the row (or read as stored, for older runs).
         """
         builder = view.documents
         sql = view.stmts.get("customer")
@@ -90,11 +99,17 @@ class RunReads(RunQueue):
             fields = ('"record"' if builder is None
                       else ", ".join(f'"{f}"' for f in builder.fields))
             sql = view.stmts["customer"] = (
-                f'SELECT {fields} FROM "{view.customers.name}" WHERE customer_id = ?')
+                f'SELECT {fields} FROM "{view.customers.name}" WHERE customer_id = ?'
+                if view.points is None else
+                f'SELECT c.pos, p.data FROM "{view.customers.name}" c JOIN '
+                f'"{view.points.name}" p ON p.block = c.pos / {self._point_block(view)} '
+                "WHERE c.customer_id = ?")
         try:
             row = self._fast_row(sql, (customer_id,))
             if row is None:
                 return None
+            if view.points is not None:
+                row = point_row(row[1], row[0] % self._point_block(view))
             return row[0] if builder is None else builder.build(row)  # type: ignore[no-any-return]
         except TableGoneError as exc:
             self.forget(view.run_id)
@@ -215,13 +230,7 @@ class RunReads(RunQueue):
         picked = picked[:limit]
         builder = view.documents
         assert builder is not None  # layout 3 builds documents at read time
-        t = view.customers
-        rows: dict[int, Any] = {}
-        if len(picked):
-            with self._reading(view) as conn:
-                for r in conn.execute(select(t.c.pos, *[t.c[f] for f in builder.fields])
-                                      .where(t.c.pos.in_([int(p) for p in picked]))):
-                    rows[r[0]] = r[1:]
+        rows = self._document_rows(view, [int(p) for p in picked])
         items = [builder.build(rows[int(p)]) for p in picked]
         nxt = None
         if more and len(picked):
@@ -229,6 +238,40 @@ class RunReads(RunQueue):
             nxt = encode_cursor({"r": view.run_id, "f": fingerprint, "v": values[last].item(),
                                  "id": rows[last][0]})
         return Page(run_id=view.run_id, sort=key, order=order, items=items, next_cursor=nxt)
+
+    def _document_rows(self, view: RunView, positions: list[int]) -> dict[int, Any]:
+        """The document fields (:attr:`~carenet.store.records.DocumentBuilder.fields`) of
+        the customers at ``positions`` (layout 3 or later), by position: one query either way
+        (layout 4: their blocks, each decompressed once).
+        """
+        builder = view.documents
+        assert builder is not None  # layout 3 builds documents at read time
+        rows: dict[int, Any] = {}
+        if not positions:
+            return rows
+        with self._reading(view) as conn:
+            if view.points is None:
+                t = view.customers
+                for r in conn.execute(select(t.c.pos, *[t.c[f] for f in builder.fields])
+                                      .where(t.c.pos.in_(positions))):
+                    rows[r[0]] = r[1:]
+                return rows
+            size = self._point_block(view)
+            wanted: dict[int, list[int]] = {}
+            for p in positions:
+                wanted.setdefault(p // size, []).append(p)
+            p_t = view.points
+            for block, data in conn.execute(select(p_t.c.block, p_t.c.data)
+                                            .where(p_t.c.block.in_(list(wanted)))):
+                inside = wanted[block]
+                rows.update(zip(inside, point_rows(data, [p % size for p in inside]),
+                                strict=True))
+        return rows
+
+    @staticmethod
+    def _point_block(view: RunView) -> int:
+        """Positions a stored block of document fields holds (layout 4)."""
+        return int(view.graph.get("point_block") or POINT_BLOCK)
 
     def _typed_column(self, view: RunView, name: str) -> pa.Array:
         """One typed column of a layout-3 run (its Arrow block), cached by this process."""

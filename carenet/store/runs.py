@@ -152,7 +152,7 @@ class RunQueue(StoreBase):
         return self.get_run(run_id)
     def _drop_run_tables(self, key: str) -> None:
         with self.engine.begin() as conn:
-            for suffix in ("customers", "ties", "rows", "columns"):
+            for suffix in ("customers", "ties", "rows", "columns", "points"):
                 conn.execute(text(f'DROP TABLE IF EXISTS "cn_{key}_{suffix}"'))
         self._tables_dropped(key)
 

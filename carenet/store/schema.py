@@ -4,7 +4,8 @@ Fixed tables (created on first use): ``carenet_runs`` (one row per run: status, 
 timings, counts, versions, progress, the run's column catalogue), ``carenet_api_keys`` and
 ``carenet_uploads``.
 
-Each published run owns three tables (four from layout 3) named after its ``table_key``:
+Each published run owns three tables (four from layout 3, five from layout 4) named after
+its ``table_key``:
 
 ``cn_<key>_customers``
     one row per customer: ``customer_id`` (primary key), ``pos`` (node position, unique), one
@@ -20,6 +21,11 @@ Each published run owns three tables (four from layout 3) named after its ``tabl
     (layout 3) every typed customer column as one compressed Arrow block, for ranked pages
     (sorted and filtered in numpy) and the views' whole frames; the customers table then holds
     only the typed columns a document reads as text.
+``cn_<key>_points``
+    (layout 4) the fields a customer's document is built from (id, texts, packed numbers and
+    percentiles, stored JSON texts), 64 positions a compressed block
+    (:mod:`carenet.store.points`); the customers table then holds only ``customer_id`` and
+    ``pos``, the key look-up of a point read.
 ``cn_<key>_ties``
     one row per customer position with its out- and in-ties packed as binary arrays
     (neighbour ids, weights, counts, channel masks): a neighbour query reads one row.
@@ -171,11 +177,13 @@ INDEXED = ("priority", "influence", "exposure", "pagerank")
 """Sort keys whose typed columns get an index (every numeric column can still be sorted)."""
 
 
-LAYOUT = 3
+LAYOUT = 4
 """``runs.graph["layout"]`` of the runs published now: 2, customer documents built at read
 time from packed values; 3, also the typed columns kept as Arrow blocks in
 ``cn_<key>_columns`` (ranked pages in numpy: :mod:`carenet.store.ranking`), only the columns
-a document reads as text in the customers table. Runs without a layout store documents."""
+a document reads as text in the customers table; 4, the document fields in blocks of 64
+customers (``cn_<key>_points``), the customers table only ids and positions. Runs without a
+layout store documents."""
 
 
 def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
@@ -188,6 +196,10 @@ def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
         Column("customer_id", KEY_TEXT, primary_key=True),
         Column("pos", Integer, nullable=False),
     ]
+    if layout >= 4:  # the document fields are in cn_<key>_points
+        table = Table(f"cn_{key}_customers", meta, *cols)
+        Index(f"cn_{key}_pos", table.c.pos, unique=True)
+        return table
     if stored_documents:
         cols.append(Column("record", Text, nullable=False))
     else:
@@ -216,6 +228,18 @@ def columns_table(key: str, meta: MetaData) -> Table:
         f"cn_{key}_columns",
         meta,
         Column("name", KEY_TEXT, primary_key=True),
+        Column("data", LargeBinary, nullable=False),
+    )
+
+
+def points_table(key: str, meta: MetaData) -> Table:
+    """The per-run document fields of layout 4: block ``b`` holds positions ``64 b`` to
+    ``64 b + 63`` (:func:`carenet.store.points.point_blocks`).
+    """
+    return Table(
+        f"cn_{key}_points",
+        meta,
+        Column("block", Integer, primary_key=True, autoincrement=False),
         Column("data", LargeBinary, nullable=False),
     )
 

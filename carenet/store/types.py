@@ -26,6 +26,7 @@ class RunView:
     rows: Table
     documents: rec.DocumentBuilder | None = None  # None: documents stored (older runs)
     typed: Table | None = None  # layout 3: the typed columns' Arrow blocks
+    points: Table | None = None  # layout 4: the document fields, in blocks
     pseudonymized: bool = False
     stmts: dict[str, Any] = field(default_factory=dict)
 

@@ -1,6 +1,6 @@
-"""Ranked pages of layout-3 runs (numpy over column blocks) against their oracles: a pandas
-sort of the same rows, and the SQL pages of the same run published in layout 2, on SQLite and
-(with CARENET_TEST_POSTGRES_URL) PostgreSQL."""
+"""Ranked pages of layout-3 and later runs (numpy over column blocks) against their oracles:
+a pandas sort of the same rows, and the SQL pages of the same run published in layout 2, on
+SQLite and (with CARENET_TEST_POSTGRES_URL) PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from servicekit import variant
 
 from carenet.store import RunStore
+from carenet.store.points import POINT_BLOCK
 from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers
 
 
@@ -100,22 +101,27 @@ def _queries(run) -> list[dict]:
     ]
 
 
-def test_layout_3_reads_exactly_as_layout_2(store: RunStore) -> None:
-    """The same run published in both layouts: every ranked page (sorts, orders, label and
-    range filters, ties on rounded and integer keys, customers without a value, cursors
-    followed to the end), the views' frame, customer documents, neighbours (ties stored
-    TIE_BLOCK customers a row in layout 3) and the rebuilt graph are the same."""
+@pytest.mark.parametrize("layout", [3, 4])
+def test_later_layouts_read_exactly_as_layout_2(store: RunStore, layout: int) -> None:
+    """The same run published in layout 2 and in ``layout``: every ranked page (sorts,
+    orders, label and range filters, ties on rounded and integer keys, customers without a
+    value, cursors followed to the end), the views' frame, customer documents (layout 4:
+    from blocks of POINT_BLOCK customers, the last one partial), id searches, neighbours
+    (ties stored TIE_BLOCK customers a row from layout 3) and the rebuilt graph are the
+    same."""
     run = variant(21.0)
     c = run.customers.copy()
     c["exposure"] = c["exposure"].round(1)  # ties, paged through by customer id
     c.loc[c.index[::9], "exposure"] = np.nan
     run = dataclasses.replace(run, customers=c)
+    assert len(c) > 3 * POINT_BLOCK and len(c) % POINT_BLOCK
     reads = []
-    for layout in (2, 3):
-        store.layout = layout
-        rid = store.publish(dataclasses.replace(run, run_id=f"{run.run_id}-{layout}"))
+    for published in (2, layout):
+        store.layout = published
+        rid = store.publish(dataclasses.replace(run, run_id=f"{run.run_id}-{published}"))
         view = store.resolve(rid)
-        assert (view.typed is not None) == (layout == 3)
+        assert (view.typed is not None) == (published >= 3)
+        assert (view.points is not None) == (published >= 4)
         pages = []
         for q in _queries(run):
             if q["sort"] not in view.numeric:
@@ -129,15 +135,19 @@ def test_layout_3_reads_exactly_as_layout_2(store: RunStore) -> None:
                     if cursor is None or limit == 500:
                         break
                 pages.append((q["sort"], limit, seen))
-        sample = c["customer_id"].astype(str)[::37]
+        ids = c["customer_id"].astype(str)
+        sample = [*ids[::37], ids.iloc[-1], "no such customer"]
         docs = [store.customer(view, i) for i in sample]
+        found = [store.search_customers(view, i[:3]) for i in sample[:5]]
         near = [store.neighbors(view, i, limit=50) for i in sample]
         g = store.load_graph(view)
         graph = [g.ids.tolist(), g.indptr, g.indices, g.weights, g.counts, g.channels]
-        reads.append((pages, docs, store.customers_frame(view), near, graph))
-    (pages2, docs2, frame2, near2, graph2), (pages3, docs3, frame3, near3, graph3) = reads
+        reads.append((pages, docs, found, store.customers_frame(view), near, graph))
+    (pages2, docs2, found2, frame2, near2, graph2), (pages3, docs3, found3, frame3, near3,
+                                                     graph3) = reads
     assert len(pages3) >= 20 and pages3 == pages2
-    assert docs3 == docs2 and all(d is not None for d in docs3)
+    assert docs3 == docs2 and all(d is not None for d in docs3[:-1]) and docs3[-1] is None
+    assert found3 == found2 and all(found3)
     pd.testing.assert_frame_equal(frame3, frame2)
     assert near3 == near2 and sum(len(x or []) for x in near3) > 0
     assert graph3[0] == graph2[0] and len(graph3[2]) == run.graph.n_ties
