@@ -171,23 +171,16 @@ class Publisher(RunQueue):
                                    lambda: self._load_ties_and_rows(tt, rt, run))[1]
             else:  # one writer, never waiting: the percentiles, ties and tables are made
                 # on threads (SQLite's inserts release the GIL) while the column blocks are
-                # written, then the ties and tables are written while the percentiles end
+                # written, and are ready when the writer comes to them
                 with ThreadPoolExecutor(max_workers=2) as pool:
                     pct = pool.submit(self._percentiles, run, catalogue)
                     ties = pool.submit(lambda: list(self._tie_chunks(run)))
                     rows = pool.submit(self._eager_rows, run)
-                    made: dict[str, Any] = {}
-
-                    def meanwhile() -> None:
-                        report("publish ties", 0.3)
-                        self._load_ties(tt, run, ties.result())
-                        report("publish tables", 0.4)
-                        made["blocks"] = self._load_rows(rt, run, rows.result())
-                        report("publish customers", 0.5)
-
-                    self._load_customers(ct, kt, run, catalogue, points=pt,
-                                         pct=pct.result, meanwhile=meanwhile)
-                    blocks = made["blocks"]
+                    self._load_customers(ct, kt, run, catalogue, points=pt, pct=pct.result)
+                    report("publish ties", 0.6)
+                    self._load_ties(tt, run, ties.result())
+                    report("publish tables", 0.8)
+                    blocks = self._load_rows(rt, run, rows.result())
             report("publish indexes", 0.9)
             if self.backend == "postgresql":
                 self._build_indexes_in_sessions(deferred, (ct, tt, rt))
@@ -319,17 +312,14 @@ class Publisher(RunQueue):
 
     def _load_customers(self, table: Table, columns: Table | None, run: AnalysisRun,
                         catalogue: list[rec.ColumnInfo], *, points: Table | None = None,
-                        pct: Callable[[], pd.DataFrame] | None = None,
-                        meanwhile: Callable[[], None] | None = None) -> None:
+                        pct: Callable[[], pd.DataFrame] | None = None) -> None:
         """The customers' rows (what a point read needs: id, packed values and percentiles,
         the text a document shows) and, in ``columns``, every typed column as one Arrow
         block (what ranked pages and the views' frames read). With ``points`` (layout 4) the
         customers' rows hold only id and position, and the document fields go to ``points``,
         :data:`~carenet.store.points.POINT_BLOCK` customers a row.
 
-        ``pct`` gives the percentiles (:meth:`_percentiles`, when made elsewhere);
-        ``meanwhile`` runs between the column blocks and the rows (SQLite's one writer
-        writes the ties and tables there while the percentiles are still being made).
+        ``pct`` gives the percentiles (:meth:`_percentiles`, when made on a thread).
         """
         frame = run.customers.reset_index(drop=True)
         ids = frame["customer_id"].astype(str)
@@ -342,8 +332,6 @@ class Publisher(RunQueue):
                  if columns is not None else {})
         if columns is not None:
             self._load_columns(columns, frame, id_array, catalogue, whole)
-        if meanwhile is not None:
-            meanwhile()
         # no JSON document: it is rebuilt at read time from these (records.DocumentBuilder)
         clock = time.perf_counter()
         ranks = pct() if pct is not None else self._percentiles(run, catalogue)

@@ -714,6 +714,10 @@ def key_column(name: str, frame: pd.DataFrame) -> str | None:
     return next((c for c in candidates if c in frame.columns), None)
 
 
+DENSE_PAIRS = 1 << 24
+"""Community pairs up to which :func:`community_documents` counts links in a dense array."""
+
+
 def community_documents(
     run_customers: pd.DataFrame, table: pd.DataFrame | None, graph: CustomerGraph,
     *, top: int = 10, links: int = 10,
@@ -751,9 +755,15 @@ def community_documents(
     dst = codes[graph.indices]
     ok = (src != dst) & (src >= 0) & (dst >= 0)
     pair = src[ok].astype(np.int64) * k + dst[ok]
-    upair, inv = np.unique(pair, return_inverse=True)
-    wsum = np.bincount(inv, weights=graph.weights[ok], minlength=len(upair))
-    cnt = np.bincount(inv, minlength=len(upair))
+    if k * k <= DENSE_PAIRS:  # counted in place (np.unique sorted 5M ties: 0.6 s at 1M)
+        cnt = np.bincount(pair, minlength=k * k)
+        upair = np.flatnonzero(cnt)
+        wsum = np.bincount(pair, weights=graph.weights[ok], minlength=k * k)[upair]
+        cnt = cnt[upair]
+    else:
+        upair, inv = np.unique(pair, return_inverse=True)
+        wsum = np.bincount(inv, weights=graph.weights[ok], minlength=len(upair))
+        cnt = np.bincount(inv, minlength=len(upair))
     a = upair // max(k, 1)
     lorder = np.lexsort((-wsum, a))
     lstarts = np.searchsorted(a[lorder], np.arange(k))

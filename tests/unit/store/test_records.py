@@ -148,3 +148,17 @@ def test_documents_rebuilt_from_rows_are_the_published_text(odd_name: bool) -> N
     for i, want in enumerate(expected):
         row = tuple(stored[f][i] for f in builder.fields)
         assert builder.build(row) == want
+
+
+def test_community_links_counted_densely_as_by_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The communities' documents (sizes, top customers, strongest links) are the same text
+    whether links are counted in a dense array of community pairs or through np.unique."""
+    from servicekit import variant
+
+    run = variant(5.0)
+    table = run.tables.get("communities")
+    dense = rec.community_documents(run.customers, table, run.graph)
+    monkeypatch.setattr(rec, "DENSE_PAIRS", 0)
+    assert rec.community_documents(run.customers, table, run.graph) == dense
+    links = [json.loads(d)["links"] for _, d in dense]
+    assert len(dense) > 2 and sum(map(len, links)) > 0
