@@ -46,7 +46,7 @@ from carenet.store import encode as enc
 from carenet.store import records as rec
 from carenet.store.errors import RunStateError
 from carenet.store.health import store_problem
-from carenet.store.points import POINT_BLOCK, point_blocks
+from carenet.store.points import block_size, point_blocks
 from carenet.store.pool import now_iso, owner_id
 from carenet.store.ranking import column_block
 from carenet.store.runs import RunQueue
@@ -155,8 +155,12 @@ class Publisher(RunQueue):
                     if kt is not None:  # and the column blocks, and the blocks of ties
                         stored_as_is += [(kt.name, "data"), (tt.name, "out_ties"),
                                          (tt.name, "in_ties")]
-                    if pt is not None:  # and the document fields' LZ4 blocks
+                    if pt is not None:  # and the document fields' LZ4 blocks, kept in
+                        # the row up to a page (a point read then fetches one heap page,
+                        # not a block's TOAST chunks)
                         stored_as_is.append((pt.name, "data"))
+                        conn.execute(text(f'ALTER TABLE "{pt.name}" '
+                                          "SET (toast_tuple_target = 8160)"))
                     for name, column in stored_as_is:
                         conn.execute(text(f'ALTER TABLE "{name}" ALTER COLUMN "{column}" '
                                           "SET STORAGE EXTERNAL"))
@@ -194,7 +198,8 @@ class Publisher(RunQueue):
                           "customers": int(g.n_customers), "ties": int(g.n_ties),
                           "layout": layout, "blocks": blocks,
                           **({"tie_block": rec.TIE_BLOCK} if layout >= 3 else {}),
-                          **({"point_block": POINT_BLOCK} if layout >= 4 else {})}
+                          **({"point_block": block_size(self.backend)}
+                             if layout >= 4 else {})}
             info = run.to_dict()
             with self.engine.begin() as conn:
                 flipped = conn.execute(update(runs).where(
@@ -317,7 +322,7 @@ class Publisher(RunQueue):
         the text a document shows) and, in ``columns``, every typed column as one Arrow
         block (what ranked pages and the views' frames read). With ``points`` (layout 4) the
         customers' rows hold only id and position, and the document fields go to ``points``,
-        :data:`~carenet.store.points.POINT_BLOCK` customers a row.
+        :func:`~carenet.store.points.block_size` customers a row.
 
         ``pct`` gives the percentiles (:meth:`_percentiles`, when made on a thread).
         """
@@ -371,7 +376,8 @@ class Publisher(RunQueue):
                     names=["customer_id", "pos"])
 
         fields = rec.DocumentBuilder([c.to_dict() for c in catalogue]).fields
-        step = POINT_BLOCK * max(1, _CHUNK // POINT_BLOCK)
+        size = block_size(self.backend)
+        step = size * max(1, _CHUNK // size)
 
         def blocks() -> Iterator[pa.Table]:
             for a in range(0, len(frame), step):
@@ -381,8 +387,8 @@ class Publisher(RunQueue):
                         "pct": rec.percentile_blobs(ranks.iloc[a:a + step]),
                         "doc_extra": rec.stored_fragments(part, catalogue)}
                 data = point_blocks([made[f] if f in made else texts[f].slice(a, step)
-                                     for f in fields])
-                first = a // POINT_BLOCK
+                                     for f in fields], size)
+                first = a // size
                 yield pa.Table.from_arrays(
                     [pa.array(np.arange(first, first + len(data), dtype=np.int64)),
                      pa.array(data, pa.large_binary())], names=["block", "data"])

@@ -31,7 +31,7 @@ from carenet.store.errors import (
     RunNotReadyError,
     UnknownFieldError,
 )
-from carenet.store.points import POINT_BLOCK, point_row, point_rows
+from carenet.store.points import point_row, point_rows
 from carenet.store.pool import TableGoneError, missing_table
 from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers, read_column_block
 from carenet.store.runs import RunQueue
@@ -271,7 +271,7 @@ class RunReads(RunQueue):
     @staticmethod
     def _point_block(view: RunView) -> int:
         """Positions a stored block of document fields holds (layout 4)."""
-        return int(view.graph.get("point_block") or POINT_BLOCK)
+        return int(view.graph["point_block"])
 
     def _typed_column(self, view: RunView, name: str) -> pa.Array:
         """One typed column of a layout-3 run (its Arrow block), cached by this process."""

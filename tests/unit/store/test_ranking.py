@@ -14,7 +14,7 @@ import pytest
 from servicekit import variant
 
 from carenet.store import RunStore
-from carenet.store.points import POINT_BLOCK
+from carenet.store.points import block_size
 from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers
 
 
@@ -106,7 +106,7 @@ def test_later_layouts_read_exactly_as_layout_2(store: RunStore, layout: int) ->
     """The same run published in layout 2 and in ``layout``: every ranked page (sorts,
     orders, label and range filters, ties on rounded and integer keys, customers without a
     value, cursors followed to the end), the views' frame, customer documents (layout 4:
-    from blocks of POINT_BLOCK customers, the last one partial), id searches, neighbours
+    from blocks of block_size customers, the last one partial), id searches, neighbours
     (ties stored TIE_BLOCK customers a row from layout 3) and the rebuilt graph are the
     same."""
     run = variant(21.0)
@@ -114,7 +114,8 @@ def test_later_layouts_read_exactly_as_layout_2(store: RunStore, layout: int) ->
     c["exposure"] = c["exposure"].round(1)  # ties, paged through by customer id
     c.loc[c.index[::9], "exposure"] = np.nan
     run = dataclasses.replace(run, customers=c)
-    assert len(c) > 3 * POINT_BLOCK and len(c) % POINT_BLOCK
+    size = block_size(store.backend)
+    assert len(c) > 3 * size and len(c) % size
     reads = []
     for published in (2, layout):
         store.layout = published
@@ -122,6 +123,7 @@ def test_later_layouts_read_exactly_as_layout_2(store: RunStore, layout: int) ->
         view = store.resolve(rid)
         assert (view.typed is not None) == (published >= 3)
         assert (view.points is not None) == (published >= 4)
+        assert view.graph.get("point_block") == (size if published >= 4 else None)
         pages = []
         for q in _queries(run):
             if q["sort"] not in view.numeric:
