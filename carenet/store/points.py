@@ -130,7 +130,7 @@ def _prepared(field: pa.Array, n: int) -> tuple[int, np.ndarray, np.ndarray, np.
             else _BYTES)
     field = field.cast(pa.large_string() if kind == _TEXT else pa.large_binary())
     buffers = field.buffers()
-    offsets = (np.frombuffer(buffers[1], np.int64, n + 1, field.offset) if n
+    offsets = (np.frombuffer(buffers[1], np.int64, n + 1, field.offset * 8) if n
                else np.zeros(1, np.int64))
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else _EMPTY
     valid = (np.ones(n, np.uint8) if field.null_count == 0

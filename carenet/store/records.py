@@ -580,7 +580,7 @@ def tie_blocks(packed: pa.Array, size: int = TIE_BLOCK) -> tuple[np.ndarray, pa.
     """
     packed = flat(packed).cast(pa.large_binary())
     n = len(packed)
-    offsets = np.frombuffer(packed.buffers()[1], np.int64, n + 1, packed.offset)
+    offsets = np.frombuffer(packed.buffers()[1], np.int64, n + 1, packed.offset * 8)
     buf = packed.buffers()[2]
     data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
     numbers, blobs = [], []

@@ -193,3 +193,19 @@ def test_records_with_bare_strings_are_the_reference_text() -> None:
     assert enc._bare_strings(frame["quoted"], "text")[0] is None
     assert enc._bare_strings(frame["gappy"], "text")[0] is None
     assert enc.json_object_array(frame, kinds).to_pylist() == enc.json_objects(frame, kinds)
+
+
+@pytest.mark.parametrize("start", [0, 5])
+def test_tie_blocks_give_each_positions_ties_back(start: int) -> None:
+    """Blocks of packed ties (layout 3) give back each position's bytes, empty positions
+    and blocks without ties included, also from a slice that starts inside its buffers."""
+    rng = np.random.default_rng(start)
+    values = [None if k % 4 == 0 else rng.bytes(int(rng.integers(1, 30))) for k in range(700)]
+    values[256:512] = [None] * 256  # a block with no ties: no row
+    packed = pa.array(values, pa.large_binary()).slice(start)
+    numbers, blocks = rec.tie_blocks(packed, 256)
+    mine = values[start:]
+    assert numbers.tolist() == [b for b in range(3) if any(mine[256 * b:256 * b + 256])]
+    stored = dict(zip(numbers.tolist(), blocks.to_pylist(), strict=True))
+    for i, want in enumerate(mine):
+        assert (rec.block_ties(stored.get(i // 256), i % 256) or None) == want

@@ -23,8 +23,11 @@ def _fields(n: int, seed: int) -> list[pa.Array]:
     packed = pa.Array.from_buffers(
         pa.binary(), n, [None, pa.py_buffer((np.arange(n + 1) * 32).astype(np.int32)),
                          pa.py_buffer(fixed.tobytes())])
-    return [pa.array(text, pa.string()), pa.array(text, pa.large_string()).slice(0, n),
-            pa.array(blobs, pa.large_binary()), packed, pa.nulls(n),
+    # slices that start inside their buffers (as a publication's chunks of a run do)
+    shifted = pa.array(["pad", None, "pad", *text], pa.large_string()).slice(3, n)
+    cut = pa.array([b"x" * 9, *blobs, b"y"], pa.large_binary()).slice(1, n)
+    return [pa.array(text, pa.string()), shifted, cut, pa.array(blobs, pa.large_binary()),
+            packed, pa.nulls(n),
             pa.chunked_array([pa.array(text[: n // 2], pa.string()),
                               pa.array(text[n // 2:], pa.string())])]
 

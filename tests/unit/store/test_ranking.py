@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from servicekit import variant
 
-from carenet.store import RunStore
+from carenet.store import RunStore, publish
 from carenet.store.points import block_size
 from carenet.store.ranking import ColumnCache, IdOrder, SortedKey, numbers
 
@@ -102,18 +102,20 @@ def _queries(run) -> list[dict]:
 
 
 @pytest.mark.parametrize("layout", [3, 4])
-def test_later_layouts_read_exactly_as_layout_2(store: RunStore, layout: int) -> None:
+def test_later_layouts_read_exactly_as_layout_2(store: RunStore, layout: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The same run published in layout 2 and in ``layout``: every ranked page (sorts,
     orders, label and range filters, ties on rounded and integer keys, customers without a
     value, cursors followed to the end), the views' frame, customer documents (layout 4:
     from blocks of block_size customers, the last one partial), id searches, neighbours
     (ties stored TIE_BLOCK customers a row from layout 3) and the rebuilt graph are the
-    same."""
+    same. Rows are written 100 at a time, so that chunks start inside the run's arrays."""
     run = variant(21.0)
     c = run.customers.copy()
     c["exposure"] = c["exposure"].round(1)  # ties, paged through by customer id
     c.loc[c.index[::9], "exposure"] = np.nan
     run = dataclasses.replace(run, customers=c)
+    monkeypatch.setattr(publish, "_CHUNK", 100)
     size = block_size(store.backend)
     assert len(c) > 3 * size and len(c) % size
     reads = []
