@@ -78,39 +78,65 @@ def prefetch(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
 
     Reading and validating a batch (pyarrow, releases the GIL) then overlaps with encoding and
     aggregating the previous one (numba, ``nogil``): the two cores of a laptop both work.
-    Exceptions raised while producing are re-raised in the consumer.
+    Exceptions raised while producing are re-raised in the consumer. The thread starts with
+    the iteration (:class:`Ahead` starts it at once).
     """
-    q: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    ahead = Ahead(iterable, depth)
+    try:
+        yield from ahead
+    finally:
+        ahead.close()
 
-    def produce() -> None:
+
+class Ahead(Iterator[T]):
+    """``iterable`` made by a thread started now, up to ``depth`` items ahead of the
+    consumer; exceptions raised while producing are re-raised in the consumer. :meth:`close`
+    (also after an exception of the consumer's) stops the thread.
+    """
+
+    def __init__(self, iterable: Iterable[T], depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._worker = threading.Thread(target=self._produce, args=(iterable,),
+                                        name="carenet-prefetch", daemon=True)
+        self._worker.start()
+
+    def _produce(self, iterable: Iterable[T]) -> None:
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        q.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not self._put((True, item)):
                     return
-            q.put((False, None))
+            self._put((False, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
-            q.put((False, exc))
+            self._put((False, exc))
 
-    worker = threading.Thread(target=produce, name="carenet-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            ok, item = q.get()
-            if not ok:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
+    def _put(self, entry: tuple[bool, Any]) -> bool:
+        """Queue ``entry`` unless the consumer closed first (False then)."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        ok, item = self._queue.get()
+        if not ok:
+            self._done = True
+            if item is not None:
+                raise item
+            raise StopIteration
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop the producing thread (the items it has not handed over are dropped)."""
+        self._done = True
+        self._stop.set()
+        self._worker.join(timeout=5)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -392,3 +393,37 @@ def test_arrow_blocks_read_exactly_as_json_blocks(store: RunStore,
     assert pages_a == pages_j and found_a == found_j and listed_a == listed_j
     assert found_a[-1] is None and len(pages_a[0][0]) == n
     pd.testing.assert_frame_equal(frame_a, frame_j)
+
+
+def _check_ids_stored_as_given(store: RunStore, ids: list[str]) -> None:
+    run = variant(13.0)
+    c = run.customers.copy()
+    c.loc[c.index[:len(ids)], "customer_id"] = ids
+    store.publish(dataclasses.replace(run, customers=c))
+    view = store.resolve(None)
+    for i in ids:
+        doc = store.customer(view, i)
+        assert doc is not None and json.loads(doc)["customer_id"] == i
+        assert i in store.search_customers(view, i)
+    assert store.customer(view, "nul") is None and store.customer(view, "7") is None
+    frame = store.customers_frame(view)
+    assert frame["customer_id"].tolist() == c["customer_id"].astype(str).tolist()
+
+
+ODD_IDS = ['q"1', "back\\slash", "line\nbreak", "\U0001f600", "007", " padded ", "\u2028", "é"]
+
+
+def test_odd_customer_ids_are_stored_as_given(store: RunStore) -> None:
+    """Ids that JSON must escape or that look like numbers come back exactly (SQLite writes
+    layout 4's ids through one JSON array a chunk)."""
+    _check_ids_stored_as_given(store, ODD_IDS)
+
+
+def test_an_id_with_a_nul_character_is_stored_whole_on_sqlite(tmp_path: Path) -> None:
+    """SQLite's JSON reader would cut an id at a NUL character: such a run's ids are
+    written row by row (PostgreSQL's text holds no NUL: SQLite only)."""
+    store = RunStore(f"sqlite:///{tmp_path / 'nul.db'}")
+    try:
+        _check_ids_stored_as_given(store, [*ODD_IDS, "nul\x00inside"])
+    finally:
+        store.close()
