@@ -51,9 +51,9 @@ from carenet.store.pool import now_iso, owner_id
 from carenet.store.ranking import column_block
 from carenet.store.runs import RunQueue
 from carenet.store.schema import (
-    LAYOUT,
     columns_table,
     customers_table,
+    default_layout,
     points_table,
     rows_table,
     runs,
@@ -89,9 +89,10 @@ class Publisher(RunQueue):
     """
 
     publish_timings: dict[str, float]
-    layout: int = LAYOUT
-    """The layout runs are published in (:data:`~carenet.store.schema.LAYOUT`; 2 writes every
-    typed column in SQL with indexes, as before: the oracle of layout 3's tests)."""
+    layout: int | None = None
+    """The layout runs are published in (None: the backend's,
+    :func:`~carenet.store.schema.default_layout`; 2 writes every typed column in SQL with
+    indexes, as before: the oracle of the later layouts' tests)."""
 
     def publish(self, run: AnalysisRun, *, run_id: str | None = None, kept: bool = False,
                 progress: Callable[[str, float], None] | None = None) -> str:
@@ -130,7 +131,7 @@ class Publisher(RunQueue):
                                                 rec.column_catalogue(run.customers))
             cols = [c.to_dict() for c in catalogue]
             meta = MetaData()
-            layout = self.layout
+            layout = self._layout()
             ct = customers_table(key, cols, meta, layout=layout)
             tt = ties_table(key, meta)
             rt = rows_table(key, meta)
@@ -231,6 +232,10 @@ class Publisher(RunQueue):
         self._latest = (0.0, None)
         self.apply_retention()
         return rid
+
+    def _layout(self) -> int:
+        """The layout this publisher writes (:attr:`layout`, else the backend's)."""
+        return self.layout if self.layout is not None else default_layout(self.backend)
 
     def _build_indexes(self, deferred: list[Table], tables: Sequence[Table],
                        rowid: str | None) -> None:
@@ -466,7 +471,7 @@ class Publisher(RunQueue):
         out_ties, in_ties = rec.tie_rows(run.graph)
         self._clock("ties packing", time.perf_counter() - clock)
         ins = in_ties if in_ties is not None else pa.nulls(len(out_ties), pa.large_binary())
-        if self.layout >= 3:  # TIE_BLOCK positions a row (see records.tie_blocks)
+        if self._layout() >= 3:  # TIE_BLOCK positions a row (see records.tie_blocks)
             clock = time.perf_counter()
             out_no, out_blocks = rec.tie_blocks(out_ties)
             in_no, in_blocks = rec.tie_blocks(ins)

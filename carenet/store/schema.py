@@ -184,6 +184,17 @@ time from packed values; 3, also the typed columns kept as Arrow blocks in
 a document reads as text in the customers table; 4, the document fields in blocks of 64
 customers (``cn_<key>_points``), the customers table only ids and positions. Runs without a
 layout store documents."""
+PG_LAYOUT = 3
+"""The layout PostgreSQL runs are published in: layout 4 published 1M customers no faster
+there (10.4-10.7 against 10.3-11.0 s) and read slower (point reads 157-171 against 120-130
+us, a page of 100 6.1 against 3.6-3.8 ms), PostgreSQL's COPY taking per-customer rows as
+readily as blocks. SQLite's inserts do not (see benchmarks/README.md "publish.py, sixth
+pass")."""
+
+
+def default_layout(backend: str) -> int:
+    """The layout runs are published in on ``backend`` (``sqlite``, ``postgresql``)."""
+    return PG_LAYOUT if backend == "postgresql" else LAYOUT
 
 
 def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,

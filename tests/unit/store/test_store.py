@@ -427,3 +427,12 @@ def test_an_id_with_a_nul_character_is_stored_whole_on_sqlite(tmp_path: Path) ->
         _check_ids_stored_as_given(store, [*ODD_IDS, "nul\x00inside"])
     finally:
         store.close()
+
+
+def test_runs_are_published_in_their_stores_layout(store: RunStore) -> None:
+    """SQLite stores publish layout 4 (document fields in blocks), PostgreSQL layout 3
+    (one row per customer), unless a layout is asked for."""
+    view = store.resolve(store.publish(variant(14.0)))
+    expected = 3 if store.backend == "postgresql" else 4
+    assert view.graph["layout"] == expected
+    assert (view.points is not None) == (expected == 4) and view.typed is not None
