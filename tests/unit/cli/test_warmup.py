@@ -27,11 +27,12 @@ PROBE = """
 import json
 from carenet.cli.warmup import compile_kernels
 from carenet.graphs import diffusion, exposure, blocking
-from carenet.store import encode, records
+from carenet.store import encode, points, records
 seconds = compile_kernels()
 kernels = {"exposure": exposure._exposure_kernel, "rr_counts": diffusion._rr_count_kernel,
            "rr_store": diffusion._rr_store_kernel, "monte_carlo": diffusion._mc_kernel,
-           "packed_ties": records._pack_rows_kernel, "copy_rows": encode._copy_rows}
+           "packed_ties": records._pack_rows_kernel, "copy_rows": encode._copy_rows,
+           "iso_times": encode.iso_digits, "point_blocks": points._assemble}
 used = {k: d.stats.cache_hits or d.stats.cache_misses for k, d in kernels.items()}
 print(json.dumps({"seconds": seconds, "used": {k: len(v) for k, v in used.items()}}))
 """
