@@ -1,14 +1,14 @@
-"""Point-read rows of layout 4: what a customer's document is built from, 64 customers a
-stored row, compressed.
+"""Point-read rows of layout 4 (SQLite's): what a customer's document is built from, 32
+customers a stored row, compressed.
 
-A layout-3 run stored one SQL row per customer (its id, the texts a document shows, its
-packed numbers and percentiles): ~570 MB and 1M B-tree inserts at 1M customers, most of a
-SQLite publication. Layout 4 keeps a thin ``customers`` table (id and position, for the key
-look-up) and stores the document fields of :data:`POINT_BLOCK` consecutive positions (16 on
-PostgreSQL: :func:`block_size`) as one LZ4-compressed block in ``cn_<key>_points``: ~390 MB
-in 31,250 rows. A point read joins the two (one indexed look-up each), decompresses one block
-and cuts its customer's fields out. (zstd wrote 10% fewer bytes but took 3x as long to
-decompress 64 customers' block: 56 against 18 us.)
+A layout-3 run stored one SQL row per customer (its id, the texts a document shows, its packed
+numbers and percentiles): ~570 MB and 1M B-tree inserts at 1M customers, most of a SQLite
+publication. Layout 4 keeps a thin ``customers`` table (id and position, for the key look-up)
+and stores the document fields of :data:`POINT_BLOCK` consecutive positions (16 in a layout-4
+run on PostgreSQL: :func:`block_size`) as one LZ4-compressed block in ``cn_<key>_points``: ~390
+MB in 31,250 rows at 1M customers. A point read joins the two (one indexed look-up each),
+decompresses one block and cuts its customer's fields out. (zstd wrote 10% fewer bytes but took
+3x as long to decompress 64 customers' block: 56 against 18 us.)
 
 A block, before compression: ``count`` and ``fields`` (uint32), a kind byte per field (0:
 UTF-8 text, 1: bytes), the start of each field's section (uint32), then per field its
@@ -31,16 +31,19 @@ from carenet.store.encode import flat
 POINT_BLOCK = 32
 """Customer positions whose document fields share one stored row (layout 4, SQLite)."""
 PG_POINT_BLOCK = 16
-"""The same on PostgreSQL: ~6 KB blocks, kept in the row (``toast_tuple_target`` 8160), so a
-point read fetches one heap page; 32 customers (12 KB, TOASTed) took 182 against 171 us a
-point read and 8.8 against 5.9 ms a page of 100 at 1M customers. SQLite takes 32: its 4 KB
-pages hold the 12 KB blocks better (1M customers published in 10.3 s against 11.8 s with 16;
-point reads 30 against 27 us)."""
+"""The same in a layout-4 run on PostgreSQL (which publishes layout 3 by default,
+:func:`~carenet.store.schema.default_layout`): ~6 KB blocks, kept in the row
+(``toast_tuple_target`` 8160), so a point read fetches one heap page; 32 customers (12 KB,
+TOASTed) took 182 against 171 us a point read and 8.8 against 5.9 ms a page of 100 at 1M
+customers. SQLite takes 32: its 4 KB pages hold the 12 KB blocks better (1M customers published
+in 10.3 s against 11.8 s with 16; point reads 30 against 27 us)."""
 
 
 def block_size(backend: str) -> int:
     """Customers a stored block holds in a store of ``backend`` (``sqlite``, ``postgresql``)."""
     return PG_POINT_BLOCK if backend == "postgresql" else POINT_BLOCK
+
+
 _CODEC = pa.Codec("lz4")
 _U32 = struct.Struct("<I")
 _HEAD = struct.Struct("<II")
