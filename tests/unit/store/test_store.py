@@ -181,11 +181,17 @@ def test_retention_keeps_last_n_and_kept_runs(store: RunStore) -> None:
     a = store.publish(variant(8.0))
     store.set_kept(a, True)
     b = store.publish(variant(9.0))
+    key = store.get_run(b)["table_key"]
+    from sqlalchemy import inspect
+
+    assert len([t for t in inspect(store.engine).get_table_names() if key in t]) >= 4
     c = store.publish(variant(10.0))
     d = store.publish(variant(11.0))
     ids = {r["id"] for r in store.list_runs()}
     assert ids == {a, c, d}  # keep_runs=2 plus the kept one; b was dropped
     assert b not in ids
+    # every table of the dropped run went with it (customers, points, columns, ties, rows)
+    assert [t for t in inspect(store.engine).get_table_names() if key in t] == []
     with pytest.raises(RunNotFoundError):
         store.resolve(b)
     assert json.loads(store.customer(store.resolve(a), base_run().customers.customer_id[0])
