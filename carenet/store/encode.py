@@ -139,11 +139,9 @@ def copy_binary(table: pa.Table, types: Sequence[str]) -> bytes:
             lengths[:, c] = np.where(valid, width, -1)
         elif kind in ("text", "bytea"):
             wide = arr.cast(pa.large_string() if kind == "text" else pa.large_binary())
-            offsets = np.frombuffer(wide.buffers()[1], np.int64, n + 1, wide.offset * 8)
+            offsets, whole = large_buffers(wide)
             first, last = int(offsets[0]), int(offsets[-1])
-            buf = wide.buffers()[2]
-            data = (np.frombuffer(buf, np.uint8)[first:last] if buf is not None and last > first
-                    else np.zeros(0, np.uint8))
+            data = whole[first:last]
             starts[:, c] = offsets[:-1] - first + base
             lengths[:, c] = np.where(valid, np.diff(offsets), -1)
         else:
@@ -300,11 +298,8 @@ def _byte_classes(values: pa.Array) -> dict[str, bool]:
     """Whether the bytes of a string array hold a backslash, a double quote or a control
     character (any slot, null ones included: a false alarm only takes the slower path).
     """
-    offsets, data = values.buffers()[1], values.buffers()[2]
-    if data is None or len(values) == 0:
-        return {"backslash": False, "quote": False, "control": False}
-    ends = np.frombuffer(offsets, np.int64, len(values) + 1, values.offset * 8)
-    raw = np.frombuffer(data, np.uint8)[int(ends[0]):int(ends[-1])]
+    ends, data = large_buffers(values)
+    raw = data[int(ends[0]):int(ends[-1])]
     return {"backslash": bool((raw == 92).any()), "quote": bool((raw == 34).any()),
             "control": bool((raw < 32).any())}
 
@@ -412,6 +407,18 @@ def object_parts(frame: pd.DataFrame, kinds: dict[str, str]) -> list[Any]:
 def flat(values: Any) -> pa.Array:
     """One Arrow array (pandas' Arrow-backed columns convert to chunked arrays)."""
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def large_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (int64, ``len + 1``, into the data) and the whole data buffer (uint8) of a
+    large string or binary array, as numpy views. A slice's offsets start inside its buffer,
+    and ``np.frombuffer`` counts that start in bytes, not in offsets.
+    """
+    n = len(values)
+    offsets, data = values.buffers()[1], values.buffers()[2]
+    return (np.frombuffer(offsets, np.int64, n + 1, values.offset * 8)
+            if n and offsets is not None else np.zeros(n + 1, np.int64),
+            np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8))
 
 
 def join_parts(parts: list[Any], n: int) -> pa.Array:

@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from carenet.store.encode import flat
+from carenet.store.encode import flat, large_buffers
 
 POINT_BLOCK = 32
 """Customer positions whose document fields share one stored row (layout 4, SQLite)."""
@@ -48,7 +48,6 @@ _CODEC = pa.Codec("lz4")
 _U32 = struct.Struct("<I")
 _HEAD = struct.Struct("<II")
 _TEXT, _BYTES = 0, 1
-_EMPTY = np.zeros(0, np.uint8)
 
 
 def point_blocks(fields: Sequence[pa.Array], size: int = POINT_BLOCK) -> list[bytes]:
@@ -132,10 +131,7 @@ def _prepared(field: pa.Array, n: int) -> tuple[int, np.ndarray, np.ndarray, np.
     kind = (_TEXT if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
             else _BYTES)
     field = field.cast(pa.large_string() if kind == _TEXT else pa.large_binary())
-    buffers = field.buffers()
-    offsets = (np.frombuffer(buffers[1], np.int64, n + 1, field.offset * 8) if n
-               else np.zeros(1, np.int64))
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else _EMPTY
+    offsets, data = large_buffers(field)
     valid = (np.ones(n, np.uint8) if field.null_count == 0
              else field.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8))
     return kind, offsets, data, valid

@@ -37,6 +37,7 @@ from carenet.store.encode import (
     join_parts,
     json_array,
     json_object_array,
+    large_buffers,
     object_parts,
     read_ipc_block,
     text_array,
@@ -580,9 +581,7 @@ def tie_blocks(packed: pa.Array, size: int = TIE_BLOCK) -> tuple[np.ndarray, pa.
     """
     packed = flat(packed).cast(pa.large_binary())
     n = len(packed)
-    offsets = np.frombuffer(packed.buffers()[1], np.int64, n + 1, packed.offset * 8)
-    buf = packed.buffers()[2]
-    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    offsets, data = large_buffers(packed)
     numbers, blobs = [], []
     for b, a in enumerate(range(0, n, size)):
         e = min(a + size, n)
