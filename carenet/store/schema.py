@@ -23,9 +23,9 @@ its ``table_key``:
     only the typed columns a document reads as text.
 ``cn_<key>_points``
     (layout 4) the fields a customer's document is built from (id, texts, packed numbers and
-    percentiles, stored JSON texts), 64 positions a compressed block
-    (:mod:`carenet.store.points`); the customers table then holds only ``customer_id`` and
-    ``pos``, the key look-up of a point read.
+    percentiles, stored JSON texts), 32 positions a compressed block (16 on PostgreSQL:
+    :func:`carenet.store.points.block_size`); the customers table then holds only
+    ``customer_id`` and ``pos``, the key look-up of a point read.
 ``cn_<key>_ties``
     one row per customer position with its out- and in-ties packed as binary arrays
     (neighbour ids, weights, counts, channel masks): a neighbour query reads one row.
@@ -181,7 +181,7 @@ LAYOUT = 4
 """``runs.graph["layout"]`` of the runs published now: 2, customer documents built at read
 time from packed values; 3, also the typed columns kept as Arrow blocks in
 ``cn_<key>_columns`` (ranked pages in numpy: :mod:`carenet.store.ranking`), only the columns
-a document reads as text in the customers table; 4, the document fields in blocks of 64
+a document reads as text in the customers table; 4, the document fields in blocks of 32
 customers (``cn_<key>_points``), the customers table only ids and positions. Runs without a
 layout store documents."""
 PG_LAYOUT = 3
@@ -207,16 +207,15 @@ def customers_table(key: str, columns: list[dict[str, Any]], meta: MetaData, *,
         Column("customer_id", KEY_TEXT, primary_key=True),
         Column("pos", Integer, nullable=False),
     ]
-    if layout >= 4:  # the document fields are in cn_<key>_points
-        table = Table(f"cn_{key}_customers", meta, *cols)
-        Index(f"cn_{key}_pos", table.c.pos, unique=True)
-        return table
-    if stored_documents:
-        cols.append(Column("record", Text, nullable=False))
-    else:
-        cols += [Column("vals", LargeBinary), Column("pct", LargeBinary),
-                 Column("doc_extra", Text)]
-    in_sql = [c for c in columns if c.get("sql") and (layout < 3 or c.get("doc") == "text")]
+    in_sql: list[dict[str, Any]] = []
+    if layout < 4:  # (layout 4: the document fields are in cn_<key>_points)
+        if stored_documents:
+            cols.append(Column("record", Text, nullable=False))
+        else:
+            cols += [Column("vals", LargeBinary), Column("pct", LargeBinary),
+                     Column("doc_extra", Text)]
+        in_sql = [c for c in columns
+                  if c.get("sql") and (layout < 3 or c.get("doc") == "text")]
     for c in in_sql:
         cols.append(Column(c["sql"], _SQL_TYPES[c["type"]]))
     table = Table(f"cn_{key}_customers", meta, *cols)
@@ -244,8 +243,9 @@ def columns_table(key: str, meta: MetaData) -> Table:
 
 
 def points_table(key: str, meta: MetaData) -> Table:
-    """The per-run document fields of layout 4: block ``b`` holds positions ``64 b`` to
-    ``64 b + 63`` (:func:`carenet.store.points.point_blocks`).
+    """The per-run document fields of layout 4: block ``b`` holds positions ``size * b``
+    to ``size * b + size - 1``, ``size`` being ``runs.graph["point_block"]``
+    (:func:`carenet.store.points.point_blocks`).
     """
     return Table(
         f"cn_{key}_points",
